@@ -1,0 +1,69 @@
+"""neuroxai: explainable brain-tumour MRI classification on Keras 3.
+
+The public API is small and lives here:
+
+- :class:`Dataset`: index, audit, split and stream image folders, manifests
+  or synthetic phantoms.
+- :class:`ModelRegistry` and :class:`ModelSpec`: the built-in models and any
+  installed plugin models, by name.
+- :class:`Trainer`: fit, fine-tune, evaluate and save a run directory.
+- :class:`Explainer`: Grad-CAM-family explanations for any Keras model.
+- :func:`load`: a predictor from a saved run directory.
+- :data:`hookimpl`: the decorator plugins use.
+
+Heavy dependencies (TensorFlow, Keras) are imported on first use of a name,
+so ``import neuroxai`` and the command line stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("neuroxai")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "Dataset",
+    "Explainer",
+    "ModelRegistry",
+    "ModelSpec",
+    "Trainer",
+    "hookimpl",
+    "load",
+    "__version__",
+]
+
+# public name -> module that defines it
+_LAZY = {
+    "Dataset": "neuroxai.data",
+    "ModelRegistry": "neuroxai.models",
+    "ModelSpec": "neuroxai.models",
+    "Trainer": "neuroxai.training",
+    "load": "neuroxai.training",
+    "Explainer": "neuroxai.explain",
+    "hookimpl": "neuroxai.plugins",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neuroxai.data import Dataset
+    from neuroxai.explain import Explainer
+    from neuroxai.models import ModelRegistry, ModelSpec
+    from neuroxai.plugins import hookimpl
+    from neuroxai.training import Trainer, load
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neuroxai' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

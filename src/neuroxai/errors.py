@@ -1,0 +1,52 @@
+"""Exceptions raised by neuroxai.
+
+Every error message says what was expected, what was found, and how to fix
+it, and names the file involved where there is one. All of them derive from
+:class:`NeuroxaiError`, so ``except neuroxai.errors.NeuroxaiError`` catches
+anything the library raises on purpose; each also derives from the closest
+built-in exception (``ValueError``, ``KeyError`` ...) so existing handlers
+keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NeuroxaiError",
+    "DataError",
+    "ModelError",
+    "UnknownModelError",
+    "PluginError",
+    "NotFittedError",
+    "ExplainError",
+]
+
+
+class NeuroxaiError(Exception):
+    """Base class of every error neuroxai raises on purpose."""
+
+
+class DataError(NeuroxaiError, ValueError):
+    """A data path, file, manifest or array is missing or malformed."""
+
+
+class ModelError(NeuroxaiError, ValueError):
+    """A model cannot be built, loaded or fed the given input."""
+
+
+class UnknownModelError(ModelError, KeyError):
+    """A model name is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class PluginError(NeuroxaiError, RuntimeError):
+    """A plugin failed to load or broke the plugin contract."""
+
+
+class NotFittedError(NeuroxaiError, AttributeError):
+    """A method that needs a fitted estimator was called before ``fit``."""
+
+
+class ExplainError(NeuroxaiError, ValueError):
+    """An explanation cannot be computed for the given model, layer or targets."""
