@@ -1,0 +1,639 @@
+"""The :class:`Dataset`: an indexed, validated, split, leak-aware set of labelled images."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from neuroxai.data._images import (
+    THUMB_SIZE,
+    ImageInfo,
+    SkippedFile,
+    _check_size,
+    as_uint8,
+    digest_bytes,
+    probe_files,
+    to_channels,
+)
+from neuroxai.data._index import scan
+from neuroxai.data._splits import carve
+from neuroxai.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import tensorflow as tf
+
+    from neuroxai.data._audit import AuditReport
+
+__all__ = ["Dataset", "SPLITS"]
+
+#: Split names, in order.
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+def _check_fraction(name: str, value: float) -> float:
+    value = float(value)
+    if not 0.0 <= value < 1.0:
+        raise DataError(f"{name} must be in [0, 1); got {value}.")
+    return value
+
+
+class Dataset:
+    """Labelled brain MRI images, indexed and validated once, split into train / val / test.
+
+    Constructing a ``Dataset`` reads every image file fully (on a thread pool),
+    so corrupt, truncated, zero-byte and non-image files are found up front,
+    skipped and listed in :attr:`skipped` with the reason; they never reach
+    training. Each file's content hash is kept, so test images that are
+    byte-identical to a training image can be dropped with ``dedup=True``.
+
+    Layouts read from ``path``:
+
+    - **Kaggle**: ``Training/`` and ``Testing/`` (also ``train``/``test``, any
+      case; optionally ``Validation/``), each with one folder per class. The
+      test split is the dataset's own; a stratified, seeded validation split of
+      ``val_fraction`` is carved from the training folder.
+    - **Class folders**: one folder per class; stratified, seeded validation
+      and test splits of ``val_fraction`` and ``test_fraction`` are carved.
+    - **CSV manifest**: a ``.csv`` file with a header and columns
+      ``path,label[,split][,mask]``; paths are relative to the CSV file. Rows
+      with a ``split`` of train / val / test (also training, validation,
+      testing) keep it and rows without one count as train; val is carved
+      from train when no row says val. Without a split column val and test
+      are carved as for class folders.
+
+    Class order (:attr:`class_names`) is the sorted class folder names (sorted
+    training labels for manifests). Hidden files and folders (``.DS_Store``,
+    ``.ipynb_checkpoints``) and non-image files are skipped and listed.
+
+    Masks: in a manifest, the ``mask`` column; in folder layouts, a mask sits
+    beside its image with ``_mask`` added to the stem, in any image format
+    (``Tr-gl-0001.jpg`` -> ``Tr-gl-0001_mask.png``). Any non-zero pixel is
+    tumour (a mask whose values are all <= 1 is read as 0/1). Masks travel with
+    their image through splits, the pipeline and augmentation. Images without
+    a mask get an empty mask (see :meth:`mask_available`).
+
+    Splits are stratified and seeded, and byte-identical files are kept on the
+    same side of a carved split, so carving never leaks a duplicate.
+
+    Args:
+        path: Kaggle-layout folder, folder of class folders, or CSV manifest.
+        val_fraction: Fraction of each training class carved out for validation.
+        test_fraction: Fraction of each class carved out for testing, when the
+            data has no test split of its own.
+        seed: Seed of the split.
+        progress: Show a progress bar while reading files.
+
+    Raises:
+        DataError: If the path is missing or empty, a class folder has no images,
+            a test class is unknown to training, or no image can be read.
+
+    Example:
+        >>> from neuroxai.data import write_phantoms, Dataset
+        >>> root = write_phantoms("/tmp/phantoms", n_per_class=8, image_size=64)  # doctest: +SKIP
+        >>> ds = Dataset(root, progress=False)  # doctest: +SKIP
+        >>> ds.class_names  # doctest: +SKIP
+        ('glioma', 'meningioma', 'notumor', 'pituitary')
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        seed: int = 1337,
+        progress: bool = True,
+    ) -> None:
+        val_fraction = _check_fraction("val_fraction", val_fraction)
+        test_fraction = _check_fraction("test_fraction", test_fraction)
+        raw = scan(path)
+        skipped = list(raw.skipped)
+        entries = raw.entries
+        infos = probe_files([e.path for e in entries], progress=progress, desc="Reading images")
+        mask_paths = sorted({e.mask for e in entries if e.mask})
+        mask_infos = dict(zip(mask_paths, probe_files(mask_paths, progress=progress, desc="Reading masks")))
+        keep: list[int] = []
+        for i, (entry, info) in enumerate(zip(entries, infos)):
+            if isinstance(info, str):
+                skipped.append(SkippedFile(entry.path, info))
+                continue
+            if entry.mask:
+                minfo = mask_infos[entry.mask]
+                if isinstance(minfo, str):
+                    skipped.append(SkippedFile(entry.mask, f"mask unreadable: {minfo}; its image is kept without a mask"))
+                    entry.mask = None
+            keep.append(i)
+        class_names = raw.class_names
+        counts = Counter(entries[i].label for i in keep)
+        missing = [c for c in class_names if counts[c] == 0]
+        if not keep:
+            raise DataError(
+                f"No readable images under {path} ({len(skipped)} files skipped, e.g. "
+                f"{skipped[0].path}: {skipped[0].reason})." if skipped else f"No images under {path}."
+            )
+        if missing and raw.layout != "manifest":
+            bad = [s for s in skipped if f"{os.sep}{missing[0]}{os.sep}" in s.path]
+            example = f" e.g. {bad[0].path}: {bad[0].reason}" if bad else ""
+            raise DataError(
+                f"Class {missing[0]!r} has no readable images under {path};{example}. "
+                "Replace the broken files or remove the class folder."
+            )
+        self._init_common(
+            source=str(path),
+            layout=raw.layout,
+            class_names=class_names,
+            labels=np.array([class_names.index(entries[i].label) for i in keep], np.int64),
+            given_splits=[None if raw.layout == "train-only" else entries[i].split for i in keep],
+            digests=[infos[i].digest for i in keep],  # type: ignore[union-attr]
+            thumbs=np.stack([infos[i].thumb for i in keep]),  # type: ignore[union-attr]
+            infos=[infos[i] for i in keep],  # type: ignore[misc]
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            seed=seed,
+        )
+        self._paths: list[str] | None = [entries[i].path for i in keep]
+        self._mask_paths: list[str | None] = [entries[i].mask for i in keep]
+        self._mask_infos = {k: v for k, v in mask_infos.items() if not isinstance(v, str)}
+        self._images: list[np.ndarray] | None = None
+        self._masks: list[np.ndarray | None] | None = None
+        self.skipped: list[SkippedFile] = skipped
+
+    # ------------------------------------------------------------------ construction helpers
+    def _init_common(
+        self,
+        *,
+        source: str,
+        layout: str,
+        class_names: Sequence[str],
+        labels: np.ndarray,
+        given_splits: Sequence[str | None],
+        digests: list[str],
+        thumbs: np.ndarray,
+        infos: list[ImageInfo],
+        val_fraction: float,
+        test_fraction: float,
+        seed: int,
+    ) -> None:
+        self.class_names: tuple[str, ...] = tuple(str(c) for c in class_names)
+        self.source = source
+        self.layout = layout
+        self.seed = int(seed)
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self._labels = labels
+        self._digests = digests
+        self._thumbs = thumbs
+        self._infos = infos
+        splits = np.array([s or "" for s in given_splits], dtype=object)
+        any_given = bool(np.any(splits != ""))
+        has_val = bool(np.any(splits == "val"))
+        # Carve val from train when there is no val; carve test only when no split was given at all.
+        fracs: list[float] = []
+        names: list[str] = []
+        if not has_val:
+            fracs.append(val_fraction)
+            names.append("val")
+        if not any_given:
+            fracs.append(test_fraction)
+            names.append("test")
+        pool = np.flatnonzero((splits == "") | (splits == "train"))
+        if names and len(pool):
+            parts = carve(labels[pool], [digests[i] for i in pool], fracs, self.seed)
+            for name, part in zip(names, parts[:-1]):
+                splits[pool[part]] = name
+            splits[pool[parts[-1]]] = "train"
+        splits[splits == ""] = "train"
+        self._splits = splits.astype(str)
+        self._val_carved = not has_val
+
+    @classmethod
+    def from_arrays(
+        cls,
+        images: np.ndarray | Sequence[Any],
+        labels: Sequence[int] | np.ndarray,
+        *,
+        class_names: Sequence[str],
+        masks: np.ndarray | Sequence[Any] | None = None,
+        splits: Sequence[str] | None = None,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        seed: int = 1337,
+    ) -> Dataset:
+        """Build a dataset from in-memory images.
+
+        Args:
+            images: ``[N,H,W]``, ``[N,H,W,C]`` array or a list of ``[H,W(,C)]`` arrays or PIL
+                images (uint8 0..255, uint16, or float 0..1).
+            labels: Integer class per image, in ``range(len(class_names))``.
+            class_names: Class names, in label order.
+            masks: Optional ``[N,H,W]`` masks (non-zero = tumour) or a list with ``None`` for "no mask".
+            splits: Optional split name per image ("train", "val", "test"). Without
+                it val and test are carved; with it, val is carved from train when
+                no image is marked "val", and test is never carved.
+            val_fraction: Fraction carved for validation.
+            test_fraction: Fraction carved for testing (when ``splits`` has no "test").
+            seed: Split seed.
+
+        Returns:
+            A :class:`Dataset` whose :meth:`paths` are ``None``.
+
+        Raises:
+            DataError: On mismatched lengths, labels out of range or unknown split names.
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.zeros((20, 32, 32), np.uint8); y = np.arange(20) % 2
+            >>> ds = Dataset.from_arrays(x, y, class_names=["a", "b"], seed=0)
+            >>> sum(ds.counts()[s]["a"] for s in ("train", "val", "test"))
+            10
+        """
+        items = [as_uint8(im) for im in (list(images) if not isinstance(images, np.ndarray) else images)]
+        n = len(items)
+        y = np.asarray(labels).astype(np.int64).reshape(-1)
+        names = tuple(str(c) for c in class_names)
+        if len(y) != n:
+            raise DataError(f"from_arrays: got {n} images but {len(y)} labels; give one label per image.")
+        if n == 0:
+            raise DataError("from_arrays: no images given; expected at least one image.")
+        if len(names) < 1 or len(set(names)) != len(names):
+            raise DataError(f"from_arrays: class_names must be unique and non-empty; got {list(class_names)}.")
+        if y.min() < 0 or y.max() >= len(names):
+            raise DataError(
+                f"from_arrays: labels must be in 0..{len(names) - 1} for {len(names)} classes; got {y.min()}..{y.max()}."
+            )
+        mask_list: list[np.ndarray | None] | None = None
+        if masks is not None:
+            mask_list = [None if m is None else np.asarray(m) for m in masks]
+            if len(mask_list) != n:
+                raise DataError(f"from_arrays: got {n} images but {len(mask_list)} masks.")
+            for k, (im, m) in enumerate(zip(items, mask_list)):
+                if m is None:
+                    continue
+                m2 = m[..., 0] if m.ndim == 3 else m
+                if m2.shape != im.shape[:2]:
+                    raise DataError(f"from_arrays: mask {k} has shape {m.shape}, image {k} has {im.shape[:2]}; they must match.")
+                thr = 0.5 if float(np.max(m2, initial=0)) <= 1 else 127.5
+                mask_list[k] = (m2 > thr).astype(np.uint8)
+        given: list[str | None] = [None] * n
+        if splits is not None:
+            given = []
+            for s in splits:
+                norm = {"training": "train", "validation": "val", "valid": "val", "testing": "test"}.get(str(s).lower(), str(s).lower())
+                if norm not in SPLITS:
+                    raise DataError(f"from_arrays: unknown split {s!r}; use 'train', 'val' or 'test'.")
+                given.append(norm)
+            if len(given) != n:
+                raise DataError(f"from_arrays: got {n} images but {len(given)} split names.")
+        from PIL import Image
+
+        digests = [digest_bytes(np.ascontiguousarray(im).tobytes() + str(im.shape).encode()) for im in items]
+        thumbs = np.stack(
+            [
+                np.asarray(
+                    Image.fromarray(to_channels(im, 1)[..., 0]).resize((THUMB_SIZE, THUMB_SIZE), Image.BILINEAR), np.uint8
+                )
+                for im in items
+            ]
+        )
+        infos = [
+            ImageInfo("array", "L" if (im.ndim == 2 or im.shape[-1] == 1) else ("RGB" if im.shape[-1] == 3 else "RGBA"),
+                      int(im.shape[1]), int(im.shape[0]), d, t)
+            for im, d, t in zip(items, digests, thumbs)
+        ]
+        self = cls.__new__(cls)
+        self._init_common(
+            source="arrays",
+            layout="arrays",
+            class_names=names,
+            labels=y,
+            given_splits=given,
+            digests=digests,
+            thumbs=thumbs,
+            infos=infos,
+            val_fraction=_check_fraction("val_fraction", val_fraction),
+            test_fraction=_check_fraction("test_fraction", test_fraction),
+            seed=seed,
+        )
+        self._paths = None
+        self._mask_paths = [None] * n
+        self._mask_infos = {}
+        self._images = items
+        self._masks = mask_list
+        self.skipped = []
+        return self
+
+    @classmethod
+    def phantoms(cls, n_per_class: int = 100, image_size: int = 128, seed: int = 0, **options: Any) -> Dataset:
+        """Synthetic MRI phantoms (NOT medical data); see :func:`neuroxai.data.phantoms`."""
+        from neuroxai.data._phantoms import phantoms
+
+        return phantoms(n_per_class=n_per_class, image_size=image_size, seed=seed, **options)
+
+    # ------------------------------------------------------------------ basic accessors
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    @property
+    def has_masks(self) -> bool:
+        """True when at least one image has a segmentation mask."""
+        if self._masks is not None:
+            return True
+        return any(m is not None for m in self._mask_paths)
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def __repr__(self) -> str:
+        c = self.counts()
+        sizes = ", ".join(f"{s}={sum(c[s].values())}" for s in SPLITS)
+        return f"Dataset({self.source!r}, classes={list(self.class_names)}, {sizes}, skipped={len(self.skipped)})"
+
+    def _check_split(self, split: str) -> str:
+        if split not in SPLITS:
+            raise DataError(f"Unknown split {split!r}; expected one of {', '.join(SPLITS)}.")
+        return split
+
+    def _indices(self, split: str, dedup: bool = False) -> np.ndarray:
+        idx = np.flatnonzero(self._splits == self._check_split(split))
+        if dedup and split == "test":
+            train = {self._digests[i] for i in np.flatnonzero(self._splits != "test")}
+            idx = np.array([i for i in idx if self._digests[i] not in train], dtype=np.int64)
+        elif dedup and split == "val":
+            train = {self._digests[i] for i in np.flatnonzero(self._splits == "train")}
+            idx = np.array([i for i in idx if self._digests[i] not in train], dtype=np.int64)
+        return idx.astype(np.int64)
+
+    def labels(self, split: str, *, dedup: bool = False) -> np.ndarray:
+        """Integer labels of a split, in the split's fixed order.
+
+        Args:
+            split: "train", "val" or "test".
+            dedup: Drop samples byte-identical to a training-side image (test: any
+                image from the training folder, train or val; val: a train image).
+
+        Returns:
+            int64 array of class indices into :attr:`class_names`.
+
+        Raises:
+            DataError: On an unknown split name.
+        """
+        return self._labels[self._indices(split, dedup)].copy()
+
+    def paths(self, split: str, *, dedup: bool = False) -> list[str | None]:
+        """File paths of a split, in the same order as :meth:`labels` (``None`` for in-memory data)."""
+        idx = self._indices(split, dedup)
+        if self._paths is None:
+            return [None] * len(idx)
+        return [self._paths[i] for i in idx]
+
+    def mask_paths(self, split: str, *, dedup: bool = False) -> list[str | None]:
+        """Mask file of each sample of a split (``None`` where there is none)."""
+        return [self._mask_paths[i] for i in self._indices(split, dedup)]
+
+    def mask_available(self, split: str, *, dedup: bool = False) -> np.ndarray:
+        """Boolean per sample of a split: True when the sample has a real mask (not the empty stand-in)."""
+        idx = self._indices(split, dedup)
+        if self._masks is not None:
+            return np.array([self._masks[i] is not None for i in idx], dtype=bool)
+        return np.array([self._mask_paths[i] is not None for i in idx], dtype=bool)
+
+    def counts(self, *, dedup: bool = False) -> dict[str, dict[str, int]]:
+        """Number of samples per split and class: ``{split: {class: n}}``."""
+        out: dict[str, dict[str, int]] = {}
+        for split in SPLITS:
+            y = self.labels(split, dedup=dedup)
+            binc = np.bincount(y, minlength=self.num_classes)
+            out[split] = {c: int(binc[k]) for k, c in enumerate(self.class_names)}
+        return out
+
+    def class_weights(self, split: str = "train") -> dict[int, float]:
+        """Balanced class weights ``n / (num_classes * n_c)`` for Keras ``class_weight``.
+
+        A class absent from the split gets weight 1.0.
+
+        Example:
+            >>> import numpy as np
+            >>> ds = Dataset.from_arrays(np.zeros((4, 8, 8), np.uint8), [0, 0, 0, 1], class_names=["a", "b"],
+            ...                          splits=["train"] * 4)
+            >>> ds.class_weights()
+            {0: 0.6666666666666666, 1: 2.0}
+        """
+        y = self.labels(split)
+        binc = np.bincount(y, minlength=self.num_classes)
+        n = len(y)
+        return {k: (float(n / (self.num_classes * binc[k])) if binc[k] else 1.0) for k in range(self.num_classes)}
+
+    def duplicate_test_indices(self) -> np.ndarray:
+        """Indices into the test split whose file is byte-identical to a training-side file.
+
+        "Training side" is everything that is not test (train and val, i.e. the
+        dataset's training folder). ``dedup=True`` elsewhere drops exactly these.
+
+        Returns:
+            Sorted int64 positions within ``paths("test")`` / ``labels("test")``.
+        """
+        train = {self._digests[i] for i in np.flatnonzero(self._splits != "test")}
+        test = self._indices("test")
+        return np.array([k for k, i in enumerate(test) if self._digests[i] in train], dtype=np.int64)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able description for run specs and logs.
+
+        Returns:
+            ``{"source", "layout", "class_names", "counts", "skipped", "has_masks",
+            "duplicates": {"test_in_train": n}, "seed", "val_fraction", "test_fraction"}``.
+        """
+        return {
+            "source": self.source,
+            "layout": self.layout,
+            "class_names": list(self.class_names),
+            "counts": self.counts(),
+            "skipped": len(self.skipped),
+            "has_masks": self.has_masks,
+            "duplicates": {"test_in_train": int(len(self.duplicate_test_indices()))},
+            "seed": self.seed,
+            "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
+        }
+
+    # ------------------------------------------------------------------ pipeline
+    def pipeline(
+        self,
+        split: str,
+        *,
+        image_size: tuple[int, int],
+        channels: int,
+        input_range: tuple[float, float] = (0.0, 1.0),
+        batch_size: int = 32,
+        augment: bool | None = None,
+        shuffle: bool | None = None,
+        cache: bool | str = True,
+        with_masks: bool = False,
+        dedup: bool = False,
+        seed: int | None = None,
+    ) -> tf.data.Dataset:
+        """A batched ``tf.data.Dataset`` of one split, ready for ``model.fit``.
+
+        Decoding runs in parallel (``tf.io`` for JPEG and PNG, PIL for TIFF, BMP,
+        16-bit and other modes), images are converted to ``channels``, resized to
+        ``image_size`` (bilinear, antialiased), cached decoded and resized
+        (before augmentation), shuffled, batched, augmented on the fly (random
+        left-right flip; for half the images a rotation up to 10 degrees and a zoom
+        of 0.9-1.1; brightness and contrast; masks get the same geometry), scaled to
+        ``input_range`` and prefetched.
+        A file that became unreadable after indexing is dropped with a logged warning.
+
+        Args:
+            split: "train", "val" or "test".
+            image_size: ``(height, width)``.
+            channels: 1 or 3.
+            input_range: Output value range; ``(0, 1)`` divides by 255, ``(0, 255)`` keeps 8-bit values.
+            batch_size: Batch size (the last batch may be smaller).
+            augment: Augment batches; default True for "train" only.
+            shuffle: Shuffle every epoch; default True for "train" only.
+            cache: True caches in memory, a string caches to that file, False does not cache.
+            with_masks: Also yield masks float32 ``[B,H,W,1]`` in {0, 1}.
+            dedup: Drop test (or val) images byte-identical to a training image.
+            seed: Seed for shuffling and augmentation (None: a fresh one each time).
+
+        Returns:
+            ``tf.data.Dataset`` of ``(images float32 [B,H,W,C], labels int32 [B])``,
+            or ``(images, labels, masks)`` with ``with_masks=True``.
+
+        Raises:
+            DataError: On a bad split, size, channel count or range, or
+                ``with_masks=True`` on a dataset without masks.
+
+        Example:
+            >>> from neuroxai.data import phantoms
+            >>> ds = phantoms(n_per_class=4, image_size=32)
+            >>> x, y = next(iter(ds.pipeline("val", image_size=(32, 32), channels=1)))
+            >>> x.shape[1:]
+            TensorShape([32, 32, 1])
+        """
+        from neuroxai.data._pipeline import Source, build_pipeline
+
+        size, channels, rng = _check_size(image_size, channels, input_range)
+        if int(batch_size) < 1:
+            raise DataError(f"batch_size must be >= 1; got {batch_size}.")
+        if with_masks and not self.has_masks:
+            raise DataError(
+                f"with_masks=True but {self.source} has no masks; add <image>_mask.png files beside the images "
+                "or a 'mask' column to the manifest."
+            )
+        augment = (split == "train") if augment is None else bool(augment)
+        shuffle = (split == "train") if shuffle is None else bool(shuffle)
+        idx = self._indices(split, dedup)
+        source = self._source(idx)
+        return build_pipeline(
+            source,
+            image_size=size,
+            channels=channels,
+            input_range=rng,
+            batch_size=int(batch_size),
+            augment=augment,
+            shuffle=shuffle,
+            cache=cache,
+            with_masks=with_masks,
+            seed=seed,
+        )
+
+    def _source(self, idx: np.ndarray) -> Any:
+        from neuroxai.data._pipeline import Source
+
+        labels = self._labels[idx]
+        if self._paths is None:
+            masks = [self._masks[i] for i in idx] if self._masks is not None else None
+            return Source(labels=labels, images=[self._images[i] for i in idx], masks=masks)  # type: ignore[index]
+        mpaths = [self._mask_paths[i] for i in idx]
+        mtf = np.array([bool(m) and self._mask_infos[m].tf_decodable for m in mpaths], dtype=bool)
+        return Source(
+            labels=labels,
+            paths=[self._paths[i] for i in idx],
+            tf_ok=np.array([self._infos[i].tf_decodable for i in idx], dtype=bool),
+            mask_paths=mpaths,
+            mask_tf_ok=mtf,
+        )
+
+    def arrays(
+        self,
+        split: str,
+        *,
+        image_size: tuple[int, int],
+        channels: int,
+        input_range: tuple[float, float] = (0.0, 1.0),
+        dedup: bool = False,
+        with_masks: bool = False,
+        batch_size: int = 64,
+    ) -> tuple[np.ndarray, ...]:
+        """A whole split as numpy arrays (no augmentation, no shuffling, fixed order).
+
+        Args:
+            split: "train", "val" or "test".
+            image_size: ``(height, width)``.
+            channels: 1 or 3.
+            input_range: Output value range.
+            dedup: Drop duplicates of training images (see :meth:`labels`).
+            with_masks: Also return masks.
+            batch_size: Decode batch size.
+
+        Returns:
+            ``(x float32 [N,H,W,C], y int64 [N])`` or ``(x, y, masks bool [N,H,W])``,
+            in the order of :meth:`paths` and :meth:`labels`.
+
+        Raises:
+            DataError: If files changed on disk since indexing and can no longer be read.
+        """
+        from neuroxai.data._pipeline import build_pipeline
+
+        size, channels, rng = _check_size(image_size, channels, input_range)
+        if with_masks and not self.has_masks:
+            raise DataError(f"with_masks=True but {self.source} has no masks.")
+        idx = self._indices(split, dedup)
+        y = self._labels[idx].copy()
+        if len(idx) == 0:
+            x = np.zeros((0, size[0], size[1], channels), np.float32)
+            return (x, y, np.zeros((0, size[0], size[1]), bool)) if with_masks else (x, y)
+        pipe = build_pipeline(
+            self._source(idx), image_size=size, channels=channels, input_range=rng, batch_size=batch_size,
+            augment=False, shuffle=False, cache=False, with_masks=with_masks, seed=0, ignore_errors=False,
+        )
+        xs, ms = [], []
+        try:
+            for batch in pipe:
+                xs.append(batch[0].numpy())
+                if with_masks:
+                    ms.append(batch[2].numpy()[..., 0] > 0.5)
+        except Exception as exc:  # tf.errors.* from a file that went bad after indexing
+            raise DataError(
+                f"Reading split {split!r} of {self.source} failed: {str(exc).splitlines()[0]}. "
+                "A file changed since the dataset was indexed; rebuild the Dataset."
+            ) from exc
+        x = np.concatenate(xs)
+        return (x, y, np.concatenate(ms)) if with_masks else (x, y)
+
+    # ------------------------------------------------------------------ audit
+    def audit(self, progress: bool = True, *, near_threshold: int | None = None) -> AuditReport:
+        """Audit the data: counts, sizes, modes, unreadable files, exact and near duplicates.
+
+        Args:
+            progress: Show a progress bar while comparing hashes.
+            near_threshold: Maximum Hamming distance between 64-bit perceptual
+                hashes for two images to count as near duplicates (default
+                :data:`neuroxai.data.NEAR_DUPLICATE_THRESHOLD`).
+
+        Returns:
+            An :class:`~neuroxai.data.AuditReport` (``.to_dict()``, ``.summary()``).
+        """
+        from neuroxai.data._audit import NEAR_DUPLICATE_THRESHOLD, audit_dataset
+
+        thr = NEAR_DUPLICATE_THRESHOLD if near_threshold is None else int(near_threshold)
+        return audit_dataset(self, near_threshold=thr, progress=progress)
+
+

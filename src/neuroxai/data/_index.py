@@ -1,0 +1,288 @@
+"""Finding samples on disk: Kaggle layout, a folder of class folders, or a CSV manifest.
+
+Mask convention (folders): a mask sits beside its image and is named after it
+with ``_mask`` added to the stem, in any image format: ``Tr-gl-0001.jpg`` ->
+``Tr-gl-0001_mask.png``. Mask files are never counted as samples.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from neuroxai.data._images import IMAGE_EXTENSIONS, SkippedFile
+from neuroxai.errors import DataError
+
+__all__ = ["Entry", "RawIndex", "scan"]
+
+TRAIN_NAMES = frozenset({"training", "train"})
+TEST_NAMES = frozenset({"testing", "test"})
+VAL_NAMES = frozenset({"validation", "val", "valid"})
+MASK_SUFFIX = "_mask"
+_SPLIT_ALIASES = {
+    **{n: "train" for n in TRAIN_NAMES},
+    **{n: "test" for n in TEST_NAMES},
+    **{n: "val" for n in VAL_NAMES},
+}
+_DEBRIS = frozenset({"__macosx", "thumbs.db", "desktop.ini"})
+
+
+@dataclass
+class Entry:
+    """One candidate sample before its file is read."""
+
+    path: str
+    label: str
+    split: str | None
+    mask: str | None = None
+
+
+@dataclass
+class RawIndex:
+    """Candidate samples, files skipped while scanning, and the layout found."""
+
+    entries: list[Entry]
+    skipped: list[SkippedFile]
+    layout: str
+    class_names: tuple[str, ...]
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name.lower() in _DEBRIS
+
+
+def _is_image_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _scan_class_folder(folder: Path, label: str, split: str | None, skipped: list[SkippedFile]) -> list[Entry]:
+    """All images under ``folder`` (recursively), pairing ``<stem>_mask.*`` masks."""
+    entries: list[Entry] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for d in list(dirnames):
+            if _hidden(d):
+                dirnames.remove(d)
+                full = os.path.join(dirpath, d)
+                n = sum(len(f) for _, _, f in os.walk(full))
+                skipped.append(SkippedFile(full, f"hidden folder ({n} files inside not counted as samples)"))
+        images: list[tuple[str, str]] = []
+        masks: dict[str, str] = {}
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            if _hidden(name):
+                skipped.append(SkippedFile(full, "hidden file; not counted as a sample"))
+                continue
+            if not _is_image_name(name):
+                ext = os.path.splitext(name)[1] or "no extension"
+                skipped.append(
+                    SkippedFile(full, f"not an image file ({ext}); expected one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
+                )
+                continue
+            stem = os.path.splitext(name)[0]
+            if stem.lower().endswith(MASK_SUFFIX):
+                masks[stem[: -len(MASK_SUFFIX)]] = full
+            else:
+                images.append((stem, full))
+        used: set[str] = set()
+        for stem, full in images:
+            mask = masks.get(stem)
+            if mask is not None:
+                used.add(stem)
+            entries.append(Entry(full, label, split, mask))
+        for stem, full in masks.items():
+            if stem in used:
+                continue
+            skipped.append(
+                SkippedFile(full, f"mask with no image beside it (expected an image named {stem}.<ext>); not used")
+            )
+    return entries
+
+
+def _class_dirs(folder: Path, skipped: list[SkippedFile]) -> list[Path]:
+    dirs: list[Path] = []
+    for child in sorted(folder.iterdir(), key=lambda p: p.name):
+        if _hidden(child.name):
+            if child.is_dir():
+                n = sum(len(f) for _, _, f in os.walk(child))
+                skipped.append(SkippedFile(str(child), f"hidden folder ({n} files inside not counted as samples)"))
+            else:
+                skipped.append(SkippedFile(str(child), "hidden file; not counted as a sample"))
+        elif child.is_dir():
+            dirs.append(child)
+        else:
+            skipped.append(SkippedFile(str(child), "file outside any class folder; not counted as a sample"))
+    return dirs
+
+
+def _scan_split_folder(folder: Path, split: str | None, skipped: list[SkippedFile]) -> dict[str, list[Entry]]:
+    dirs = _class_dirs(folder, skipped)
+    if not dirs:
+        loose = [s for s in skipped if os.path.dirname(s.path) == str(folder) and _is_image_name(s.path)]
+        hint = " It holds image files directly; move them into one folder per class." if loose else ""
+        raise DataError(
+            f"No class folders in {folder}: expected one sub-folder per class (e.g. {folder}/glioma/*.jpg).{hint}"
+        )
+    out: dict[str, list[Entry]] = {}
+    for d in dirs:
+        entries = _scan_class_folder(d, d.name, split, skipped)
+        if not entries:
+            raise DataError(
+                f"Class folder {d} holds no image files (expected .jpg, .png, .bmp or .tif files). "
+                "Add images to it or remove the folder."
+            )
+        out[d.name] = entries
+    return out
+
+
+def _scan_folders(root: Path) -> RawIndex:
+    skipped: list[SkippedFile] = []
+    children = {c.name.lower(): c for c in sorted(root.iterdir()) if c.is_dir() and not _hidden(c.name)}
+    train = next((children[n] for n in ("training", "train") if n in children), None)
+    test = next((children[n] for n in ("testing", "test") if n in children), None)
+    val = next((children[n] for n in ("validation", "val", "valid") if n in children), None)
+    if train is None and (test is not None or val is not None):
+        raise DataError(
+            f"{root} has a {(test or val).name}/ folder but no Training/ (or train/) folder; "  # type: ignore[union-attr]
+            "add the training images as Training/<class>/*.jpg."
+        )
+    if train is None:
+        by_class = _scan_split_folder(root, None, skipped)
+        entries = [e for name in sorted(by_class) for e in by_class[name]]
+        return RawIndex(entries, skipped, "class-folders", tuple(sorted(by_class)))
+    # Kaggle layout: the root's own loose files and other folders are not samples.
+    for child in sorted(root.iterdir()):
+        if child in (train, test, val):
+            continue
+        kind = "hidden " if _hidden(child.name) else ""
+        what = "folder" if child.is_dir() else "file"
+        skipped.append(SkippedFile(str(child), f"{kind}{what} beside the split folders; not counted as samples"))
+    train_classes = _scan_split_folder(train, "train", skipped)
+    class_names = tuple(sorted(train_classes))
+    lookup = {c.lower(): c for c in class_names}
+    entries = [e for name in class_names for e in train_classes[name]]
+    for folder, split in ((val, "val"), (test, "test")):
+        if folder is None:
+            continue
+        found = _scan_split_folder(folder, split, skipped)
+        for name in sorted(found):
+            canon = lookup.get(name.lower())
+            if canon is None:
+                raise DataError(
+                    f"Class folder {folder / name} is not a class of the training set {train}: "
+                    f"training classes are {', '.join(class_names)}. Rename it to a training class "
+                    f"or add {train / name} with training images."
+                )
+            for e in found[name]:
+                e.label = canon
+                entries.append(e)
+    layout = "kaggle" if test is not None else "train-only"
+    return RawIndex(entries, skipped, layout, class_names)
+
+
+_PATH_COLS = ("path", "image", "file", "filename", "filepath")
+_LABEL_COLS = ("label", "class", "diagnosis")
+
+
+def _scan_manifest(csv_path: Path) -> RawIndex:
+    base = csv_path.parent
+    skipped: list[SkippedFile] = []
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"Cannot read manifest {csv_path}: {exc}. Expected a UTF-8 CSV file.") from exc
+    if not rows:
+        raise DataError(f"Manifest {csv_path} is empty; expected a header row 'path,label[,split][,mask]' and one row per image.")
+    header = [h.strip().lower() for h in rows[0]]
+    col_path = next((header.index(c) for c in _PATH_COLS if c in header), None)
+    col_label = next((header.index(c) for c in _LABEL_COLS if c in header), None)
+    if col_path is None or col_label is None:
+        raise DataError(
+            f"Manifest {csv_path} has columns {rows[0]}; expected a header with 'path' and 'label' "
+            "(and optionally 'split' and 'mask'), paths relative to the CSV file."
+        )
+    col_split = header.index("split") if "split" in header else None
+    col_mask = header.index("mask") if "mask" in header else None
+    entries: list[Entry] = []
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        where = f"{csv_path.name} line {lineno}"
+
+        def cell(col: int | None) -> str:
+            return row[col].strip() if col is not None and col < len(row) else ""
+
+        rel, label = cell(col_path), cell(col_label)
+        if not rel:
+            skipped.append(SkippedFile(f"{csv_path}:{lineno}", f"{where}: empty path; fill in the image path"))
+            continue
+        full = str(base / rel) if not os.path.isabs(rel) else rel
+        if not label:
+            skipped.append(SkippedFile(full, f"{where}: empty label; fill in the class name"))
+            continue
+        split = None
+        raw_split = cell(col_split)
+        if raw_split:
+            split = _SPLIT_ALIASES.get(raw_split.lower())
+            if split is None:
+                skipped.append(
+                    SkippedFile(full, f"{where}: unknown split {raw_split!r}; use train, val or test (or leave it empty)")
+                )
+                continue
+        if not os.path.isfile(full):
+            skipped.append(
+                SkippedFile(full, f"{where} lists this file but it does not exist; fix the path (relative to {base})")
+            )
+            continue
+        mask = None
+        raw_mask = cell(col_mask)
+        if raw_mask:
+            mask = str(base / raw_mask) if not os.path.isabs(raw_mask) else raw_mask
+            if not os.path.isfile(mask):
+                skipped.append(
+                    SkippedFile(mask, f"{where}: mask file does not exist; the image is kept without a mask")
+                )
+                mask = None
+        entries.append(Entry(full, label, split, mask))
+    if not entries:
+        raise DataError(
+            f"Manifest {csv_path} lists no usable images ({len(skipped)} rows skipped); "
+            "check that the paths are relative to the CSV file."
+        )
+    train_labels = sorted({e.label for e in entries if e.split in (None, "train")})
+    class_names = tuple(train_labels)
+    unknown = sorted({e.label for e in entries} - set(class_names))
+    if unknown:
+        raise DataError(
+            f"Manifest {csv_path}: label(s) {', '.join(unknown)} appear only in val/test rows, not in training rows "
+            f"(training classes: {', '.join(class_names) or 'none'}). Add training rows for them or fix the labels."
+        )
+    return RawIndex(entries, skipped, "manifest", class_names)
+
+
+def scan(path: str | os.PathLike[str]) -> RawIndex:
+    """Find candidate samples under ``path`` (folder layouts or a CSV manifest).
+
+    Raises:
+        DataError: If the path is missing, empty, or not a layout neuroxai reads.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise DataError(
+            f"Data path {root} does not exist. Pass a folder with Training/ and Testing/ class folders, "
+            "a folder of class folders, or a CSV manifest (path,label[,split][,mask])."
+        )
+    if root.is_file():
+        if root.suffix.lower() not in (".csv", ".tsv", ".txt"):
+            raise DataError(f"{root} is a file but not a CSV manifest; expected a .csv with columns path,label[,split][,mask].")
+        return _scan_manifest(root)
+    visible = [c for c in root.iterdir() if not _hidden(c.name)]
+    if not visible:
+        raise DataError(
+            f"Data folder {root} is empty. Put one folder per class in it (e.g. {root}/glioma/*.jpg), "
+            "or Training/ and Testing/ folders of class folders."
+        )
+    return _scan_folders(root)
