@@ -1,0 +1,21 @@
+"""Models: the registry of buildable models and their specs.
+
+* :class:`ModelRegistry`: built-in and plugin models by name; ``create`` builds one.
+* :class:`ModelSpec`: frozen metadata plus a factory returning an uncompiled
+  ``keras.Model`` with ``logits`` and ``probabilities`` layers.
+* :class:`TransferSpec`: which layers two-phase fine-tuning freezes and unfreezes.
+* :func:`structure_only` / :func:`is_structure_only`: build for inspection only
+  (factories skip weight downloads).
+
+Example:
+    >>> from neuroxai.models import ModelRegistry
+    >>> registry = ModelRegistry()
+    >>> model = registry.create("cnn", num_classes=4)
+"""
+
+from __future__ import annotations
+
+from neuroxai.models._registry import ModelRegistry, is_structure_only, structure_only
+from neuroxai.models._spec import ModelSpec, TransferSpec, validate_input_shape
+
+__all__ = ["ModelRegistry", "ModelSpec", "TransferSpec", "is_structure_only", "structure_only", "validate_input_shape"]

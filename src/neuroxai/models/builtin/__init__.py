@@ -1,0 +1,49 @@
+"""The built-in models, registered as an ordinary neuroxai plugin.
+
+* ``cnn``: :func:`neuroxai.models.builtin.cnn.build_cnn`, the fast custom
+  baseline (128x128 grayscale, pixels in [0, 1]).
+* ``efficientnetb0``: :func:`neuroxai.models.builtin.efficientnet.build_efficientnetb0`,
+  ImageNet transfer learning (224x224 RGB, pixels in 0..255, two-phase
+  fine-tuning).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from neuroxai.models._spec import ModelSpec
+from neuroxai.models.builtin import cnn, efficientnet
+from neuroxai.plugins import hookimpl
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neuroxai.models import ModelRegistry
+
+__all__ = ["BUILTIN_SPECS", "neuroxai_register_models"]
+
+#: The specs this plugin registers.
+BUILTIN_SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        name="cnn",
+        factory=cnn.build_cnn,
+        input_shape=cnn.DEFAULT_INPUT_SHAPE,
+        input_range=(0.0, 1.0),
+        target_layer=cnn.TARGET_LAYER,
+        description="Fast residual separable-conv baseline for MRI slices (trains on a CPU; options: width, dropout).",
+    ),
+    ModelSpec(
+        name="efficientnetb0",
+        factory=efficientnet.build_efficientnetb0,
+        input_shape=efficientnet.DEFAULT_INPUT_SHAPE,
+        input_range=(0.0, 255.0),
+        target_layer=efficientnet.TARGET_LAYER,
+        description="EfficientNetB0 (ImageNet) transfer learning; pixels 0..255, grayscale tiled to RGB (options: weights, dense_units, dropout).",
+        transfer=efficientnet.TRANSFER,
+    ),
+)
+
+
+@hookimpl
+def neuroxai_register_models(registry: ModelRegistry) -> None:
+    """Register ``cnn`` and ``efficientnetb0``."""
+    for spec in BUILTIN_SPECS:
+        registry.register(spec)
