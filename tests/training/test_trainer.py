@@ -1,0 +1,177 @@
+"""Trainer: scikit-learn contract, two-phase fine-tuning, run directory, load round trip, evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from neuroxai.errors import ModelError, NotFittedError
+from neuroxai.training import NOT_FITTED_MESSAGE, Trainer, load
+
+pytestmark = pytest.mark.slow
+
+
+class Recorder:
+    """A Keras callback (made lazily) recording trainable flags at each fit start and the optimizer lr per epoch."""
+
+    def __new__(cls):
+        import keras
+
+        class _Rec(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.flags = []
+                self.lrs = []
+
+            def on_train_begin(self, logs=None):
+                self.flags.append({layer.name: layer.trainable for layer in self.model.layers})
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.lrs.append(float(np.asarray(self.model.optimizer.learning_rate)))
+
+        return _Rec()
+
+
+def test_init_only_stores_settings(tiny_spec):
+    opts = {"width": 4}
+    t = Trainer(tiny_spec, epochs=3, model_options=opts, image_size=(32, 32))
+    assert t.model is tiny_spec and t.epochs == 3 and t.model_options is opts and t.image_size == (32, 32)
+    assert not [k for k in vars(t) if k.endswith("_")]
+    assert t.get_params()["epochs"] == 3
+
+
+@pytest.mark.parametrize("call", ["evaluate", "save", "predict", "predict_proba"])
+def test_methods_before_fit_raise_not_fitted(call, tiny_ds, tmp_path):
+    t = Trainer("cnn")
+    arg = {"evaluate": tiny_ds, "save": tmp_path, "predict": np.zeros((1, 32, 32)), "predict_proba": np.zeros((1, 32, 32))}[call]
+    with pytest.raises(NotFittedError, match="not fitted yet; call fit\\(dataset\\) first") as info:
+        getattr(t, call)(arg)
+    assert str(info.value) == NOT_FITTED_MESSAGE
+    assert isinstance(info.value, AttributeError)
+
+
+def test_two_phases_trainable_flags_bn_frozen_and_lr_drops(tiny_spec, tiny_ds):
+    rec = Recorder()
+    t = Trainer(tiny_spec, epochs=4, batch_size=16, learning_rate=1e-2, progress=False, callbacks=[rec],
+                reduce_lr_patience=None, early_stopping_patience=None)
+    assert t.fit(tiny_ds) is t
+    head, fine = rec.flags
+    assert (head["bb_conv1"], head["bb_bn"], head["bb_conv2"]) == (False, False, False)
+    assert head["logits"] and head["pool"]
+    assert fine["bb_conv2"] is True and fine["bb_conv1"] is False
+    assert fine["bb_bn"] is False  # unfreeze() names it, but batch norm stays frozen
+    assert rec.lrs[:2] == pytest.approx([1e-2, 1e-2])
+    assert rec.lrs[2:] == pytest.approx([1e-3, 1e-3])
+    assert float(np.asarray(t.model_.optimizer.learning_rate)) == pytest.approx(1e-3)
+    assert t.history_["epoch"] == [1, 2, 3, 4]
+    assert t.history_["phase"] == ["head", "head", "fine_tune", "fine_tune"]
+    assert [p["name"] for p in t.phases_] == ["head", "fine_tune"]
+    assert t.classes_ == tiny_ds.class_names
+    assert t.input_shape_ == (32, 32, 1)
+
+
+def test_two_phase_false_trains_everything_in_one_phase(tiny_spec, tiny_ds):
+    rec = Recorder()
+    t = Trainer(tiny_spec, epochs=1, two_phase=False, progress=False, callbacks=[rec]).fit(tiny_ds)
+    assert len(rec.flags) == 1 and rec.flags[0]["bb_conv1"] is True
+    assert t.history_["phase"] == ["single"]
+
+
+def test_two_phase_settings_are_checked(plain_spec, tiny_spec, tiny_ds):
+    with pytest.raises(ModelError, match="TransferSpec"):
+        Trainer(plain_spec, epochs=2, two_phase=True, progress=False).fit(tiny_ds)
+    with pytest.raises(ModelError, match="at least one epoch in each phase"):
+        Trainer(tiny_spec, epochs=2, fine_tune_epochs=2, progress=False).fit(tiny_ds)
+
+
+def test_user_keras_model_and_custom_compile(tiny_ds):
+    import keras
+
+    from training_helpers import tiny_factory
+
+    model = tiny_factory(num_classes=4, input_shape=(32, 32, 1))
+    t = Trainer(model, epochs=1, optimizer=keras.optimizers.SGD(learning_rate=0.05), metrics=["accuracy"],
+                input_range=(0.0, 1.0), progress=False).fit(tiny_ds)
+    assert t.model_ is model
+    assert isinstance(t.model_.optimizer, keras.optimizers.SGD)
+    assert t.history_["learning_rate"][0] == pytest.approx(0.05)
+    assert t.predict(tiny_ds.arrays("test", image_size=(32, 32), channels=1)[0]).shape == (len(tiny_ds.labels("test")),)
+
+
+def test_run_directory_and_round_trip_through_load(tiny_spec, phantom_dir, tmp_path):
+    from PIL import Image
+
+    import neuroxai
+    from neuroxai.data import Dataset
+
+    ds = Dataset(phantom_dir, progress=False, seed=3)
+    run = tmp_path / "run"
+    t = Trainer(tiny_spec, epochs=2, batch_size=8, progress=False, seed=5).fit(ds, out_dir=run)
+    for name in ("model.keras", "neuroxai.json", "history.csv", "metrics.json", "confusion_matrix.png", "training_curves.png",
+                 "checkpoints/best.keras"):
+        assert (run / name).is_file(), name
+    assert not (run / "backup").exists()  # resume state is removed once the run finished
+    assert not list(run.glob(".*tmp*"))  # no half-written files left over
+    spec = json.loads((run / "neuroxai.json").read_text())
+    assert spec["class_names"] == list(ds.class_names)
+    assert spec["input_shape"] == [32, 32, 1] and spec["input_range"] == [0.0, 1.0]
+    assert spec["target_layer"] == "bb_conv2" and spec["model"] == "tiny-transfer"
+    assert set(spec["versions"]) >= {"neuroxai", "keras", "tensorflow"}
+    assert spec["settings"]["epochs"] == 2 and spec["seed"] == 5
+    assert spec["data"]["counts"] == ds.summary()["counts"]
+    header, *rows = (run / "history.csv").read_text().splitlines()
+    assert header.startswith("epoch,phase,") and [r.split(",")[0] for r in rows] == ["1", "2"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["n"] == len(ds.labels("test"))
+
+    predictor = neuroxai.load(run)
+    assert predictor.class_names == ds.class_names
+    assert predictor.input_shape == (32, 32, 1) and predictor.target_layer == "bb_conv2"
+    paths = ds.paths("test")
+    from_paths = predictor.predict(paths)
+    arrays = [np.asarray(Image.open(p)) for p in paths]
+    np.testing.assert_array_equal(from_paths, predictor.predict(arrays))
+    np.testing.assert_array_equal(from_paths, predictor.predict([Image.open(p) for p in paths]))
+    np.testing.assert_allclose(from_paths, t.predict_proba(paths), atol=1e-6)
+    assert from_paths.shape == (len(paths), 4)
+    np.testing.assert_allclose(from_paths.sum(axis=1), 1.0, atol=1e-5)
+    assert list(predictor.predict_classes(paths)) == list(from_paths.argmax(1))
+    # a .keras file alone loads too, with the spec beside it
+    assert load(run / "model.keras").class_names == ds.class_names
+    # the evaluation of the loaded model equals the trainer's
+    again = predictor.evaluate(ds)
+    assert again["test"]["confusion_matrix"] == metrics["test"]["confusion_matrix"]
+
+
+def test_load_refuses_code_and_missing_files(tmp_path):
+    import keras
+
+    with pytest.raises(ModelError, match="does not exist"):
+        load(tmp_path / "nothing")
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2.0)(inputs))
+    model.save(tmp_path / "lambda.keras")
+    with pytest.raises(ModelError, match="Could not load"):
+        load(tmp_path / "lambda.keras")
+
+
+def test_evaluate_adds_deduplicated_test_set(plain_spec):
+    from neuroxai.data import Dataset, phantoms
+
+    base = phantoms(n_per_class=6, image_size=32, seed=2)
+    x, y = base.arrays("train", image_size=(32, 32), channels=1)
+    xt, yt = base.arrays("test", image_size=(32, 32), channels=1)
+    x8, xt8 = (x * 255).round().astype(np.uint8)[..., 0], (xt * 255).round().astype(np.uint8)[..., 0]
+    # the test set repeats the first three training images
+    images = np.concatenate([x8, xt8, x8[:3]])
+    labels = np.concatenate([y, yt, y[:3]])
+    splits = ["train"] * len(y) + ["test"] * (len(yt) + 3)
+    ds = Dataset.from_arrays(images, labels, class_names=base.class_names, splits=splits, val_fraction=0.0)
+    assert len(ds.duplicate_test_indices()) == 3
+    t = Trainer(plain_spec, epochs=1, progress=False).fit(ds)
+    m = t.evaluate(ds)
+    assert m["test"]["n"] == len(yt) + 3
+    assert m["test_dedup"]["n"] == len(yt) and m["test_dedup"]["removed_duplicates"] == 3
+    assert t.metrics_ is m
