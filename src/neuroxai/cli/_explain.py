@@ -1,0 +1,202 @@
+"""``neuroxai explain RUN_DIR_OR_MODEL_FILE INPUTS... --method M --out DIR``: overlays and a predictions CSV."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import io
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from neuroxai.cli._common import add_format_option, add_progress_option, print_json
+
+__all__ = ["register", "run", "collect_inputs"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``explain`` subcommand."""
+    parser = subparsers.add_parser(
+        "explain",
+        help="explain predictions: one heatmap overlay PNG per image plus predictions.csv",
+        description=(
+            "Load a run directory (model.keras + neuroxai.json) or a bare .keras file (Keras safe mode), read the "
+            "image files and folders given (folders recursively; hidden files skipped), explain each prediction "
+            "in batches and write OUT/<name>.png overlays, OUT/predictions.csv (path, predicted class, confidence, "
+            "explained class, one probability column per class) and OUT/skipped.csv (unreadable files and why)."
+        ),
+    )
+    parser.add_argument("model", metavar="RUN_DIR_OR_MODEL_FILE", help="run directory or .keras file")
+    parser.add_argument("inputs", metavar="INPUTS", nargs="+", help="image files and/or folders")
+    parser.add_argument("--method", "-m", default="gradcam", help="explanation method (default: gradcam)")
+    parser.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--target", default=None, metavar="CLASS", help="class (name or index) to explain (default: predicted)")
+    parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per batch (default: 32)")
+    parser.add_argument(
+        "--layer", nargs="+", default=None, metavar="NAME",
+        help="target layer; several names form a path into nested models (default: the run's, else automatic)",
+    )
+    parser.add_argument(
+        "--input-range", default=None, metavar="LO,HI",
+        help="pixel range the model expects, e.g. 0,255 (default: the run's; (0,1) for a bare .keras file)",
+    )
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method option, e.g. samples=32 (repeatable)")
+    parser.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in overlays (default: 0.4)")
+    parser.add_argument("--cmap", default="jet", help="matplotlib colormap (default: jet)")
+    add_format_option(parser)
+    add_progress_option(parser)
+    parser.set_defaults(func=run)
+
+
+def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
+    """Expand files and folders into image files.
+
+    Args:
+        inputs: Paths given on the command line.
+
+    Returns:
+        ``(files, missing)``: ``(path, output stem)`` pairs in a stable order, and
+        ``(path, reason)`` for inputs that do not exist.
+    """
+    from neuroxai.data import IMAGE_EXTENSIONS
+
+    files: list[tuple[Path, str]] = []
+    missing: list[tuple[str, str]] = []
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_file():
+            files.append((p, p.stem))
+        elif p.is_dir():
+            found = []
+            for f in sorted(p.rglob("*")):
+                rel = f.relative_to(p)
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
+                    found.append((f, "__".join(rel.with_suffix("").parts)))
+            files.extend(found)
+        else:
+            missing.append((raw, "no such file or folder"))
+    return files, missing
+
+
+def _parse_range(text: str | None) -> tuple[float, float] | None:
+    from neuroxai.errors import ExplainError
+
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ExplainError(f"--input-range must be two numbers like 0,1 or 0,255; got {text!r}.") from None
+    if not hi > lo:
+        raise ExplainError(f"--input-range must have LO < HI; got {text!r}.")
+    return (lo, hi)
+
+
+def _parse_options(items: list[str]) -> dict[str, Any]:
+    from neuroxai.errors import ExplainError
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ExplainError(f"--option must look like KEY=VALUE (e.g. samples=32); got {item!r}.")
+        try:
+            options[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key.strip()] = value
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    """Explain every readable image; returns 0 (2 via NeuroxaiError when nothing could be explained)."""
+    from PIL import Image
+
+    from neuroxai._io import write_bytes, write_text
+    from neuroxai._progress import progress
+    from neuroxai.data import load_images
+    from neuroxai.errors import ExplainError
+    from neuroxai.explain import Explainer, load_model_source
+
+    if args.batch_size < 1:
+        raise ExplainError(f"--batch-size must be >= 1; got {args.batch_size}.")
+    source = load_model_source(args.model)
+    is_run_dir = Path(args.model).is_dir()
+    input_range = _parse_range(args.input_range)
+    if input_range is None:
+        input_range = tuple(getattr(source, "input_range", None) or (0.0, 1.0)) if is_run_dir else (0.0, 1.0)
+    layer = None if args.layer is None else (args.layer[0] if len(args.layer) == 1 else tuple(args.layer))
+    explainer = Explainer(source, args.method, target_layer=layer, batch_size=args.batch_size, **_parse_options(args.option))
+    height, width, channels = explainer.traced.input_shape
+    if height is None or width is None:
+        raise ExplainError(f"Model {explainer.model.name!r} has no fixed input size; expected (H, W, C) with H and W set.")
+    target: Any = args.target
+    if target is not None and target not in explainer.class_names and target.lstrip("-").isdigit():
+        target = int(target)
+
+    files, skipped = collect_inputs(args.inputs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    rows: list[list[Any]] = []
+    bar = progress(total=len(files), desc=f"Explaining ({explainer.method.name})", enabled=args.progress)
+    for start in range(0, len(files), args.batch_size):
+        chunk = files[start : start + args.batch_size]
+        stems = {os.fspath(p): stem for p, stem in chunk}
+        x, ok, bad = load_images([p for p, _ in chunk], image_size=(height, width), channels=channels, input_range=input_range)
+        skipped.extend((s.path, s.reason) for s in bad)
+        if ok:
+            exp = explainer.explain(x, targets=target)
+            for i, path in enumerate(ok):
+                stem = stems.get(path, Path(path).stem)
+                name, n = stem, 1
+                while name in used:
+                    name, n = f"{stem}_{n}", n + 1
+                used.add(name)
+                buf = io.BytesIO()
+                Image.fromarray(exp.overlay(i, alpha=args.alpha, cmap=args.cmap)).save(buf, format="PNG")
+                write_bytes(out / f"{name}.png", buf.getvalue())
+                pred = int(exp.predicted[i])
+                rows.append(
+                    [path, f"{name}.png", exp.class_names[pred], f"{exp.probabilities[i, pred]:.6f}", exp.target_names[i]]
+                    + [f"{p:.6f}" for p in exp.probabilities[i]]
+                )
+        bar.update(len(chunk))
+    bar.close()
+
+    header = ["path", "overlay", "predicted", "confidence", "explained"] + [f"p_{c}" for c in explainer.class_names]
+    write_text(out / "predictions.csv", _csv([header, *rows]))
+    write_text(out / "skipped.csv", _csv([["path", "reason"], *skipped]))
+    for path, reason in skipped:
+        print(f"neuroxai explain: skipped {path}: {reason}", file=sys.stderr)
+    summary = {
+        "method": explainer.method.name,
+        "layer": explainer.layer,
+        "score": explainer.score_source,
+        "explained": len(rows),
+        "skipped": [{"path": p, "reason": r} for p, r in skipped],
+        "out": str(out),
+        "predictions": str(out / "predictions.csv"),
+    }
+    if args.format == "json":
+        print_json(summary)
+    else:
+        print(f"Explained {len(rows)} image(s) with {explainer.method.name} -> {out} (predictions.csv)")
+        if skipped:
+            print(f"Skipped {len(skipped)} file(s); see {out / 'skipped.csv'}")
+    if not rows:
+        raise ExplainError(
+            f"No image could be explained from {', '.join(args.inputs)}: expected readable image files "
+            f"({len(skipped)} skipped; see {out / 'skipped.csv'})."
+        )
+    return 0
+
+
+def _csv(rows: list[list[Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerows(rows)
+    return buf.getvalue()

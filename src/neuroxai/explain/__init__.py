@@ -1,0 +1,65 @@
+"""Explanations for any Keras classifier: the Grad-CAM family, pixel gradients and occlusion.
+
+Public names:
+
+- :class:`Explainer`, :class:`Explanation`
+- :class:`MethodRegistry` and the base classes plugins subclass: :class:`ExplainMethod`,
+  :class:`CAMMethod`, :class:`GradientMethod`
+- the built-in methods: :class:`GradCAM`, :class:`GradCAMPlusPlus`, :class:`LayerCAM`,
+  :class:`HiResCAM`, :class:`ScoreCAM`, :class:`Saliency`, :class:`SmoothGrad`,
+  :class:`IntegratedGradients`, :class:`Occlusion`
+- helpers: :func:`available_methods`, :func:`overlay_image`, :func:`normalize_maps`,
+  :func:`resolve_target_layer`, :func:`feature_layer_candidates`
+"""
+
+from __future__ import annotations
+
+from neuroxai.explain._base import CAMMethod, ExplainMethod, GradientMethod, normalize_maps
+from neuroxai.explain._cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
+from neuroxai.explain._explainer import Explainer, load_model_source
+from neuroxai.explain._explanation import Explanation, overlay_image
+from neuroxai.explain._gradients import IntegratedGradients, Saliency, SmoothGrad
+from neuroxai.explain._graph import feature_layer_candidates, resolve_target_layer
+from neuroxai.explain._occlusion import Occlusion
+from neuroxai.explain._registry import MethodRegistry
+from neuroxai.explain._scorecam import ScoreCAM
+
+__all__ = [
+    "CAMMethod",
+    "Explainer",
+    "ExplainMethod",
+    "Explanation",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "GradientMethod",
+    "HiResCAM",
+    "IntegratedGradients",
+    "LayerCAM",
+    "MethodRegistry",
+    "Occlusion",
+    "Saliency",
+    "ScoreCAM",
+    "SmoothGrad",
+    "available_methods",
+    "feature_layer_candidates",
+    "load_model_source",
+    "normalize_maps",
+    "overlay_image",
+    "resolve_target_layer",
+]
+
+
+def available_methods(autoload: bool | None = None) -> list[str]:
+    """Names of every registered explanation method (built-ins and installed plugins).
+
+    Args:
+        autoload: Include installed plugins (default: unless ``NEUROXAI_DISABLE_PLUGIN_AUTOLOAD=1``).
+
+    Returns:
+        Sorted method names.
+
+    Example:
+        >>> "gradcam" in available_methods(autoload=False)
+        True
+    """
+    return MethodRegistry(autoload).names()

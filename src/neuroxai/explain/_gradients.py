@@ -1,0 +1,96 @@
+"""Pixel-level gradient methods: saliency, SmoothGrad and integrated gradients.
+
+Each overrides only which copies of the batch to differentiate
+(:meth:`~neuroxai.explain.GradientMethod.samples`) and how their gradients
+combine (:meth:`~neuroxai.explain.GradientMethod.combine`). All samples of a
+batch are tiled into one tensor and differentiated in one compiled call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neuroxai.errors import ExplainError
+from neuroxai.explain._base import GradientMethod, check_positive_int
+
+__all__ = ["Saliency", "SmoothGrad", "IntegratedGradients"]
+
+
+class Saliency(GradientMethod):
+    """Vanilla gradient saliency (Simonyan et al., 2014): ``max_c |d score / d x|``."""
+
+    name = "saliency"
+
+
+class SmoothGrad(GradientMethod):
+    """SmoothGrad (Smilkov et al., 2017): saliency averaged over noisy copies of each image.
+
+    Options:
+        samples: Number of noisy copies per image (default 16).
+        noise: Noise standard deviation as a fraction of each image's value range (default 0.15).
+        seed: Seed of the (stateless, so deterministic) noise (default 0).
+    """
+
+    name = "smoothgrad"
+    defaults = {"samples": 16, "noise": 0.15, "seed": 0}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        check_positive_int(self.name, "samples", self.options["samples"])
+        noise = self.options["noise"]
+        if not isinstance(noise, (int, float)) or noise < 0:
+            raise ExplainError(f"Option 'noise' of method 'smoothgrad' must be a number >= 0; got {noise!r}.")
+
+    def samples_per_image(self) -> int:
+        return int(self.options["samples"])
+
+    def samples(self, x: Any) -> Any:
+        import tensorflow as tf
+
+        n = int(self.options["samples"])
+        lo = tf.reduce_min(x, axis=[1, 2, 3], keepdims=True)
+        hi = tf.reduce_max(x, axis=[1, 2, 3], keepdims=True)
+        sigma = float(self.options["noise"]) * tf.maximum(hi - lo, 1e-6)
+        shape = tf.concat([[n], tf.shape(x)], axis=0)
+        noise = tf.random.stateless_normal(shape, seed=[int(self.options["seed"]), 0], dtype=tf.float32)
+        return x[None] + noise * sigma[None]
+
+
+class IntegratedGradients(GradientMethod):
+    """Integrated gradients (Sundararajan et al., 2017), midpoint Riemann sum over ``steps`` alphas.
+
+    The map is ``sum_c |(x - baseline) * mean_alpha grad|``.
+
+    Options:
+        steps: Interpolation steps between the baseline and the image (default 32).
+        baseline: Constant baseline value in the model's input range (default 0.0, a black image).
+    """
+
+    name = "integrated_gradients"
+    defaults = {"steps": 32, "baseline": 0.0}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        check_positive_int(self.name, "steps", self.options["steps"])
+        if not isinstance(self.options["baseline"], (int, float)):
+            raise ExplainError(
+                f"Option 'baseline' of method 'integrated_gradients' must be a number; got {self.options['baseline']!r}."
+            )
+
+    def samples_per_image(self) -> int:
+        return int(self.options["steps"])
+
+    def samples(self, x: Any) -> Any:
+        import tensorflow as tf
+
+        steps = int(self.options["steps"])
+        alphas = (tf.range(steps, dtype=tf.float32) + 0.5) / steps
+        base = tf.fill(tf.shape(x), tf.constant(float(self.options["baseline"]), tf.float32))
+        return base[None] + alphas[:, None, None, None, None] * (x - base)[None]
+
+    def combine(self, x: Any, samples: Any, gradients: Any) -> Any:
+        import tensorflow as tf
+
+        base = float(self.options["baseline"])
+        attribution = (x - base) * tf.reduce_mean(gradients, axis=0)
+        return tf.reduce_sum(tf.abs(attribution), axis=-1)

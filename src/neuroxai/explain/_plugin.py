@@ -1,0 +1,23 @@
+"""The built-in explanation methods, registered as an ordinary plugin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neuroxai.plugins import hookimpl
+
+__all__ = ["neuroxai_register_explainers"]
+
+
+@hookimpl
+def neuroxai_register_explainers(registry: Any) -> None:
+    """Register gradcam, gradcam++ (alias gradcampp), layercam, hirescam, scorecam, saliency,
+    smoothgrad, integrated_gradients and occlusion."""
+    from neuroxai.explain._cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
+    from neuroxai.explain._gradients import IntegratedGradients, Saliency, SmoothGrad
+    from neuroxai.explain._occlusion import Occlusion
+    from neuroxai.explain._scorecam import ScoreCAM
+
+    for cls in (GradCAM, GradCAMPlusPlus, LayerCAM, HiResCAM, ScoreCAM, Saliency, SmoothGrad, IntegratedGradients, Occlusion):
+        registry.register(cls.name, cls)
+    registry.register("gradcampp", GradCAMPlusPlus)

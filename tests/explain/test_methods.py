@@ -1,0 +1,50 @@
+"""Every method on every kind of model: shapes, ranges, finiteness, layer used, score source."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neuroxai.explain import Explainer, MethodRegistry
+
+from explain_models import BUILDERS, SIZE, images_for
+
+METHODS = MethodRegistry(autoload=False).names()
+FAST_OPTIONS = {"smoothgrad": {"samples": 4}, "integrated_gradients": {"steps": 4}, "occlusion": {"patch_size": 8}, "scorecam": {}}
+CAM_METHODS = {"gradcam", "gradcam++", "gradcampp", "layercam", "hirescam", "scorecam"}
+EXPECTED_LAYER = {
+    "sequential_gray": "conv2",
+    "functional_rgb": "conv3",
+    "nested_backbone": ("backbone.v1", "b_conv2"),
+    "no_softmax": "conv",
+}
+EXPECTED_SCORE = {"sequential_gray": "logits", "functional_rgb": "logits", "nested_backbone": "logits", "no_softmax": "output"}
+
+
+def test_builtin_method_names():
+    assert set(METHODS) == {
+        "gradcam", "gradcam++", "gradcampp", "layercam", "hirescam", "scorecam",
+        "saliency", "smoothgrad", "integrated_gradients", "occlusion",
+    }
+
+
+@pytest.mark.parametrize("model_name", list(BUILDERS))
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_on_every_model(tiny_models, model_name, method):
+    model = tiny_models[model_name]
+    x = images_for(model, n=3)
+    exp = Explainer(model, method, batch_size=8, **FAST_OPTIONS.get(method, {})).explain(x)
+    assert exp.maps.shape == (3, SIZE, SIZE)
+    assert exp.maps.dtype == np.float32
+    assert np.all(np.isfinite(exp.maps))
+    assert exp.maps.min() >= 0.0 and exp.maps.max() <= 1.0
+    k = int(model.outputs[0].shape[-1])
+    assert exp.probabilities.shape == (3, k)
+    np.testing.assert_allclose(exp.probabilities, np.asarray(model(x, training=False)), atol=1e-5)
+    np.testing.assert_array_equal(exp.predicted, exp.probabilities.argmax(axis=1))
+    np.testing.assert_array_equal(exp.targets, exp.predicted)
+    assert exp.layer == (EXPECTED_LAYER[model_name] if method in CAM_METHODS else None)
+    assert exp.metadata["score"] == EXPECTED_SCORE[model_name]
+    assert exp.method == ("gradcam++" if method == "gradcampp" else method)
+    # a non-trivial model yields a non-trivial map somewhere in the batch
+    assert exp.maps.max() == pytest.approx(1.0)
