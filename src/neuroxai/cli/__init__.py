@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "neuroxai.cli._models",
     "neuroxai.cli._train",
     "neuroxai.cli._explain",
+    "neuroxai.cli._evaluate_xai",
 )
 
 

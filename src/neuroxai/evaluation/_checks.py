@@ -1,0 +1,44 @@
+"""Input validation shared by the evaluation metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from neuroxai.errors import DataError
+
+
+def as_maps(maps: Any, name: str = "maps") -> np.ndarray:
+    """Return ``maps`` as float64 ``[N, H, W]``; a ``[N, H, W, 1]`` array is squeezed."""
+    arr = np.asarray(maps, dtype=np.float64)
+    if arr.ndim == 4 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise DataError(
+            f"Expected {name} of shape [N, H, W] (or [N, H, W, 1]); got shape {arr.shape}. "
+            f"Pass one 2-D map per image stacked along the first axis."
+        )
+    if not np.all(np.isfinite(arr)):
+        raise DataError(f"Expected finite {name}; got NaN or inf values. Check the explainer that produced them.")
+    return arr
+
+
+def as_masks(masks: Any, shape: tuple[int, ...] | None = None, name: str = "masks") -> np.ndarray:
+    """Return ``masks`` as bool ``[N, H, W]`` (values > 0.5 are inside), checked against ``shape``."""
+    arr = np.asarray(masks)
+    if arr.ndim == 4 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise DataError(f"Expected {name} of shape [N, H, W]; got shape {arr.shape}.")
+    arr = arr > 0.5 if arr.dtype != bool else arr
+    if shape is not None and arr.shape != tuple(shape):
+        raise DataError(
+            f"Expected {name} with the same shape as the maps {tuple(shape)}; got {arr.shape}. "
+            f"Resize the masks to the model's input size (Dataset.arrays(..., with_masks=True) does this)."
+        )
+    return arr
