@@ -106,6 +106,12 @@ def test_demo_runs_end_to_end_on_tiny_phantoms(tmp_path, capsys):
     for name in ("model.keras", "neuroxai.json", "metrics.json", "confusion_matrix.png", "training_curves.png", "audit.json"):
         assert (out / name).is_file(), name
     assert json.loads((out / "neuroxai.json").read_text())["model"] == "cnn"
+    # the demo explains and measures, not only trains
+    assert (out / "gradcam.png").is_file()
+    xai = json.loads((out / "xai_metrics.json").read_text())
+    assert xai["methods"] == ["gradcam"] and not xai["errors"]
+    assert set(xai["summary"]["gradcam"]) >= {"pointing_game", "pointing_game_uniform", "sanity_passed"}
+    assert "pointing game" in text and "sanity check" in text
 
 
 def test_demo_on_a_data_folder(data_dir, tmp_path, capsys):
@@ -115,3 +121,4 @@ def test_demo_on_a_data_folder(data_dir, tmp_path, capsys):
     assert "Reading" in text and "not medical data" not in text
     spec = json.loads((out / "neuroxai.json").read_text())
     assert spec["data"]["layout"] != "phantoms" and spec["input_shape"] == [32, 32, 1]
+    assert (out / "gradcam.png").is_file() and (out / "xai_metrics.json").is_file()

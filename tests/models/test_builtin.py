@@ -41,6 +41,16 @@ def test_cnn_width_and_dropout_options(registry):
         registry.create("cnn", input_shape=(8, 8, 1))
 
 
+def test_cnn_feature_stride_8_doubles_the_explanation_resolution(registry):
+    coarse = registry.create("cnn", num_classes=4, input_shape=(96, 96, 1))
+    fine = registry.create("cnn", num_classes=4, input_shape=(96, 96, 1), feature_stride=8)
+    assert tuple(coarse.get_layer("features").output.shape) == (None, 6, 6, 256)
+    assert tuple(fine.get_layer("features").output.shape) == (None, 12, 12, 256)
+    assert fine.count_params() == coarse.count_params()  # same weights, finer map
+    with pytest.raises(ModelError, match="feature_stride 8 or 16"):
+        registry.create("cnn", feature_stride=4)
+
+
 def test_cnn_learns_a_simple_task(registry):
     """A few epochs on tiny data separate 'bright left half' from 'bright right half'."""
     keras.utils.set_random_seed(0)

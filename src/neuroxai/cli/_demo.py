@@ -22,6 +22,10 @@ DEMO_DEFAULTS: dict[str, Any] = {
     "learning_rate": 2e-3,
     "early_stopping_patience": 6,
     "reduce_lr_patience": 3,
+    # Phantom tumours are small (a meningioma is ~10 px across at 96 px): a
+    # 12x12 Grad-CAM grid localizes them (pointing game ~0.95), the default
+    # 6x6 grid does not (~0.7), so the demo's cnn keeps block2's resolution.
+    "feature_stride": 8,
     "n_explain": 8,
     "n_xai": 64,
     "seed": 0,
@@ -141,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         learning_rate=DEMO_DEFAULTS["learning_rate"], seed=args.seed, progress=args.progress,
         early_stopping_patience=DEMO_DEFAULTS["early_stopping_patience"],
         reduce_lr_patience=DEMO_DEFAULTS["reduce_lr_patience"],
+        model_options={"feature_stride": DEMO_DEFAULTS["feature_stride"]},
     )
     trainer.fit(ds, out_dir=out)
     metrics = getattr(trainer, "metrics_", {}) or {}

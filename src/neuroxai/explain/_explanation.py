@@ -178,7 +178,8 @@ class Explanation:
         per = 2 if show_image else 1
         ncols = max(1, min(int(ncols), max(count, 1))) * per
         nrows = max(1, -(-count * per // ncols))
-        fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (2.6 * ncols, 2.9 * nrows), squeeze=False)
+        fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (2.6 * ncols, 3.1 * nrows), squeeze=False,
+                                 layout="constrained")  # room for every title, unlike tight_layout
         for ax in axes.ravel():
             ax.axis("off")
         for i in range(count):
@@ -198,7 +199,6 @@ class Explanation:
             ax.set_title("\n".join(lines), fontsize=8)
         layer = self.layer if isinstance(self.layer, str) or self.layer is None else "/".join(self.layer)
         fig.suptitle(f"{self.method}" + (f" @ {layer}" if layer else ""), fontsize=10)
-        fig.tight_layout()
         return fig
 
     def _class_index(self, value: int | str) -> int:
