@@ -157,27 +157,24 @@ def read_array(path: str | os.PathLike[str]) -> np.ndarray:
         return pil_to_array(img)
 
 
-def probe_file(path: str) -> ImageInfo | str:
-    """Read a file fully and return its :class:`ImageInfo`, or a reason it is unusable.
+def _decode_file(path: str) -> tuple[bytes, Image.Image] | str:
+    """Read a file fully and decode every pixel; returns ``(bytes, loaded image)`` or why it is unusable.
 
     Reading every byte and decoding every pixel catches zero-byte, truncated,
-    corrupt and non-image files at index time, so they never reach training.
+    corrupt and non-image files, with a reason that says how to fix them.
     """
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc}); check the file's permissions"
+        return f"cannot be read ({exc.strerror or exc}); check the path and the file's permissions"
     if not data:
         return "zero-byte file (empty); re-copy it from the source or delete it"
-    digest = digest_bytes(data)
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            fmt, mode, (width, height) = str(img.format), img.mode, img.size
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                img.load()
-            arr = pil_to_array(img)
+        img = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img.load()
     except UnidentifiedImageError:
         return "not an image PIL can identify (wrong extension or corrupt header); convert it to PNG or JPEG or remove it"
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError, Image.DecompressionBombError) as exc:
@@ -185,9 +182,24 @@ def probe_file(path: str) -> ImageInfo | str:
         if "truncated" in text.lower():
             return f"truncated image ({text}); the file was cut short, re-copy it from the source"
         return f"corrupt image ({text}); re-export or remove it"
+    return data, img
+
+
+def probe_file(path: str) -> ImageInfo | str:
+    """Read a file fully and return its :class:`ImageInfo`, or a reason it is unusable.
+
+    Run at index time, so broken files never reach training.
+    """
+    decoded = _decode_file(path)
+    if isinstance(decoded, str):
+        return decoded
+    data, img = decoded
+    with img:
+        fmt, mode, (width, height) = str(img.format), img.mode, img.size
+        arr = pil_to_array(img)
     gray = to_channels(arr, 1)[..., 0]
     thumb = np.asarray(Image.fromarray(gray).resize((THUMB_SIZE, THUMB_SIZE), Image.BILINEAR), dtype=np.uint8)
-    return ImageInfo(format=fmt, mode=mode, width=int(width), height=int(height), digest=digest, thumb=thumb)
+    return ImageInfo(format=fmt, mode=mode, width=int(width), height=int(height), digest=digest_bytes(data), thumb=thumb)
 
 
 def probe_files(
@@ -272,21 +284,11 @@ def _check_size(image_size: Any, channels: int, input_range: Any) -> tuple[tuple
 
 
 def _read_for_model(path: str) -> np.ndarray | str:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc}); check the path and permissions"
-    if not data:
-        return "zero-byte file (empty); re-copy it or remove it"
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            return pil_to_array(img)
-    except UnidentifiedImageError:
-        return "not an image PIL can identify; convert it to PNG or JPEG"
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, Image.DecompressionBombError) as exc:
-        return f"corrupt or truncated image ({exc or type(exc).__name__}); re-export it"
+    decoded = _decode_file(path)
+    if isinstance(decoded, str):
+        return decoded
+    with decoded[1] as img:
+        return pil_to_array(img)
 
 
 def load_images(

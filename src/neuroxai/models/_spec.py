@@ -133,6 +133,10 @@ class TransferSpec:
             else:
                 trainable = phase == "fine_tune" and bool(self.unfreeze(layer.name))
             layer.trainable = trainable
+            if trainable:  # a trainable nested model or block keeps its own batch norms frozen too
+                for sub in layer._flatten_layers(include_self=False, recursive=True):
+                    if isinstance(sub, keras.layers.BatchNormalization):
+                        sub.trainable = False
             counts["trainable" if trainable else "frozen"] += 1
         return counts
 

@@ -45,30 +45,6 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _set_phase(model: keras.Model, transfer: Any, phase: str) -> dict[str, int]:
-    """Set ``trainable`` on every layer for phase ``head``/``fine_tune`` (BatchNormalization always frozen)."""
-    import keras
-
-    def freeze_bn(layer: Any) -> None:
-        for sub in layer._flatten_layers(include_self=False, recursive=True):
-            if isinstance(sub, keras.layers.BatchNormalization):
-                sub.trainable = False
-
-    counts = {"trainable": 0, "frozen": 0}
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            trainable = False
-        elif not transfer.is_backbone(layer.name):
-            trainable = True
-        else:
-            trainable = phase == "fine_tune" and bool(transfer.unfreeze(layer.name))
-        layer.trainable = trainable
-        if trainable:
-            freeze_bn(layer)
-        counts["trainable" if trainable else "frozen"] += 1
-    return counts
-
-
 class Trainer:
     """Train, fine-tune, evaluate and save a brain MRI classifier (scikit-learn style).
 
@@ -465,7 +441,7 @@ class Trainer:
             initial = int(state["epoch"]) if mid_phase else cursor
             state["phase"], state["phase_start"] = name, begin
             with scope():
-                counts = _set_phase(model, spec.transfer, name) if name != "single" else {
+                counts = spec.transfer.set_phase(model, name) if name != "single" else {
                     "trainable": sum(1 for layer in model.layers if layer.trainable), "frozen": 0}
                 self._compile(model, lr)
                 if resumed is not None and state.get("weights") and (run_dir / "backup" / state["weights"]).is_file():
