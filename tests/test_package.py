@@ -52,6 +52,25 @@ def test_every_public_name_is_in_the_api_reference():
     assert not missing, f"public names missing from docs/api.rst: {missing}"
 
 
+SUBPACKAGES = ("data", "models", "plugins", "training", "explain", "evaluation")
+
+
+@pytest.mark.parametrize("sub", SUBPACKAGES)
+def test_every_subpackage_is_in_the_api_reference_and_documented(sub):
+    import importlib
+    import inspect
+
+    api = (ROOT / "docs" / "api.rst").read_text(encoding="utf-8")
+    assert f".. automodule:: neuroxai.{sub}\n" in api
+    module = importlib.import_module(f"neuroxai.{sub}")
+    undocumented = [
+        name
+        for name in module.__all__
+        if (inspect.isclass(obj := getattr(module, name)) or inspect.isfunction(obj)) and not inspect.getdoc(obj)
+    ]
+    assert not undocumented, f"public names of neuroxai.{sub} without a docstring (autodoc would skip them): {undocumented}"
+
+
 def test_errors_derive_from_builtin_and_base():
     assert issubclass(DataError, ValueError) and issubclass(DataError, NeuroxaiError)
     err = UnknownModelError("Unknown model 'x'. Available: cnn")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -49,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``neuroxai`` command; returns the process exit status."""
     from neuroxai.errors import NeuroxaiError
 
+    # TensorFlow's C++ start-up messages (CPU features, "failed call to cuInit" on a
+    # machine without a GPU) read like failures to a user; set the variable to 0 to see them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

@@ -176,8 +176,8 @@ def deletion_insertion_curves(
         progress: Show a progress bar over chunks.
 
     Returns:
-        ``{"fractions": [S+1], "deletion": [N, S+1], "insertion": [N, S+1],
-        "deletion_auc": [N], "insertion_auc": [N]}``.
+        A dict with the arrays ``fractions`` ``[S+1]``, ``deletion`` and
+        ``insertion`` ``[N, S+1]``, ``deletion_auc`` and ``insertion_auc`` ``[N]``.
 
     Raises:
         DataError: When shapes disagree.

@@ -210,7 +210,7 @@ def cascading_randomization(
         explain_fn: ``explain_fn(model, images, targets) -> maps [N, H, W]``, called on the
             original model and on the clone after each randomization step.
         seed: Seed of the re-initialisation noise.
-        threshold: Pass when the final mean |Spearman| is below it.
+        threshold: Pass when the final mean absolute Spearman correlation is below it.
         max_layers: Randomize only this many layers from the top (default all); the pass rule
             then applies to the last step taken.
         progress: Show a progress bar over layers.
