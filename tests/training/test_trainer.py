@@ -112,6 +112,7 @@ def test_run_directory_and_round_trip_through_load(tiny_spec, phantom_dir, tmp_p
     for name in ("model.keras", "neuroxai.json", "history.csv", "metrics.json", "confusion_matrix.png", "training_curves.png",
                  "checkpoints/best.keras"):
         assert (run / name).is_file(), name
+    assert list((run / "logs").rglob("*tfevents*")), "a TensorBoard log by default"
     assert not (run / "backup").exists()  # resume state is removed once the run finished
     assert not list(run.glob(".*tmp*"))  # no half-written files left over
     spec = json.loads((run / "neuroxai.json").read_text())
