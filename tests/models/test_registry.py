@@ -77,7 +77,7 @@ def test_create_uses_spec_defaults_and_options(fresh):
 
 
 def test_create_rejects_unknown_option_listing_the_valid_ones(fresh):
-    with pytest.raises(ModelError, match=r"Model 'cnn' does not take option\(s\) widht\. Its options are: dropout, width\."):
+    with pytest.raises(ModelError, match=r"Model 'cnn' does not take option\(s\) widht\. Its options are: dropout, feature_stride, width\."):
         fresh.create("cnn", widht=2)
 
 
@@ -245,7 +245,7 @@ def test_describe_is_json_and_counts_params(fresh):
     cnn = rows[0]
     assert cnn["source"] == "neuroxai" and cnn["input_shape"] == [128, 128, 1] and cnn["input_range"] == [0.0, 1.0]
     assert cnn["params"] == fresh.create("cnn").count_params()
-    assert cnn["options"] == {"width": 1.0, "dropout": 0.3}
+    assert cnn["options"] == {"width": 1.0, "dropout": 0.3, "feature_stride": 16}
     assert rows[1]["two_phase"] is True and rows[1]["params"] > 4_000_000
 
 
