@@ -176,3 +176,14 @@ def test_evaluate_adds_deduplicated_test_set(plain_spec):
     assert m["test"]["n"] == len(yt) + 3
     assert m["test_dedup"]["n"] == len(yt) and m["test_dedup"]["removed_duplicates"] == 3
     assert t.metrics_ is m
+
+
+def test_efficientnet_from_scratch_trains_in_one_phase_by_default():
+    from neuroxai.models import ModelRegistry
+
+    spec = ModelRegistry(autoload=False).get("efficientnetb0")
+    assert [p[0] for p in Trainer(spec, epochs=10)._plan(spec)] == ["head", "fine_tune"]  # pretrained: freeze first
+    scratch = Trainer(spec, epochs=10, model_options={"weights": None})
+    assert [p[0] for p in scratch._plan(spec)] == ["single"]  # a frozen random backbone would never learn
+    forced = Trainer(spec, epochs=10, model_options={"weights": None}, two_phase=True)
+    assert [p[0] for p in forced._plan(spec)] == ["head", "fine_tune"]

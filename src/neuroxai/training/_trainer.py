@@ -91,8 +91,9 @@ class Trainer:
         metrics: Metrics; default ``["accuracy"]``.
         image_size: ``(height, width)`` or one int; default the spec's.
         two_phase: ``None`` follows the spec (two phases if it has a
-            ``transfer``), ``False`` trains everything in one phase, ``True``
-            requires a transfer spec.
+            ``transfer``, except with ``model_options={"weights": None}``:
+            a backbone trained from scratch must not be frozen), ``False``
+            trains everything in one phase, ``True`` requires a transfer spec.
         fine_tune_epochs: Epochs of phase 2 (out of ``epochs``).
         fine_tune_lr_factor: Phase-2 learning-rate factor; default the spec's.
         early_stopping_patience: Epochs without improvement before stopping
@@ -309,7 +310,13 @@ class Trainer:
         if epochs < 1:
             raise ModelError(f"Expected epochs >= 1, got {self.epochs!r}.")
         transfer = spec.transfer
-        two = (transfer is not None) if self.two_phase is None else bool(self.two_phase)
+        if self.two_phase is None:
+            # Freezing a backbone only makes sense when it holds pretrained weights: with
+            # weights=None (training from scratch) the frozen layers would never learn.
+            from_scratch = "weights" in (self.model_options or {}) and (self.model_options or {})["weights"] is None
+            two = transfer is not None and not from_scratch
+        else:
+            two = bool(self.two_phase)
         lr = self._base_lr()
         if not two:
             return [("single", epochs, lr)]
