@@ -313,7 +313,8 @@ class Trainer:
         if self.two_phase is None:
             # Freezing a backbone only makes sense when it holds pretrained weights: with
             # weights=None (training from scratch) the frozen layers would never learn.
-            from_scratch = "weights" in (self.model_options or {}) and (self.model_options or {})["weights"] is None
+            options = self.model_options or {}
+            from_scratch = "weights" in options and options["weights"] is None
             two = transfer is not None and not from_scratch
         else:
             two = bool(self.two_phase)

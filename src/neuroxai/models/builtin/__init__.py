@@ -28,7 +28,7 @@ BUILTIN_SPECS: tuple[ModelSpec, ...] = (
         input_shape=cnn.DEFAULT_INPUT_SHAPE,
         input_range=(0.0, 1.0),
         target_layer=cnn.TARGET_LAYER,
-        description="Fast residual separable-conv baseline for MRI slices (trains on a CPU; options: width, dropout).",
+        description="Fast residual separable-conv baseline for MRI slices (trains on a CPU; options: width, dropout, feature_stride).",
     ),
     ModelSpec(
         name="efficientnetb0",
