@@ -36,6 +36,8 @@ def _weights(value: str) -> str | None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from neuroxai.training import LR_SCHEDULES  # light: TensorFlow loads later
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=os.environ.get("NEUROXAI_DATA"), metavar="DIR",
                    help="Training/Testing data folder (default: $NEUROXAI_DATA)")
@@ -49,6 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--two-phase", choices=("auto", "yes", "no"), default="auto",
                    help="two-phase transfer training: auto follows the model spec (default)")
     p.add_argument("--early-stopping-patience", type=int, default=5, metavar="N", help="0 disables (default: 5)")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="plateau",
+                   help="learning-rate schedule within each phase (default: plateau)")
+    p.add_argument("--reduce-lr-patience", type=int, default=2, metavar="N",
+                   help="epochs without a better validation loss before halving the learning rate; 0 disables (default: 2)")
     p.add_argument("--seed", type=int, default=1337, help="seed of split, weights, shuffling, augmentation (default: 1337)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="validation fraction carved from Training (default: 0.15)")
     p.add_argument("--per-class", type=int, default=2, metavar="N", help="Grad-CAM examples per class and figure (default: 2)")
@@ -157,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         args.model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
         image_size=args.image_size, two_phase=two_phase, progress=True, model_options=options or None,
         early_stopping_patience=args.early_stopping_patience or None,
+        reduce_lr_patience=args.reduce_lr_patience or None, lr_schedule=args.lr_schedule,
     )
     log(f"Training {trainer!r} (image size {args.image_size or 'model default'}, options {options}) -> {out}", t0)
     t_fit = time.perf_counter()
@@ -179,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"epochs": args.epochs, "epochs_run": epochs_run, "image_size": list(predictor.input_shape),
                      "batch_size": args.batch_size, "learning_rate": args.learning_rate, "model_options": options,
                      "two_phase": args.two_phase, "early_stopping_patience": args.early_stopping_patience,
+                     "reduce_lr_patience": args.reduce_lr_patience, "lr_schedule": args.lr_schedule,
                      "val_fraction": args.val_fraction, "phases": trainer.phases_,
                      "params": int(predictor.model.count_params())},
         "data": {"source": str(args.data), "counts": counts, "test_dedup_n": len(ds.labels("test", dedup=True)),

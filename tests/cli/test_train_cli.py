@@ -23,7 +23,7 @@ def data_dir(tmp_path_factory):
 def run_dir(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "run"
     rc = main(["train", "--data", str(data_dir), "--model", "cnn", "--epochs", "2", "--out", str(out), "--image-size", "32",
-               "--batch-size", "8", "--no-progress", "--seed", "3"])
+               "--batch-size", "8", "--no-progress", "--seed", "3", "--lr-schedule", "cosine"])
     assert rc == 0
     return out
 
@@ -33,7 +33,10 @@ def test_train_writes_a_run_directory(run_dir, capsys):
         assert (run_dir / name).is_file(), name
     spec = json.loads((run_dir / "neuroxai.json").read_text())
     assert spec["model"] == "cnn" and spec["input_shape"] == [32, 32, 1] and spec["seed"] == 3
-    assert spec["settings"]["epochs"] == 2
+    assert spec["settings"]["epochs"] == 2 and spec["settings"]["lr_schedule"] == "cosine"
+    with open(run_dir / "history.csv", newline="") as f:
+        rates = [float(row["learning_rate"]) for row in csv.DictReader(f)]
+    assert rates == pytest.approx([1e-3, 5e-4])  # cosine over 2 epochs
 
 
 def test_evaluate_json_matches_the_run(run_dir, data_dir, capsys):

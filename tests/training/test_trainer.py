@@ -79,6 +79,25 @@ def test_two_phase_false_trains_everything_in_one_phase(tiny_spec, tiny_ds):
     assert t.history_["phase"] == ["single"]
 
 
+def test_cosine_schedule_restarts_in_each_phase(tiny_spec, tiny_ds):
+    rec = Recorder()
+    t = Trainer(tiny_spec, epochs=6, fine_tune_epochs=2, batch_size=16, learning_rate=1e-2, lr_schedule="cosine",
+                progress=False, callbacks=[rec], early_stopping_patience=None).fit(tiny_ds)
+    # head: 4 epochs from 1e-2 along half a cosine; fine_tune: 2 epochs from 1e-3 (factor 0.1)
+    assert rec.lrs == pytest.approx([1e-2, 1e-2 * (1 + 2 ** -0.5) / 2, 5e-3, 1e-2 * (1 - 2 ** -0.5) / 2, 1e-3, 5e-4], rel=1e-5)
+    assert t.history_["learning_rate"] == pytest.approx(rec.lrs, rel=1e-5)
+    assert t.get_params()["lr_schedule"] == "cosine"
+
+
+def test_constant_schedule_keeps_the_rate_and_bad_names_are_refused(plain_spec, tiny_ds):
+    rec = Recorder()
+    Trainer(plain_spec, epochs=3, learning_rate=1e-2, lr_schedule="constant", reduce_lr_patience=1, progress=False,
+            callbacks=[rec], early_stopping_patience=None).fit(tiny_ds)
+    assert rec.lrs == pytest.approx([1e-2] * 3)
+    with pytest.raises(ModelError, match="lr_schedule to be one of 'plateau', 'cosine', 'constant', got 'step'"):
+        Trainer(plain_spec, epochs=1, lr_schedule="step", progress=False).fit(tiny_ds)
+
+
 def test_two_phase_settings_are_checked(plain_spec, tiny_spec, tiny_ds):
     with pytest.raises(ModelError, match="TransferSpec"):
         Trainer(plain_spec, epochs=2, two_phase=True, progress=False).fit(tiny_ds)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroxai.cli._common import add_format_option, add_progress_option, print_json
+from neuroxai.training import LR_SCHEDULES
 
 __all__ = ["register", "run_train", "run_evaluate", "run_predict"]
 
@@ -38,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
     p.add_argument("--image-size", type=int, default=None, metavar="PX", help="square input size (default: the model's)")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="plateau",
+                   help="plateau: halve on a validation-loss plateau (default); cosine: decay to zero over each phase; constant")
     p.add_argument("--seed", type=int, default=1337, help="random seed (default: 1337)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="validation fraction carved from training (default: 0.15)")
     p.add_argument("--no-two-phase", dest="two_phase", action="store_const", const=False, default=None,
@@ -97,7 +100,7 @@ def run_train(args: argparse.Namespace) -> int:
     trainer = Trainer(
         args.model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
         image_size=args.image_size, two_phase=args.two_phase, fine_tune_epochs=args.fine_tune_epochs,
-        augment=args.augment, progress=args.progress, model_options=options or None,
+        augment=args.augment, progress=args.progress, model_options=options or None, lr_schedule=args.lr_schedule,
     )
     trainer.fit(ds, out_dir=args.out)
     metrics = getattr(trainer, "metrics_", None) or {}

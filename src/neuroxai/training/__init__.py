@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from neuroxai.training._metrics import ECE_BINS, classification_metrics, expected_calibration_error
 from neuroxai.training._predictor import Predictor, evaluate_model, load
-from neuroxai.training._trainer import NOT_FITTED_MESSAGE, Trainer
+from neuroxai.training._trainer import LR_SCHEDULES, NOT_FITTED_MESSAGE, Trainer
 
 __all__ = [
     "Trainer",
@@ -37,4 +37,5 @@ __all__ = [
     "expected_calibration_error",
     "ECE_BINS",
     "NOT_FITTED_MESSAGE",
+    "LR_SCHEDULES",
 ]

@@ -28,6 +28,37 @@ RUN_FORMAT = "neuroxai-run"
 RUN_FORMAT_VERSION = 1
 NOT_FITTED_MESSAGE = "This Trainer is not fitted yet; call fit(dataset) first"
 _DEFAULT_HEAD_FRACTION = 0.5
+#: Accepted values of ``Trainer(lr_schedule=...)``.
+LR_SCHEDULES = ("plateau", "cosine", "constant")
+
+
+def cosine_schedule(lr: float, first_epoch: int, n_epochs: int) -> Any:
+    """Per-epoch cosine decay for ``keras.callbacks.LearningRateScheduler``.
+
+    Epoch ``first_epoch + i`` (0-based, as Keras counts across phases) gets
+    ``lr * (1 + cos(pi * i / n_epochs)) / 2``: the full rate in the phase's
+    first epoch, falling towards zero in its last.
+
+    Args:
+        lr: The phase's starting learning rate.
+        first_epoch: 0-based index of the phase's first epoch.
+        n_epochs: Epochs in the phase (at least 1).
+
+    Returns:
+        ``schedule(epoch, current_lr) -> float``.
+
+    Example:
+        >>> f = cosine_schedule(1e-3, 0, 4)
+        >>> [round(f(e, None), 6) for e in range(4)]
+        [0.001, 0.000854, 0.0005, 0.000146]
+    """
+    import math
+
+    def schedule(epoch: int, current_lr: Any = None) -> float:
+        i = min(max(int(epoch) - int(first_epoch), 0), int(n_epochs))
+        return float(lr) * 0.5 * (1.0 + math.cos(math.pi * i / int(n_epochs)))
+
+    return schedule
 
 
 def _versions() -> dict[str, str]:
@@ -66,7 +97,8 @@ class Trainer:
     ``head_epochs_fraction`` says).
 
     **Callbacks** (on by default): early stopping that restores the best
-    weights (``val_loss``), learning-rate reduction on plateau, and with an
+    weights (``val_loss``), learning-rate reduction on plateau (or the
+    ``lr_schedule`` chosen), and with an
     output folder: best-model checkpoint (``checkpoints/best.keras``),
     ``history.csv`` written after every epoch, a TensorBoard log in
     ``logs/`` and **resume**: a run killed at any moment (even ``kill -9``)
@@ -99,7 +131,13 @@ class Trainer:
         early_stopping_patience: Epochs without improvement before stopping
             (per phase); ``None`` disables early stopping.
         reduce_lr_patience: Epochs without improvement before halving the
-            learning rate; ``None`` disables it.
+            learning rate (with ``lr_schedule="plateau"``); ``None`` disables it.
+        lr_schedule: How the learning rate moves within each phase:
+            ``"plateau"`` (default) halves it after ``reduce_lr_patience``
+            epochs without a better validation loss; ``"cosine"`` decays it
+            from the phase's rate towards zero along half a cosine over the
+            phase's epochs (set once per epoch), which suits a fixed epoch
+            budget; ``"constant"`` keeps it.
         seed: Seed of weights, shuffling and augmentation
             (``keras.utils.set_random_seed``).
         out_dir: Run directory written by :meth:`fit` (may also be given to
@@ -148,6 +186,7 @@ class Trainer:
         fine_tune_lr_factor: float | None = None,
         early_stopping_patience: int | None = 5,
         reduce_lr_patience: int | None = 2,
+        lr_schedule: str = "plateau",
         seed: int = 1337,
         out_dir: str | Path | None = None,
         strategy: tf.distribute.Strategy | None = None,
@@ -174,6 +213,7 @@ class Trainer:
         self.fine_tune_lr_factor = fine_tune_lr_factor
         self.early_stopping_patience = early_stopping_patience
         self.reduce_lr_patience = reduce_lr_patience
+        self.lr_schedule = lr_schedule
         self.seed = seed
         self.out_dir = out_dir
         self.strategy = strategy
@@ -189,8 +229,8 @@ class Trainer:
     # ------------------------------------------------------------------ settings
     _PARAMS = (
         "model", "epochs", "batch_size", "learning_rate", "optimizer", "loss", "metrics", "image_size", "two_phase",
-        "fine_tune_epochs", "fine_tune_lr_factor", "early_stopping_patience", "reduce_lr_patience", "seed", "out_dir",
-        "strategy", "class_weight", "augment", "progress", "model_options", "input_range", "resume", "tensorboard",
+        "fine_tune_epochs", "fine_tune_lr_factor", "early_stopping_patience", "reduce_lr_patience", "lr_schedule", "seed",
+        "out_dir", "strategy", "class_weight", "augment", "progress", "model_options", "input_range", "resume", "tensorboard",
     )
 
     def get_params(self) -> dict[str, Any]:
@@ -318,6 +358,8 @@ class Trainer:
             two = transfer is not None and not from_scratch
         else:
             two = bool(self.two_phase)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ModelError(f"Expected lr_schedule to be one of {', '.join(map(repr, LR_SCHEDULES))}, got {self.lr_schedule!r}.")
         lr = self._base_lr()
         if not two:
             return [("single", epochs, lr)]
@@ -392,6 +434,7 @@ class Trainer:
             "input_shape": list(shape),
             "plan": [[name, n, float(lr)] for name, n, lr in plan],
             "seed": int(self.seed),
+            "lr_schedule": self.lr_schedule,
         }
         state: dict[str, Any] = {"fingerprint": fingerprint, "phase": plan[0][0], "epoch": 0, "history": {},
                                  "completed": {}, "phase_start": 0, "best": None}
@@ -462,9 +505,11 @@ class Trainer:
             if self.early_stopping_patience is not None:
                 callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=int(self.early_stopping_patience),
                                                                restore_best_weights=True))
-            if self.reduce_lr_patience is not None:
+            if self.lr_schedule == "plateau" and self.reduce_lr_patience is not None:
                 callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=int(self.reduce_lr_patience),
                                                                    min_lr=lr * 1e-3))
+            elif self.lr_schedule == "cosine":
+                callbacks.append(keras.callbacks.LearningRateScheduler(cosine_schedule(lr, begin, n_epochs)))
             if run_dir is not None and _tensorboard_enabled(self.tensorboard):
                 callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False, profile_batch=0))
             if best_ckpt is not None:
