@@ -10,7 +10,8 @@ there for the documentation.
 Example (the CNN figures in docs/results.rst)::
 
     python benchmarks/real_data.py --data ../shared/data/brain-tumor-mri --model cnn \\
-        --epochs 25 --out /tmp/real-runs/cnn --results docs/results/cnn
+        --epochs 30 --reduce-lr-patience 4 --early-stopping-patience 8 \\
+        --out /tmp/real-runs/cnn --results docs/results/cnn
 
 Model selection uses the validation split carved from Training only; the test
 split is evaluated once, after training.
@@ -50,11 +51,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="efficientnetb0 backbone weights: imagenet, none, or a local .h5 file")
     p.add_argument("--two-phase", choices=("auto", "yes", "no"), default="auto",
                    help="two-phase transfer training: auto follows the model spec (default)")
-    p.add_argument("--early-stopping-patience", type=int, default=5, metavar="N", help="0 disables (default: 5)")
+    p.add_argument("--early-stopping-patience", type=int, default=None, metavar="N",
+                   help="0 disables (default: the Trainer's)")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="plateau",
                    help="learning-rate schedule within each phase (default: plateau)")
-    p.add_argument("--reduce-lr-patience", type=int, default=2, metavar="N",
-                   help="epochs without a better validation loss before halving the learning rate; 0 disables (default: 2)")
+    p.add_argument("--reduce-lr-patience", type=int, default=None, metavar="N",
+                   help="epochs without a better validation loss before halving the learning rate; 0 disables "
+                        "(default: the Trainer's)")
     p.add_argument("--seed", type=int, default=1337, help="seed of split, weights, shuffling, augmentation (default: 1337)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="validation fraction carved from Training (default: 0.15)")
     p.add_argument("--per-class", type=int, default=2, metavar="N", help="Grad-CAM examples per class and figure (default: 2)")
@@ -159,11 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(args, "weights"):
         options["weights"] = args.weights
     two_phase = {"auto": None, "yes": True, "no": False}[args.two_phase]
+    patience = {name: getattr(args, name) or None for name in ("early_stopping_patience", "reduce_lr_patience")
+                if getattr(args, name) is not None}  # unset: the Trainer's defaults; 0: off
     trainer = Trainer(
         args.model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
         image_size=args.image_size, two_phase=two_phase, progress=True, model_options=options or None,
-        early_stopping_patience=args.early_stopping_patience or None,
-        reduce_lr_patience=args.reduce_lr_patience or None, lr_schedule=args.lr_schedule,
+        lr_schedule=args.lr_schedule, **patience,
     )
     log(f"Training {trainer!r} (image size {args.image_size or 'model default'}, options {options}) -> {out}", t0)
     t_fit = time.perf_counter()
@@ -185,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "settings": {"epochs": args.epochs, "epochs_run": epochs_run, "image_size": list(predictor.input_shape),
                      "batch_size": args.batch_size, "learning_rate": args.learning_rate, "model_options": options,
-                     "two_phase": args.two_phase, "early_stopping_patience": args.early_stopping_patience,
-                     "reduce_lr_patience": args.reduce_lr_patience, "lr_schedule": args.lr_schedule,
+                     "two_phase": args.two_phase, "early_stopping_patience": trainer.early_stopping_patience,
+                     "reduce_lr_patience": trainer.reduce_lr_patience, "lr_schedule": args.lr_schedule,
                      "val_fraction": args.val_fraction, "phases": trainer.phases_,
                      "params": int(predictor.model.count_params())},
         "data": {"source": str(args.data), "counts": counts, "test_dedup_n": len(ds.labels("test", dedup=True)),
