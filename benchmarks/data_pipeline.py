@@ -46,19 +46,22 @@ def main(argv: list[str] | None = None) -> int:
     from neuroxai.data import Dataset
 
     size = (args.image_size, args.image_size)
-    print(f"data: {args.path}  image size: {size}  channels: {args.channels}  batch: {args.batch_size}  "
-          f"cpus: {os.cpu_count()}  tensorflow {tf.__version__}")
+    print(
+        f"data: {args.path}  image size: {size}  channels: {args.channels}  batch: {args.batch_size}  "
+        f"cpus: {os.cpu_count()}  tensorflow {tf.__version__}"
+    )
 
     t0 = time.perf_counter()
     ds = Dataset(args.path, progress=False)
     t_index = time.perf_counter() - t0
     if args.limit:
-        keep = ds._indices("train")[args.limit:]
+        keep = ds._indices("train")[args.limit :]
         ds._splits[keep] = "unused"  # benchmark-only trim
     paths = ds.paths("train")
     n = len(paths)
-    print(f"index: {len(ds)} images read and validated in {t_index:.1f} s ({len(ds) / t_index:.0f} img/s); "
-          f"train split: {n} images")
+    print(
+        f"index: {len(ds)} images read and validated in {t_index:.1f} s ({len(ds) / t_index:.0f} img/s); train split: {n} images"
+    )
 
     mode = "RGB" if args.channels == 3 else "L"
     t0 = time.perf_counter()
@@ -97,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     n1, t_first = epoch()
     n2, t_cached = epoch()
     assert n1 == n2 == n, (n1, n2, n)
-    pipe = ds.pipeline("train", image_size=size, channels=args.channels, batch_size=args.batch_size, seed=0,
-                       augment=False)
+    pipe = ds.pipeline("train", image_size=size, channels=args.channels, batch_size=args.batch_size, seed=0, augment=False)
     epoch()
     n3, t_plain_cached = epoch()
     assert n3 == n

@@ -131,13 +131,19 @@ def main() -> None:
         rows.append((name, explainer.layer, t_fwd, t_ours, t_book))
 
     n = args.batch
-    print(f"\nGrad-CAM speed, batch of {n} images at {args.size}x{args.size}, TensorFlow {tf.__version__}, "
-          f"devices: {[d.device_type for d in tf.config.list_logical_devices()]}")
-    print(f"{'model':<16}{'layer':<18}{'forward img/s':>14}{'ours img/s':>12}{'textbook img/s':>16}"
-          f"{'ours/forward':>14}{'textbook/ours':>15}")
+    print(
+        f"\nGrad-CAM speed, batch of {n} images at {args.size}x{args.size}, TensorFlow {tf.__version__}, "
+        f"devices: {[d.device_type for d in tf.config.list_logical_devices()]}"
+    )
+    print(
+        f"{'model':<16}{'layer':<18}{'forward img/s':>14}{'ours img/s':>12}{'textbook img/s':>16}"
+        f"{'ours/forward':>14}{'textbook/ours':>15}"
+    )
     for name, layer, t_fwd, t_ours, t_book in rows:
-        print(f"{name:<16}{str(layer):<18}{n / t_fwd:>14.1f}{n / t_ours:>12.1f}{n / t_book:>16.2f}"
-              f"{t_ours / t_fwd:>13.2f}x{t_book / t_ours:>14.1f}x")
+        print(
+            f"{name:<16}{layer!s:<18}{n / t_fwd:>14.1f}{n / t_ours:>12.1f}{n / t_book:>16.2f}"
+            f"{t_ours / t_fwd:>13.2f}x{t_book / t_ours:>14.1f}x"
+        )
     print("targets: ours/forward <= 1.3x, textbook/ours >= 10x")
 
 

@@ -28,8 +28,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-SMALL_ARTEFACTS = ("results.json", "metrics.json", "history.csv", "confusion_matrix.png", "training_curves.png",
-                   "gradcam_correct.png", "gradcam_wrong.png")
+SMALL_ARTEFACTS = (
+    "results.json",
+    "metrics.json",
+    "history.csv",
+    "confusion_matrix.png",
+    "training_curves.png",
+    "gradcam_correct.png",
+    "gradcam_wrong.png",
+)
 
 
 def _weights(value: str) -> str | None:
@@ -40,24 +47,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from neuroxai.training import LR_SCHEDULES  # light: TensorFlow loads later
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=os.environ.get("NEUROXAI_DATA"), metavar="DIR",
-                   help="Training/Testing data folder (default: $NEUROXAI_DATA)")
+    p.add_argument(
+        "--data",
+        default=os.environ.get("NEUROXAI_DATA"),
+        metavar="DIR",
+        help="Training/Testing data folder (default: $NEUROXAI_DATA)",
+    )
     p.add_argument("--model", default="cnn", help="registered model name: cnn, efficientnetb0, or a plugin's (default: cnn)")
     p.add_argument("--epochs", type=int, default=30, help="total epochs, both phases for transfer models (default: 30)")
     p.add_argument("--image-size", type=int, default=None, metavar="PX", help="square input size (default: the model's)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="learning rate (phase 1 for transfer models; default 1e-3)")
-    p.add_argument("--weights", type=_weights, default=argparse.SUPPRESS, metavar="W",
-                   help="efficientnetb0 backbone weights: imagenet, none, or a local .h5 file")
-    p.add_argument("--two-phase", choices=("auto", "yes", "no"), default="auto",
-                   help="two-phase transfer training: auto follows the model spec (default)")
-    p.add_argument("--early-stopping-patience", type=int, default=None, metavar="N",
-                   help="0 disables (default: the Trainer's)")
-    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="plateau",
-                   help="learning-rate schedule within each phase (default: plateau)")
-    p.add_argument("--reduce-lr-patience", type=int, default=None, metavar="N",
-                   help="epochs without a better validation loss before halving the learning rate; 0 disables "
-                        "(default: the Trainer's)")
+    p.add_argument(
+        "--weights",
+        type=_weights,
+        default=argparse.SUPPRESS,
+        metavar="W",
+        help="efficientnetb0 backbone weights: imagenet, none, or a local .h5 file",
+    )
+    p.add_argument(
+        "--two-phase",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="two-phase transfer training: auto follows the model spec (default)",
+    )
+    p.add_argument("--early-stopping-patience", type=int, default=None, metavar="N", help="0 disables (default: the Trainer's)")
+    p.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="plateau",
+        help="learning-rate schedule within each phase (default: plateau)",
+    )
+    p.add_argument(
+        "--reduce-lr-patience",
+        type=int,
+        default=None,
+        metavar="N",
+        help="epochs without a better validation loss before halving the learning rate; 0 disables (default: the Trainer's)",
+    )
     p.add_argument("--seed", type=int, default=1337, help="seed of split, weights, shuffling, augmentation (default: 1337)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="validation fraction carved from Training (default: 0.15)")
     p.add_argument("--per-class", type=int, default=2, metavar="N", help="Grad-CAM examples per class and figure (default: 2)")
@@ -103,7 +130,6 @@ def save_png_small(fig: Any, path: Path) -> None:
 
 def gradcam_figures(predictor: Any, ds: Any, out: Path, per_class: int, t0: float) -> dict[str, Any]:
     """Predict the whole test split, then explain correct and wrong examples of every class."""
-    import numpy as np
 
     from neuroxai import Explainer
 
@@ -114,8 +140,11 @@ def gradcam_figures(predictor: Any, ds: Any, out: Path, per_class: int, t0: floa
     info: dict[str, Any] = {"method": "gradcam", "layer": str(explainer.layer)}
     for name, correct in (("gradcam_correct", True), ("gradcam_wrong", False)):
         idx = pick(y, pred, len(predictor.class_names), per_class, correct)
-        info[name] = {"test_indices": idx, "true": [predictor.class_names[int(y[i])] for i in idx],
-                      "predicted": [predictor.class_names[int(pred[i])] for i in idx]}
+        info[name] = {
+            "test_indices": idx,
+            "true": [predictor.class_names[int(y[i])] for i in idx],
+            "predicted": [predictor.class_names[int(pred[i])] for i in idx],
+        }
         if not idx:
             log(f"No {'correct' if correct else 'wrong'} test predictions: {name}.png not written", t0)
             continue
@@ -125,8 +154,11 @@ def gradcam_figures(predictor: Any, ds: Any, out: Path, per_class: int, t0: floa
         ncols = 4
         rows = -(-len(idx) // ncols)
         fig = explanation.plot(true_labels=y[idx], ncols=ncols, figsize=(2.4 * ncols, 2.7 * rows + 0.4))
-        fig.suptitle(f"Grad-CAM @ {explainer.layer}: {'correctly' if correct else 'wrongly'} classified test images "
-                     f"(up to {per_class} per true class)", fontsize=10)
+        fig.suptitle(
+            f"Grad-CAM @ {explainer.layer}: {'correctly' if correct else 'wrongly'} classified test images "
+            f"(up to {per_class} per true class)",
+            fontsize=10,
+        )
         save_png_small(fig, out / f"{name}.png")
         log(f"Wrote {out / (name + '.png')} ({len(idx)} images)", t0)
     return info
@@ -150,24 +182,42 @@ def main(argv: list[str] | None = None) -> int:
     from neuroxai._io import write_json
 
     out = Path(args.out)
-    log(f"neuroxai {neuroxai.__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}; "
-        f"{os.cpu_count()} CPU(s), GPUs: {len(tf.config.list_physical_devices('GPU'))}", t0)
+    log(
+        f"neuroxai {neuroxai.__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}; "
+        f"{os.cpu_count()} CPU(s), GPUs: {len(tf.config.list_physical_devices('GPU'))}",
+        t0,
+    )
     log(f"Reading {args.data}", t0)
     ds = Dataset(args.data, val_fraction=args.val_fraction, seed=args.seed, progress=False)
     counts = ds.counts()
-    log("Splits: " + ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items())
-        + f"; de-duplicated test {len(ds.labels('test', dedup=True))}; skipped files {len(ds.skipped)}", t0)
+    log(
+        "Splits: "
+        + ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items())
+        + f"; de-duplicated test {len(ds.labels('test', dedup=True))}; skipped files {len(ds.skipped)}",
+        t0,
+    )
 
     options: dict[str, Any] = {}
     if hasattr(args, "weights"):
         options["weights"] = args.weights
     two_phase = {"auto": None, "yes": True, "no": False}[args.two_phase]
-    patience = {name: getattr(args, name) or None for name in ("early_stopping_patience", "reduce_lr_patience")
-                if getattr(args, name) is not None}  # unset: the Trainer's defaults; 0: off
+    patience = {
+        name: getattr(args, name) or None
+        for name in ("early_stopping_patience", "reduce_lr_patience")
+        if getattr(args, name) is not None
+    }  # unset: the Trainer's defaults; 0: off
     trainer = Trainer(
-        args.model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-        image_size=args.image_size, two_phase=two_phase, progress=True, model_options=options or None,
-        lr_schedule=args.lr_schedule, **patience,
+        args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        image_size=args.image_size,
+        two_phase=two_phase,
+        progress=True,
+        model_options=options or None,
+        lr_schedule=args.lr_schedule,
+        **patience,
     )
     log(f"Training {trainer!r} (image size {args.image_size or 'model default'}, options {options}) -> {out}", t0)
     t_fit = time.perf_counter()
@@ -176,8 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     epochs_run = int(trainer.history_["epoch"][-1]) if trainer.history_.get("epoch") else 0
     n_train = len(ds.labels("train"))
     images_per_s = n_train * epochs_run / fit_seconds if fit_seconds > 0 else None
-    log(f"Trained {epochs_run} epochs in {fit_seconds:.0f} s ({images_per_s:.1f} training images/s, "
-        "including per-epoch validation, checkpoints and the final test evaluation)", t0)
+    log(
+        f"Trained {epochs_run} epochs in {fit_seconds:.0f} s ({images_per_s:.1f} training images/s, "
+        "including per-epoch validation, checkpoints and the final test evaluation)",
+        t0,
+    )
 
     predictor = neuroxai.load(out)  # the saved run, exactly as a user gets it back
     gradcam = gradcam_figures(predictor, ds, out, args.per_class, t0)
@@ -187,18 +240,31 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(shlex.quote(a) for a in [sys.executable.split("/")[-1], *sys.argv]),
         "model": trainer.spec_.name,
         "seed": args.seed,
-        "settings": {"epochs": args.epochs, "epochs_run": epochs_run, "image_size": list(predictor.input_shape),
-                     "batch_size": args.batch_size, "learning_rate": args.learning_rate, "model_options": options,
-                     "two_phase": args.two_phase, "early_stopping_patience": trainer.early_stopping_patience,
-                     "reduce_lr_patience": trainer.reduce_lr_patience, "lr_schedule": args.lr_schedule,
-                     "val_fraction": args.val_fraction, "phases": trainer.phases_,
-                     "params": int(predictor.model.count_params())},
-        "data": {"source": str(args.data), "counts": counts, "test_dedup_n": len(ds.labels("test", dedup=True)),
-                 "skipped_files": [f"{s.path}: {s.reason}" for s in ds.skipped]},
+        "settings": {
+            "epochs": args.epochs,
+            "epochs_run": epochs_run,
+            "image_size": list(predictor.input_shape),
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "model_options": options,
+            "two_phase": args.two_phase,
+            "early_stopping_patience": trainer.early_stopping_patience,
+            "reduce_lr_patience": trainer.reduce_lr_patience,
+            "lr_schedule": args.lr_schedule,
+            "val_fraction": args.val_fraction,
+            "phases": trainer.phases_,
+            "params": int(predictor.model.count_params()),
+        },
+        "data": {
+            "source": str(args.data),
+            "counts": counts,
+            "test_dedup_n": len(ds.labels("test", dedup=True)),
+            "skipped_files": [f"{s.path}: {s.reason}" for s in ds.skipped],
+        },
         "train_seconds": round(fit_seconds, 1),
         "train_images_per_second": None if images_per_s is None else round(images_per_s, 2),
         "train_timing_note": "wall clock of Trainer.fit: training epochs, validation after each epoch, checkpoints, "
-                             "final test evaluation and saving; images/s = training images x epochs / that time",
+        "final test evaluation and saving; images/s = training images x epochs / that time",
         "machine": {"cpus": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU"))},
         "test": summarise(metrics.get("test")),
         "test_dedup": summarise(metrics.get("test_dedup")),

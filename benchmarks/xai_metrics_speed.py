@@ -88,14 +88,18 @@ def main() -> None:
     t_fwd = best(forward)
     t_floor = best(floor)
     t_cur = best(curves)
-    print(f"device: {tf.config.list_logical_devices()[-1].device_type}, model: {model.name}, "
-          f"{a.n} images {a.size}x{a.size}, steps={a.steps}, batch={a.batch_size}")
+    print(
+        f"device: {tf.config.list_logical_devices()[-1].device_type}, model: {model.name}, "
+        f"{a.n} images {a.size}x{a.size}, steps={a.steps}, batch={a.batch_size}"
+    )
     print(f"{'forward pass only':<34} {t_fwd:8.3f} s  {a.n / t_fwd:10.1f} images/s")
     print(f"{f'forward over {len(big)} images':<34} {t_floor:8.3f} s  {a.n / t_floor:10.1f} images/s  (compute floor)")
     print(f"{'deletion+insertion (batched)':<34} {t_cur:8.3f} s  {a.n / t_cur:10.1f} images/s")
-    print(f"ratio curves/forward: {t_cur / t_fwd:.1f}x  (perturbed forward passes per image: {passes}; "
-          f"per-pass cost {t_cur / t_fwd / passes:.2f}x a plain forward pass; "
-          f"{t_cur / t_floor:.2f}x the compute floor)")
+    print(
+        f"ratio curves/forward: {t_cur / t_fwd:.1f}x  (perturbed forward passes per image: {passes}; "
+        f"per-pass cost {t_cur / t_fwd / passes:.2f}x a plain forward pass; "
+        f"{t_cur / t_floor:.2f}x the compute floor)"
+    )
 
 
 if __name__ == "__main__":

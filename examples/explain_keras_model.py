@@ -50,6 +50,8 @@ else:
     images = np.random.default_rng(0).random((4, *explainer.model.input_shape[1:]), dtype=np.float32)
 
 explanation = explainer.explain(images)  # targets: the predicted class of each image
-print("maps:", explanation.maps.shape, explanation.maps.dtype, "in", (float(explanation.maps.min()), float(explanation.maps.max())))
+print(
+    "maps:", explanation.maps.shape, explanation.maps.dtype, "in", (float(explanation.maps.min()), float(explanation.maps.max()))
+)
 explanation.save(out / "overlays")
 print(f"overlays in {out / 'overlays'}/")

@@ -10,7 +10,7 @@ os.environ.setdefault("NEUROXAI_NO_PROGRESS", "1")
 # except in the tests that install one on purpose (they unset this).
 os.environ.setdefault("NEUROXAI_DISABLE_PLUGIN_AUTOLOAD", "1")
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(autouse=True)

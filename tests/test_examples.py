@@ -55,8 +55,19 @@ def test_explain_keras_model(tmp_path):
 
 def test_evaluate_explanations(tmp_path):
     out = run_example(
-        "evaluate_explanations.py", "--n-per-class", "12", "--image-size", "32", "--epochs", "1",
-        "--methods", "gradcam", "saliency", "--out", "xai", cwd=tmp_path,
+        "evaluate_explanations.py",
+        "--n-per-class",
+        "12",
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--methods",
+        "gradcam",
+        "saliency",
+        "--out",
+        "xai",
+        cwd=tmp_path,
     )
     report = json.loads((tmp_path / "xai" / "xai_metrics.json").read_text())
     assert report["methods"] == ["gradcam", "saliency"]

@@ -28,7 +28,7 @@ def test_every_public_name_resolves_and_is_in_all():
     for name in neuroxai.__all__:
         assert getattr(neuroxai, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        neuroxai.nope  # noqa: B018
+        neuroxai.nope
 
 
 def test_import_is_light():

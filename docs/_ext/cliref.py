@@ -38,6 +38,6 @@ class NeuroxaiCli(SphinxDirective):
         return out
 
 
-def setup(app):  # noqa: ANN001, ANN201 - Sphinx's extension signature
+def setup(app):
     app.add_directive("neuroxai-cli", NeuroxaiCli)
     return {"parallel_read_safe": True, "version": "1"}

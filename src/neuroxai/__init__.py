@@ -32,9 +32,9 @@ __all__ = [
     "ModelRegistry",
     "ModelSpec",
     "Trainer",
+    "__version__",
     "hookimpl",
     "load",
-    "__version__",
 ]
 
 # public name -> module that defines it

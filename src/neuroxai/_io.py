@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "save_figure"]
+__all__ = ["atomic_path", "save_figure", "write_bytes", "write_json", "write_text"]
 
 
 def _current_umask() -> int:

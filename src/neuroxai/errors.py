@@ -11,13 +11,13 @@ keep working.
 from __future__ import annotations
 
 __all__ = [
-    "NeuroxaiError",
     "DataError",
-    "ModelError",
-    "UnknownModelError",
-    "PluginError",
-    "NotFittedError",
     "ExplainError",
+    "ModelError",
+    "NeuroxaiError",
+    "NotFittedError",
+    "PluginError",
+    "UnknownModelError",
 ]
 
 

@@ -22,8 +22,28 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run_dir(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "run"
-    rc = main(["train", "--data", str(data_dir), "--model", "cnn", "--epochs", "2", "--out", str(out), "--image-size", "32",
-               "--batch-size", "8", "--no-progress", "--seed", "3", "--lr-schedule", "cosine"])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(data_dir),
+            "--model",
+            "cnn",
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+            "--image-size",
+            "32",
+            "--batch-size",
+            "8",
+            "--no-progress",
+            "--seed",
+            "3",
+            "--lr-schedule",
+            "cosine",
+        ]
+    )
     assert rc == 0
     return out
 
@@ -91,7 +111,9 @@ def test_predict_nothing_readable_is_an_error(run_dir, tmp_path, capsys):
 
 
 def test_unknown_model_is_a_clean_error(data_dir, tmp_path, capsys):
-    rc = main(["train", "--data", str(data_dir), "--model", "cnnn", "--epochs", "1", "--out", str(tmp_path / "r"), "--no-progress"])
+    rc = main(
+        ["train", "--data", str(data_dir), "--model", "cnnn", "--epochs", "1", "--out", str(tmp_path / "r"), "--no-progress"]
+    )
     assert rc == 2
     assert "cnn" in capsys.readouterr().err
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from datatest_helpers import make_class_tree
 
+
 @pytest.fixture
 def kaggle_dir(tmp_path: Path) -> Path:
     """Training/ (5 per class) and Testing/ (2 per class) with distinct PNG images."""

@@ -42,5 +42,3 @@ def make_class_tree(root: Path, n_per_class: int = 4, classes=CLASSES, ext: str 
             write_image(root / c / f"img{i:03d}{ext}", pattern(k))
             k += 1
     return root
-
-

@@ -37,7 +37,7 @@ def test_duplicate_test_indices_and_dedup(leaky_dir: Path) -> None:
     assert len(kept) == len(test_paths) - 2
     assert set(kept) == set(test_paths) - {test_paths[i] for i in dup}
     assert len(ds.labels("test", dedup=True)) == len(kept)
-    x, y = ds.arrays("test", image_size=(8, 8), channels=1, dedup=True)
+    x, _y = ds.arrays("test", image_size=(8, 8), channels=1, dedup=True)
     assert len(x) == len(kept)
     n = sum(int(b[0].shape[0]) for b in ds.pipeline("test", image_size=(8, 8), channels=1, dedup=True))
     assert n == len(kept)
@@ -100,8 +100,7 @@ def test_near_pairs_matches_brute_force() -> None:
     assert got == brute and len(got) >= 55
 
 
-def test_audit_cli_json_and_text(leaky_dir: Path, capsys: pytest.CaptureFixture[str],
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_audit_cli_json_and_text(leaky_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import neuroxai.cli
     from neuroxai.cli import main
 

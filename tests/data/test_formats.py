@@ -49,7 +49,7 @@ def test_every_format_and_mode_is_read(formats_dir: Path) -> None:
 @pytest.mark.parametrize("channels", [1, 3])
 def test_pipeline_decodes_every_mode_to_the_same_picture(formats_dir: Path, channels: int) -> None:
     ds = Dataset(formats_dir, val_fraction=0.0, test_fraction=0.0, progress=False)
-    x, y = ds.arrays("train", image_size=(48, 48), channels=channels)
+    x, _y = ds.arrays("train", image_size=(48, 48), channels=channels)
     assert x.shape == (len(ds), 48, 48, channels)
     assert x.min() >= 0.0 and x.max() <= 1.0
     paths = ds.paths("train")
@@ -67,7 +67,7 @@ def test_sixteen_bit_is_scaled_by_the_16_bit_range(tmp_path: Path) -> None:
     arr = np.full((10, 10), 65535, np.uint16)
     arr[:5] = 32896  # 128 * 257
     Image.fromarray(arr).save(tmp_path / "x.png")
-    x, ok, skipped = load_images([tmp_path / "x.png"], image_size=(10, 10), channels=1, input_range=(0, 255))
+    x, _ok, skipped = load_images([tmp_path / "x.png"], image_size=(10, 10), channels=1, input_range=(0, 255))
     assert not skipped
     assert x[0, 0, 0, 0] == pytest.approx(128, abs=1) and x[0, 9, 0, 0] == pytest.approx(255, abs=1)
 
@@ -75,7 +75,7 @@ def test_sixteen_bit_is_scaled_by_the_16_bit_range(tmp_path: Path) -> None:
 def test_load_images_matches_the_pipeline(formats_dir: Path) -> None:
     ds = Dataset(formats_dir, val_fraction=0.0, test_fraction=0.0, progress=False)
     x_pipe, _ = ds.arrays("train", image_size=(20, 30), channels=3, input_range=(0, 255))
-    x_load, ok, skipped = load_images(ds.paths("train"), image_size=(20, 30), channels=3, input_range=(0, 255))
+    x_load, _ok, skipped = load_images(ds.paths("train"), image_size=(20, 30), channels=3, input_range=(0, 255))
     assert not skipped and x_load.shape == x_pipe.shape
     assert np.abs(x_load - x_pipe).max() <= 3.0  # decoders may round a pixel differently
 

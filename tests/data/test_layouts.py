@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from datatest_helpers import CLASSES, make_class_tree, pattern, write_image
 
 from neuroxai.data import Dataset
 from neuroxai.errors import DataError
-
-from datatest_helpers import CLASSES, make_class_tree, pattern, write_image
 
 
 def test_kaggle_layout_counts_and_class_order(kaggle_dir: Path) -> None:
@@ -97,7 +96,7 @@ def test_mask_convention_pairs_masks_beside_images(tmp_path: Path) -> None:
         assert m == p[: -len(".jpg")] + "_mask.png"
     assert ds.mask_available("train").all()
     assert any("mask with no image" in s.reason and s.path.endswith("orphan_mask.png") for s in ds.skipped)
-    x, y, masks = ds.arrays("train", image_size=(24, 24), channels=1, with_masks=True)
+    x, _y, masks = ds.arrays("train", image_size=(24, 24), channels=1, with_masks=True)
     # the mask marks the bright blob of its own image
     assert masks.shape == (6, 24, 24) and masks.dtype == bool
     for img, m in zip(x[..., 0], masks):
@@ -125,7 +124,7 @@ def test_manifest_with_splits_and_masks_relative_to_csv(tmp_path: Path) -> None:
     assert ds.counts()["test"] == {"healthy": 2, "tumour": 2}
     assert ds.counts()["val"] == {"healthy": 1, "tumour": 1}
     assert ds.has_masks
-    x, y, m = ds.arrays("test", image_size=(24, 24), channels=1, with_masks=True)
+    x, _y, m = ds.arrays("test", image_size=(24, 24), channels=1, with_masks=True)
     assert m.any(axis=(1, 2)).all()
     for img, mm in zip(x[..., 0], m):
         assert img[mm].mean() > 0.8
@@ -136,8 +135,7 @@ def test_manifest_without_split_column_carves_val_and_test(tmp_path: Path) -> No
     for i in range(20):
         write_image(tmp_path / f"{i}.bmp", pattern(i), fmt="BMP")
         rows.append(f"{i}.bmp,{'ab'[i % 2]}")
-    ds = Dataset(_write_manifest(tmp_path, rows, header="path,label"), val_fraction=0.2, test_fraction=0.2,
-                 progress=False)
+    ds = Dataset(_write_manifest(tmp_path, rows, header="path,label"), val_fraction=0.2, test_fraction=0.2, progress=False)
     assert ds.counts() == {"train": {"a": 6, "b": 6}, "val": {"a": 2, "b": 2}, "test": {"a": 2, "b": 2}}
 
 

@@ -43,9 +43,11 @@ def test_masks_match_the_anatomy_of_each_class(gen) -> None:
     cy = np.array([ys[mk > 0].mean() for mk in masks[p]])
     cx = np.array([xs[mk > 0].mean() for mk in masks[p]])
     assert (np.abs(cx) < 0.2).all() and (cy > 0.25).all()  # near the midline (head pose varies), low in the brain
+
     # meningioma touches the skull: its mask reaches further out than a glioma's centre
     def max_radius(mk: np.ndarray) -> float:
         return float(np.sqrt(xs[mk > 0] ** 2 + ys[mk > 0] ** 2).max())
+
     assert np.median([max_radius(mk) for mk in masks[m]]) > 0.6
     gx = np.array([xs[mk > 0].mean() for mk in masks[g]])
     assert (np.abs(gx) > 0.08).all()  # inside one hemisphere, off the midline
@@ -64,8 +66,12 @@ def test_images_vary_and_look_like_a_head(gen) -> None:
 def test_shortcut_marks_a_class_specific_corner() -> None:
     images, masks, labels = _generate(3, 64, 0, True)
     plain, _, _ = _generate(3, 64, 0, False)
-    corners = {0: (slice(2, 6), slice(2, 6)), 1: (slice(2, 6), slice(58, 62)),
-               2: (slice(58, 62), slice(2, 6)), 3: (slice(58, 62), slice(58, 62))}
+    corners = {
+        0: (slice(2, 6), slice(2, 6)),
+        1: (slice(2, 6), slice(58, 62)),
+        2: (slice(58, 62), slice(2, 6)),
+        3: (slice(58, 62), slice(58, 62)),
+    }
     for img, lab in zip(images, labels):
         for k, (r, c) in corners.items():
             assert (img[r, c] == 255).all() == (k == lab)
@@ -73,8 +79,15 @@ def test_shortcut_marks_a_class_specific_corner() -> None:
     diff = images != plain
     assert diff.reshape(len(diff), -1).sum(1).max() == 16
     half, _, _ = _generate(50, 32, 0, 0.5)
-    frac = np.mean([(img[1:3, 1:3] == 255).all() or (img[29:31, 29:31] == 255).all() or (img[1:3, 29:31] == 255).all()
-                    or (img[29:31, 1:3] == 255).all() for img in half])
+    frac = np.mean(
+        [
+            (img[1:3, 1:3] == 255).all()
+            or (img[29:31, 29:31] == 255).all()
+            or (img[1:3, 29:31] == 255).all()
+            or (img[29:31, 1:3] == 255).all()
+            for img in half
+        ]
+    )
     assert 0.3 < frac < 0.7
 
 
@@ -89,6 +102,6 @@ def test_phantoms_dataset_and_write_phantoms_round_trip(tmp_path: Path) -> None:
     assert masks
     disk = Dataset(root, progress=False)
     assert len(disk) == 20 and disk.has_masks and disk.mask_available("train").all()
-    assert disk.counts()["test"] == {c: 1 for c in PHANTOM_CLASSES}
+    assert disk.counts()["test"] == dict.fromkeys(PHANTOM_CLASSES, 1)
     with pytest.raises(DataError, match="n_per_class"):
         phantoms(n_per_class=0)

@@ -55,8 +55,7 @@ def test_train_pipeline_shuffles_and_augments_each_epoch(ph: Dataset) -> None:
     np.testing.assert_array_equal(yp.numpy(), ya.numpy())
     assert np.abs(xp.numpy() - xa.numpy()).mean() > 0.01
     # same seed, same augmented batch
-    again = next(iter(ph.pipeline("train", image_size=(32, 32), channels=1, batch_size=64, shuffle=False,
-                                  augment=True, seed=1)))
+    again = next(iter(ph.pipeline("train", image_size=(32, 32), channels=1, batch_size=64, shuffle=False, augment=True, seed=1)))
     np.testing.assert_allclose(again[0].numpy(), xa.numpy())
 
 
@@ -68,11 +67,11 @@ def test_masks_move_with_augmented_images() -> None:
         cy, cx = rng.integers(8, 20, 2)
         masks[k, cy : cy + 14, cx : cx + 9] = 1
     images = masks * 255
-    ds = Dataset.from_arrays(images, np.arange(16) % 2, class_names=["a", "b"], masks=masks, splits=["train"] * 16,
-                            val_fraction=0.0)
-    pipe = ds.pipeline("train", image_size=(40, 40), channels=1, batch_size=16, with_masks=True, seed=2,
-                       shuffle=False)
-    x, y, m = next(iter(pipe))
+    ds = Dataset.from_arrays(
+        images, np.arange(16) % 2, class_names=["a", "b"], masks=masks, splits=["train"] * 16, val_fraction=0.0
+    )
+    pipe = ds.pipeline("train", image_size=(40, 40), channels=1, batch_size=16, with_masks=True, seed=2, shuffle=False)
+    x, _y, m = next(iter(pipe))
     assert m.shape == (16, 40, 40, 1) and m.dtype == tf.float32
     assert set(np.unique(m.numpy())) <= {0.0, 1.0}
     x, m = x.numpy()[..., 0] > 0.5, m.numpy()[..., 0] > 0.5

@@ -45,7 +45,7 @@ def test_carve_keeps_byte_identical_files_on_one_side(n_dup: int, seed: int) -> 
     for i in range(n_dup):
         groups[i] = "same"
     parts = carve(labels, groups, [0.3], seed)
-    sides = {int(np.searchsorted(np.sort(np.concatenate([p for p in parts])), 0))}
+    sides = {int(np.searchsorted(np.sort(np.concatenate(list(parts))), 0))}
     where = [k for k, p in enumerate(parts) for i in range(n_dup) if i in set(p.tolist())]
     assert len(set(where)) == 1 and len(where) == n_dup and sides
 

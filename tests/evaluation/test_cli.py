@@ -29,8 +29,12 @@ def _write_run(run_dir, model, class_names):
     model.save(run_dir / "model.keras")
     write_json(
         run_dir / "neuroxai.json",
-        {"class_names": list(class_names), "input_shape": list(model.input_shape[1:]),
-         "input_range": [0.0, 1.0], "target_layer": "last_conv"},
+        {
+            "class_names": list(class_names),
+            "input_shape": list(model.input_shape[1:]),
+            "input_range": [0.0, 1.0],
+            "target_layer": "last_conv",
+        },
     )
 
 
@@ -56,8 +60,9 @@ def test_evaluate_xai_on_a_data_folder(tmp_path, trained_cnn, phantom_data, caps
     run_dir = tmp_path / "run"
     _write_run(run_dir, trained_cnn, CLASS_NAMES)
     _write_folder(tmp_path / "data", x, y, m, CLASS_NAMES)
-    rc = _run(["evaluate-xai", str(run_dir), "--data", str(tmp_path / "data"), "--steps", "5",
-               "--n-sanity", "8", "--no-progress"])
+    rc = _run(
+        ["evaluate-xai", str(run_dir), "--data", str(tmp_path / "data"), "--steps", "5", "--n-sanity", "8", "--no-progress"]
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "pointing_game" in out and "sanity_passed" in out
@@ -78,9 +83,28 @@ def test_evaluate_xai_on_phantoms_json_and_out(tmp_path, capsys):
     model = build_cnn((32, 32, 1), num_classes=4)
     _write_run(tmp_path / "run", model, data.PHANTOM_CLASSES)
     out_dir = tmp_path / "metrics"
-    rc = _run(["evaluate-xai", str(tmp_path / "run"), "--phantoms", "12", "--n", "6", "--steps", "4",
-               "--no-sanity", "--method", "gradcam", "--method", "saliency", "--out", str(out_dir),
-               "--format", "json", "--no-progress"])
+    rc = _run(
+        [
+            "evaluate-xai",
+            str(tmp_path / "run"),
+            "--phantoms",
+            "12",
+            "--n",
+            "6",
+            "--steps",
+            "4",
+            "--no-sanity",
+            "--method",
+            "gradcam",
+            "--method",
+            "saliency",
+            "--out",
+            str(out_dir),
+            "--format",
+            "json",
+            "--no-progress",
+        ]
+    )
     result = json.loads(capsys.readouterr().out)
     assert rc == 0, result["errors"]
     assert result["methods"] == ["gradcam", "saliency"]

@@ -51,9 +51,7 @@ def test_curves_hand_computed(logits):
     x = _half_image()
     model = _mean_model(logits)
     good = x[..., 0]  # bright half first
-    r = deletion_insertion_curves(
-        model, x, good, [0], steps=4, deletion_baseline="zero", insertion_baseline="zero"
-    )
+    r = deletion_insertion_curves(model, x, good, [0], steps=4, deletion_baseline="zero", insertion_baseline="zero")
     np.testing.assert_allclose(r["fractions"], [0, 0.25, 0.5, 0.75, 1])
     np.testing.assert_allclose(r["deletion"][0], [0.5, 0.25, 0, 0, 0], atol=1e-5)
     np.testing.assert_allclose(r["insertion"][0], [0, 0.25, 0.5, 0.5, 0.5], atol=1e-5)

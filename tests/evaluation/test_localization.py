@@ -41,9 +41,12 @@ def test_tolerance_scales_from_224_pixels():
 
 def test_pointing_game_hit_miss_and_tolerance():
     mask = _mask()  # rows 1-2, cols 1-2
-    hit = np.zeros((1, 6, 6)); hit[0, 2, 2] = 1
-    near = np.zeros((1, 6, 6)); near[0, 2, 3] = 1  # one pixel right of the mask
-    far = np.zeros((1, 6, 6)); far[0, 5, 5] = 1
+    hit = np.zeros((1, 6, 6))
+    hit[0, 2, 2] = 1
+    near = np.zeros((1, 6, 6))
+    near[0, 2, 3] = 1  # one pixel right of the mask
+    far = np.zeros((1, 6, 6))
+    far[0, 5, 5] = 1
     assert pointing_game(hit, mask, tolerance=0).tolist() == [1.0]
     assert pointing_game(near, mask, tolerance=0).tolist() == [0.0]
     # 224 px -> 15 px tolerance; at 6 px a tolerance of 40 (at 224) becomes round(40*6/224) = 1 px
@@ -53,7 +56,9 @@ def test_pointing_game_hit_miss_and_tolerance():
 
 def test_pointing_game_ties_count_the_share_inside():
     mask = _mask()
-    m = np.zeros((1, 6, 6)); m[0, 1, 1] = 1; m[0, 5, 5] = 1  # two maxima, one inside
+    m = np.zeros((1, 6, 6))
+    m[0, 1, 1] = 1
+    m[0, 5, 5] = 1  # two maxima, one inside
     assert pointing_game(m, mask, tolerance=0).tolist() == [0.5]
     # a constant map: the (undilated) mask's area fraction 4/36
     assert pointing_game(np.ones((1, 6, 6)), mask, tolerance=0)[0] == pytest.approx(4 / 36)
@@ -61,14 +66,19 @@ def test_pointing_game_ties_count_the_share_inside():
 
 def test_energy_hand_computed():
     mask = _mask()
-    m = np.zeros((1, 6, 6)); m[0, 1, 1] = 3; m[0, 0, 0] = 1; m[0, 5, 5] = -7  # negatives are clipped
+    m = np.zeros((1, 6, 6))
+    m[0, 1, 1] = 3
+    m[0, 0, 0] = 1
+    m[0, 5, 5] = -7  # negatives are clipped
     assert energy_pointing_game(m, mask)[0] == pytest.approx(0.75)
     assert energy_pointing_game(np.zeros((1, 6, 6)), mask)[0] == pytest.approx(4 / 36)
 
 
 def test_iou_and_dice_hand_computed():
     mask = _mask()  # 4 pixels
-    m = np.zeros((1, 6, 6)); m[0, 1:3, 1:4] = 1.0; m[0, 4, 4] = 0.4  # 6 pixels >= 0.5, 4 of them inside
+    m = np.zeros((1, 6, 6))
+    m[0, 1:3, 1:4] = 1.0
+    m[0, 4, 4] = 0.4  # 6 pixels >= 0.5, 4 of them inside
     assert iou(m, mask)[0] == pytest.approx(4 / 6)
     assert dice(m, mask)[0] == pytest.approx(2 * 4 / (6 + 4))
     # threshold 0.3 of the range also selects the 0.4 pixel: 7 pixels, 4 inside
@@ -120,7 +130,8 @@ def test_report_per_class_excludes_empty_masks_and_is_json():
     masks[0, 2:6, 2:6] = True
     masks[1, 8:12, 8:12] = True
     maps = masks.astype(np.float32)
-    maps[1] = 0; maps[1, 0, 0] = 1  # class 1 image points outside
+    maps[1] = 0
+    maps[1, 0, 0] = 1  # class 1 image points outside
     r = localization_report(maps, masks, [0, 1, 2, 2], class_names=["a", "b", "c"], tolerance=0)
     json.dumps(r)
     assert r["n_images"] == 4 and r["n_scored"] == 2 and r["n_excluded_no_mask"] == 2
@@ -135,12 +146,15 @@ def test_report_per_class_excludes_empty_masks_and_is_json():
 
 # ---- properties ---------------------------------------------------------------------------------
 
+
 @st.composite
 def _mask_and_map(draw):
     h = draw(st.integers(4, 12))
     w = draw(st.integers(4, 12))
-    y0 = draw(st.integers(0, h - 2)); y1 = draw(st.integers(y0 + 1, h))
-    x0 = draw(st.integers(0, w - 2)); x1 = draw(st.integers(x0 + 1, w))
+    y0 = draw(st.integers(0, h - 2))
+    y1 = draw(st.integers(y0 + 1, h))
+    x0 = draw(st.integers(0, w - 2))
+    x1 = draw(st.integers(x0 + 1, w))
     mask = np.zeros((1, h, w), bool)
     mask[0, y0:y1, x0:x1] = True
     seed = draw(st.integers(0, 2**16))

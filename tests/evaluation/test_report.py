@@ -20,8 +20,15 @@ def report(trained_cnn, phantom_data):
 
     _, (x, y, m) = phantom_data
     return evaluate_explanations(
-        trained_cnn, x, m, y, {"gradcam": gradcam_fn, "edges": sobel_fn, "broken": broken},
-        class_names=CLASS_NAMES, steps=8, n_sanity=12, seed=0,
+        trained_cnn,
+        x,
+        m,
+        y,
+        {"gradcam": gradcam_fn, "edges": sobel_fn, "broken": broken},
+        class_names=CLASS_NAMES,
+        steps=8,
+        n_sanity=12,
+        seed=0,
     )
 
 
@@ -56,8 +63,13 @@ def test_report_saves_json_and_figures(report, tmp_path):
     paths = report.save(tmp_path)
     names = sorted(p.name for p in paths)
     assert names == sorted(
-        ["xai_metrics.json", "xai_localization.png", "xai_localization_energy.png",
-         "xai_deletion_insertion.png", "xai_randomization.png"]
+        [
+            "xai_metrics.json",
+            "xai_localization.png",
+            "xai_localization_energy.png",
+            "xai_deletion_insertion.png",
+            "xai_randomization.png",
+        ]
     )
     for p in paths:
         assert p.stat().st_size > 0

@@ -86,10 +86,24 @@ def test_cli_explain_folder_with_corrupt_file(model_file, image_folder, tmp_path
 
 def test_cli_explain_single_files_json_target_and_options(model_file, image_folder, tmp_path, capsys):
     out = tmp_path / "out2"
-    code = main([
-        "explain", str(model_file), str(image_folder / "a.png"), str(image_folder / "missing.png"),
-        "--method", "smoothgrad", "--option", "samples=2", "--target", "1", "--out", str(out), "--format", "json",
-    ])
+    code = main(
+        [
+            "explain",
+            str(model_file),
+            str(image_folder / "a.png"),
+            str(image_folder / "missing.png"),
+            "--method",
+            "smoothgrad",
+            "--option",
+            "samples=2",
+            "--target",
+            "1",
+            "--out",
+            str(out),
+            "--format",
+            "json",
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["explained"] == 1 and summary["method"] == "smoothgrad"

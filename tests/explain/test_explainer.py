@@ -121,12 +121,19 @@ def test_same_input_twice_gives_same_map(tiny_models):
         np.testing.assert_array_equal(a, b, err_msg=method)
 
 
-@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "layercam", "hirescam", "scorecam", "saliency", "integrated_gradients", "occlusion"])
+@pytest.mark.parametrize(
+    "method", ["gradcam", "gradcam++", "layercam", "hirescam", "scorecam", "saliency", "integrated_gradients", "occlusion"]
+)
 def test_constant_image_and_zero_gradient_stay_finite(method):
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
-        [keras.Input((SIZE, SIZE, 1)), keras.layers.Conv2D(4, 3, name="conv", kernel_initializer="zeros"),
-         keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, kernel_initializer="zeros"), keras.layers.Softmax()]
+        [
+            keras.Input((SIZE, SIZE, 1)),
+            keras.layers.Conv2D(4, 3, name="conv", kernel_initializer="zeros"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, kernel_initializer="zeros"),
+            keras.layers.Softmax(),
+        ]
     )
     options = {"steps": 4} if method == "integrated_gradients" else {}
     explainer = Explainer(model, method, **options)
@@ -196,8 +203,15 @@ def test_targets_forms(tiny_models):
 
 @pytest.mark.parametrize(
     "targets, message",
-    [([0, 1], "Got 2 targets for 3 images"), ([0, 1, 2, 3], "Got 4 targets"), ("tumour", "Unknown target class 'tumour'"),
-     (7, "out of range"), (-1, "out of range"), ([0, 1.5, 2], "neither a class index"), (True, "neither")],
+    [
+        ([0, 1], "Got 2 targets for 3 images"),
+        ([0, 1, 2, 3], "Got 4 targets"),
+        ("tumour", "Unknown target class 'tumour'"),
+        (7, "out of range"),
+        (-1, "out of range"),
+        ([0, 1.5, 2], "neither a class index"),
+        (True, "neither"),
+    ],
 )
 def test_target_errors(tiny_models, targets, message):
     model = tiny_models["functional_rgb"]
@@ -293,7 +307,9 @@ def test_explain_fn_callable(tiny_models):
 
 
 def test_explanation_is_returned_type(tiny_models):
-    assert isinstance(Explainer(tiny_models["sequential_gray"]).explain(images_for(tiny_models["sequential_gray"], 1)), Explanation)
+    assert isinstance(
+        Explainer(tiny_models["sequential_gray"]).explain(images_for(tiny_models["sequential_gray"], 1)), Explanation
+    )
 
 
 def _write_run_dir(path, model):
@@ -301,8 +317,13 @@ def _write_run_dir(path, model):
 
     path.mkdir()
     model.save(path / "model.keras")
-    spec = {"class_names": ["glioma", "notumor", "pituitary"], "input_shape": [SIZE, SIZE, 1],
-            "input_range": [0.0, 1.0], "target_layer": "conv1", "model": "seq_gray"}
+    spec = {
+        "class_names": ["glioma", "notumor", "pituitary"],
+        "input_shape": [SIZE, SIZE, 1],
+        "input_range": [0.0, 1.0],
+        "target_layer": "conv1",
+        "model": "seq_gray",
+    }
     (path / "neuroxai.json").write_text(json.dumps(spec))
     return path
 
@@ -317,8 +338,11 @@ def test_run_directory_supplies_class_names_and_layer(tmp_path):
     assert exp.layer == "conv1" and list(exp.targets) == [1, 1]
     fallback = _FallbackPredictor.from_path(run)  # used when neuroxai.load is unavailable
     assert fallback.class_names == exp.class_names and fallback.target_layer == "conv1"
-    np.testing.assert_allclose(Explainer(fallback).explain(images_for(model, 2)).maps,
-                               Explainer(model, target_layer="conv1").explain(images_for(model, 2)).maps, atol=1e-5)
+    np.testing.assert_allclose(
+        Explainer(fallback).explain(images_for(model, 2)).maps,
+        Explainer(model, target_layer="conv1").explain(images_for(model, 2)).maps,
+        atol=1e-5,
+    )
 
 
 def test_compiled_explainer_reads_current_weights():
@@ -328,7 +352,9 @@ def test_compiled_explainer_reads_current_weights():
     x = images_for(model, 2)
     before = explainer.explain(x, targets=0)
     rng = np.random.default_rng(1)
-    model.get_layer("conv3").set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_layer("conv3").get_weights()])
+    model.get_layer("conv3").set_weights(
+        [rng.normal(size=w.shape).astype("float32") for w in model.get_layer("conv3").get_weights()]
+    )
     after = explainer.explain(x, targets=0)
     fresh = Explainer(model, "gradcam").explain(x, targets=0)
     assert not np.allclose(before.maps, after.maps)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from explain_models import BUILDERS, SIZE, images_for
 
 from neuroxai.explain import Explainer, MethodRegistry
 
-from explain_models import BUILDERS, SIZE, images_for
-
 METHODS = MethodRegistry(autoload=False).names()
-FAST_OPTIONS = {"smoothgrad": {"samples": 4}, "integrated_gradients": {"steps": 4}, "occlusion": {"patch_size": 8}, "scorecam": {}}
+FAST_OPTIONS = {
+    "smoothgrad": {"samples": 4},
+    "integrated_gradients": {"steps": 4},
+    "occlusion": {"patch_size": 8},
+    "scorecam": {},
+}
 CAM_METHODS = {"gradcam", "gradcam++", "gradcampp", "layercam", "hirescam", "scorecam"}
 EXPECTED_LAYER = {
     "sequential_gray": "conv2",
@@ -23,8 +27,16 @@ EXPECTED_SCORE = {"sequential_gray": "logits", "functional_rgb": "logits", "nest
 
 def test_builtin_method_names():
     assert set(METHODS) == {
-        "gradcam", "gradcam++", "gradcampp", "layercam", "hirescam", "scorecam",
-        "saliency", "smoothgrad", "integrated_gradients", "occlusion",
+        "gradcam",
+        "gradcam++",
+        "gradcampp",
+        "layercam",
+        "hirescam",
+        "scorecam",
+        "saliency",
+        "smoothgrad",
+        "integrated_gradients",
+        "occlusion",
     }
 
 

@@ -20,7 +20,12 @@ def _registered():
 
 REGISTRY, MODEL_NAMES = _registered()
 METHODS = [m for m in MethodRegistry(autoload=False).names() if m != "gradcampp"]
-FAST = {"smoothgrad": {"samples": 2}, "integrated_gradients": {"steps": 2}, "occlusion": {"patch_size": 16}, "scorecam": {"max_channels": 8}}
+FAST = {
+    "smoothgrad": {"samples": 2},
+    "integrated_gradients": {"steps": 2},
+    "occlusion": {"patch_size": 16},
+    "scorecam": {"max_channels": 8},
+}
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,9 @@ def test_efficientnet_rgb_has_no_tiling_layer(registry):
     assert "grayscale_to_rgb" not in [layer.name for layer in model.layers]
 
 
-@pytest.mark.parametrize(("shape", "message"), [((32, 32, 2), "1 \\(grayscale, tiled to RGB\\) or 3 channels"), ((16, 16, 3), "at least 32x32")])
+@pytest.mark.parametrize(
+    ("shape", "message"), [((32, 32, 2), "1 \\(grayscale, tiled to RGB\\) or 3 channels"), ((16, 16, 3), "at least 32x32")]
+)
 def test_efficientnet_rejects_unsupported_shapes(registry, shape, message):
     with pytest.raises(ModelError, match=message):
         registry.create("efficientnetb0", input_shape=shape, weights=None)
@@ -146,7 +148,9 @@ def test_efficientnet_local_imagenet_file_gets_keras_imagenet_scaling(registry, 
 
 
 def test_efficientnet_weights_file_of_wrong_architecture_is_a_clear_error(registry, tmp_path):
-    other = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3), include_preprocessing=False)
+    other = keras.applications.MobileNetV3Small(
+        include_top=False, weights=None, input_shape=(32, 32, 3), include_preprocessing=False
+    )
     path = tmp_path / "mobilenet.weights.h5"
     other.save_weights(path)
     with pytest.raises(ModelError, match="does not fit an EfficientNetB0 backbone"):

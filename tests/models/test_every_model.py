@@ -48,7 +48,7 @@ def test_model_is_uncompiled(built):
 
 
 def test_one_training_step_changes_weights_and_gives_finite_loss(built):
-    spec, model, x = built
+    _spec, model, x = built
     keras.utils.set_random_seed(1)
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())

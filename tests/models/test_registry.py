@@ -21,7 +21,9 @@ def tiny_factory(*, num_classes, input_shape, units=4):
 
 
 def tiny_spec(name="tiny", factory=tiny_factory, **kwargs):
-    return ModelSpec(name=name, factory=factory, input_shape=(16, 16, 1), input_range=(0.0, 1.0), target_layer="features", **kwargs)
+    return ModelSpec(
+        name=name, factory=factory, input_shape=(16, 16, 1), input_range=(0.0, 1.0), target_layer="features", **kwargs
+    )
 
 
 @pytest.fixture
@@ -77,7 +79,9 @@ def test_create_uses_spec_defaults_and_options(fresh):
 
 
 def test_create_rejects_unknown_option_listing_the_valid_ones(fresh):
-    with pytest.raises(ModelError, match=r"Model 'cnn' does not take option\(s\) widht\. Its options are: dropout, feature_stride, width\."):
+    with pytest.raises(
+        ModelError, match=r"Model 'cnn' does not take option\(s\) widht\. Its options are: dropout, feature_stride, width\."
+    ):
         fresh.create("cnn", widht=2)
 
 
@@ -104,7 +108,9 @@ def test_create_rejects_bad_num_classes(fresh, num_classes):
 
 def test_factory_not_returning_a_keras_model_names_the_plugin(fresh):
     fresh.register(tiny_spec(name="bad", factory=lambda **kw: "not a model", source="acme-models"))
-    with pytest.raises(ModelError, match=r"Model 'bad' from plugin 'acme-models': its factory returned str, expected a keras.Model"):
+    with pytest.raises(
+        ModelError, match=r"Model 'bad' from plugin 'acme-models': its factory returned str, expected a keras.Model"
+    ):
         fresh.create("bad")
 
 
@@ -149,7 +155,14 @@ def test_missing_target_layer_is_rejected(fresh):
     ],
 )
 def test_model_spec_validates_fields(kwargs, message):
-    fields = {"name": "x", "factory": tiny_factory, "input_shape": (16, 16, 1), "input_range": (0, 1), "target_layer": None, **kwargs}
+    fields = {
+        "name": "x",
+        "factory": tiny_factory,
+        "input_shape": (16, 16, 1),
+        "input_range": (0, 1),
+        "target_layer": None,
+        **kwargs,
+    }
     with pytest.raises(ModelError, match=message):
         ModelSpec(**fields)
 
@@ -186,7 +199,7 @@ def test_plugin_object_registers_after_builtins_and_gets_its_source():
     assert described["neuroxai.models.builtin"]["builtin"] is True
     [acme] = [row for row in registry.plugins() if row["models"] == ["acme"]]
     assert acme["builtin"] is False and acme["hooks"] == ["neuroxai_register_models"]
-    assert list(described)[0] == "neuroxai.models.builtin"
+    assert next(iter(described)) == "neuroxai.models.builtin"
 
 
 def test_plugin_overriding_a_builtin_needs_override():

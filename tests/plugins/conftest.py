@@ -27,9 +27,23 @@ def pip_install(source: Path, target: Path) -> Path:
     copy = target.parent / f"src-{source.name}"
     shutil.copytree(source, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-         "--disable-pip-version-check", "--quiet", "--target", str(target), str(copy)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--target",
+            str(target),
+            str(copy),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert list(target.glob("*.dist-info/entry_points.txt")), "pip produced no entry point metadata"
@@ -53,7 +67,8 @@ def broken_site(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("broken")
     pkg = root / "neuroxai-broken-plugin"
     (pkg / "neuroxai_broken_plugin").mkdir(parents=True)
-    (pkg / "pyproject.toml").write_text(textwrap.dedent("""\
+    (pkg / "pyproject.toml").write_text(
+        textwrap.dedent("""\
         [build-system]
         requires = ["setuptools>=61"]
         build-backend = "setuptools.build_meta"
@@ -67,9 +82,10 @@ def broken_site(tmp_path_factory) -> Path:
 
         [tool.setuptools]
         packages = ["neuroxai_broken_plugin"]
-        """))
+        """)
+    )
     (pkg / "neuroxai_broken_plugin" / "__init__.py").write_text(
-        'raise ImportError("neuroxai_broken_plugin needs the package \'torchvision\', which is not installed")\n'
+        "raise ImportError(\"neuroxai_broken_plugin needs the package 'torchvision', which is not installed\")\n"
     )
     return pip_install(pkg, root / "site")
 

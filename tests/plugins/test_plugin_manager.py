@@ -96,7 +96,9 @@ def test_misspelt_hook_in_plugin_object_fails_at_manager_creation():
         def neuroxai_register_explainer(self, registry):
             pass
 
-    with pytest.raises(PluginError, match=r"unknown hook 'neuroxai_register_explainer'\. Did you mean 'neuroxai_register_explainers'\?"):
+    with pytest.raises(
+        PluginError, match=r"unknown hook 'neuroxai_register_explainer'\. Did you mean 'neuroxai_register_explainers'\?"
+    ):
         get_plugin_manager(autoload=False, plugins=[Typo()])
 
 

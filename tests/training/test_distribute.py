@@ -11,7 +11,6 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from training_helpers import REPO, run_python
 
 pytestmark = pytest.mark.slow
@@ -27,7 +26,8 @@ imgs = (xa[..., 0] * 255).round().astype(np.uint8)
 ds = Dataset.from_arrays(imgs, ya, class_names=base.class_names, splits=["train"] * 32 + ["val"] * 8 + ["test"] * 8)
 """
 
-MIRRORED = """
+MIRRORED = (
+    """
 import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
@@ -35,26 +35,33 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 from training_helpers import make_spec
 from neuroxai.training import Trainer, load
-""" + DATA + """
+"""
+    + DATA
+    + """
 t = Trainer(make_spec(False), epochs=2, batch_size=8, strategy=strategy, progress=False).fit(ds, out_dir=sys.argv[1])
 v = t.model_.trainable_variables[0]
 p = load(sys.argv[1]).predict(imgs[40:])
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "kind": type(v.value).__name__,
                   "epochs": t.history_["epoch"], "test_n": t.metrics_["test"]["n"], "pred_shape": list(p.shape)}))
 """
+)
 
-WORKER = """
+WORKER = (
+    """
 import json, os, sys
 import tensorflow as tf
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 import numpy as np
 from training_helpers import make_spec
 from neuroxai.training import Trainer
-""" + DATA + """
+"""
+    + DATA
+    + """
 t = Trainer(make_spec(False), epochs=2, batch_size=8, strategy=strategy, progress=False, seed=3).fit(ds, out_dir=sys.argv[1])
 np.savez(os.path.join(sys.argv[1], "weights.npz"), *[np.asarray(v) for v in t.model_.trainable_weights])
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "epochs": t.history_["epoch"], "test_n": t.metrics_["test"]["n"]}))
 """
+)
 
 
 def _last_json(stdout: str) -> dict:
@@ -91,13 +98,19 @@ def test_multi_worker_mirrored_strategy_two_local_workers_end_equal(tmp_path):
         out = tmp_path / f"worker{i}"
         outs.append(out)
         env = dict(os.environ)
-        env.update({
-            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
-            "TF_CPP_MIN_LOG_LEVEL": "3", "NEUROXAI_NO_PROGRESS": "1", "NEUROXAI_DISABLE_PLUGIN_AUTOLOAD": "1",
-            "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "training"), env.get("PYTHONPATH", "")]),
-        })
+        env.update(
+            {
+                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+                "TF_CPP_MIN_LOG_LEVEL": "3",
+                "NEUROXAI_NO_PROGRESS": "1",
+                "NEUROXAI_DISABLE_PLUGIN_AUTOLOAD": "1",
+                "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "training"), env.get("PYTHONPATH", "")]),
+            }
+        )
         code = f"import sys; sys.argv = ['x', {str(out)!r}]\n" + textwrap.dedent(WORKER)
-        procs.append(subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
     results = []
     try:
         for p in procs:

@@ -8,7 +8,6 @@ import signal
 import sys
 
 import pytest
-
 from training_helpers import run_python
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")]
@@ -39,7 +38,7 @@ print("FINISHED")
 
 
 def _run(out, log, kill_after=None):
-    code = "import sys; sys.argv = ['x', %r, %r]\n" % (str(out), str(log)) + SCRIPT
+    code = "import sys; sys.argv = ['x', {!r}, {!r}]\n".format(str(out), str(log)) + SCRIPT
     return run_python(code, env={"KILL_AFTER": str(kill_after or 0)})
 
 

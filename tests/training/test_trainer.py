@@ -54,8 +54,16 @@ def test_methods_before_fit_raise_not_fitted(call, tiny_ds, tmp_path):
 
 def test_two_phases_trainable_flags_bn_frozen_and_lr_drops(tiny_spec, tiny_ds):
     rec = Recorder()
-    t = Trainer(tiny_spec, epochs=4, batch_size=16, learning_rate=1e-2, progress=False, callbacks=[rec],
-                reduce_lr_patience=None, early_stopping_patience=None)
+    t = Trainer(
+        tiny_spec,
+        epochs=4,
+        batch_size=16,
+        learning_rate=1e-2,
+        progress=False,
+        callbacks=[rec],
+        reduce_lr_patience=None,
+        early_stopping_patience=None,
+    )
     assert t.fit(tiny_ds) is t
     head, fine = rec.flags
     assert (head["bb_conv1"], head["bb_bn"], head["bb_conv2"]) == (False, False, False)
@@ -81,18 +89,35 @@ def test_two_phase_false_trains_everything_in_one_phase(tiny_spec, tiny_ds):
 
 def test_cosine_schedule_restarts_in_each_phase(tiny_spec, tiny_ds):
     rec = Recorder()
-    t = Trainer(tiny_spec, epochs=6, fine_tune_epochs=2, batch_size=16, learning_rate=1e-2, lr_schedule="cosine",
-                progress=False, callbacks=[rec], early_stopping_patience=None).fit(tiny_ds)
+    t = Trainer(
+        tiny_spec,
+        epochs=6,
+        fine_tune_epochs=2,
+        batch_size=16,
+        learning_rate=1e-2,
+        lr_schedule="cosine",
+        progress=False,
+        callbacks=[rec],
+        early_stopping_patience=None,
+    ).fit(tiny_ds)
     # head: 4 epochs from 1e-2 along half a cosine; fine_tune: 2 epochs from 1e-3 (factor 0.1)
-    assert rec.lrs == pytest.approx([1e-2, 1e-2 * (1 + 2 ** -0.5) / 2, 5e-3, 1e-2 * (1 - 2 ** -0.5) / 2, 1e-3, 5e-4], rel=1e-5)
+    assert rec.lrs == pytest.approx([1e-2, 1e-2 * (1 + 2**-0.5) / 2, 5e-3, 1e-2 * (1 - 2**-0.5) / 2, 1e-3, 5e-4], rel=1e-5)
     assert t.history_["learning_rate"] == pytest.approx(rec.lrs, rel=1e-5)
     assert t.get_params()["lr_schedule"] == "cosine"
 
 
 def test_constant_schedule_keeps_the_rate_and_bad_names_are_refused(plain_spec, tiny_ds):
     rec = Recorder()
-    Trainer(plain_spec, epochs=3, learning_rate=1e-2, lr_schedule="constant", reduce_lr_patience=1, progress=False,
-            callbacks=[rec], early_stopping_patience=None).fit(tiny_ds)
+    Trainer(
+        plain_spec,
+        epochs=3,
+        learning_rate=1e-2,
+        lr_schedule="constant",
+        reduce_lr_patience=1,
+        progress=False,
+        callbacks=[rec],
+        early_stopping_patience=None,
+    ).fit(tiny_ds)
     assert rec.lrs == pytest.approx([1e-2] * 3)
     with pytest.raises(ModelError, match="lr_schedule to be one of 'plateau', 'cosine', 'constant', got 'step'"):
         Trainer(plain_spec, epochs=1, lr_schedule="step", progress=False).fit(tiny_ds)
@@ -107,12 +132,17 @@ def test_two_phase_settings_are_checked(plain_spec, tiny_spec, tiny_ds):
 
 def test_user_keras_model_and_custom_compile(tiny_ds):
     import keras
-
     from training_helpers import tiny_factory
 
     model = tiny_factory(num_classes=4, input_shape=(32, 32, 1))
-    t = Trainer(model, epochs=1, optimizer=keras.optimizers.SGD(learning_rate=0.05), metrics=["accuracy"],
-                input_range=(0.0, 1.0), progress=False).fit(tiny_ds)
+    t = Trainer(
+        model,
+        epochs=1,
+        optimizer=keras.optimizers.SGD(learning_rate=0.05),
+        metrics=["accuracy"],
+        input_range=(0.0, 1.0),
+        progress=False,
+    ).fit(tiny_ds)
     assert t.model_ is model
     assert isinstance(t.model_.optimizer, keras.optimizers.SGD)
     assert t.history_["learning_rate"][0] == pytest.approx(0.05)
@@ -128,8 +158,15 @@ def test_run_directory_and_round_trip_through_load(tiny_spec, phantom_dir, tmp_p
     ds = Dataset(phantom_dir, progress=False, seed=3)
     run = tmp_path / "run"
     t = Trainer(tiny_spec, epochs=2, batch_size=8, progress=False, seed=5).fit(ds, out_dir=run)
-    for name in ("model.keras", "neuroxai.json", "history.csv", "metrics.json", "confusion_matrix.png", "training_curves.png",
-                 "checkpoints/best.keras"):
+    for name in (
+        "model.keras",
+        "neuroxai.json",
+        "history.csv",
+        "metrics.json",
+        "confusion_matrix.png",
+        "training_curves.png",
+        "checkpoints/best.keras",
+    ):
         assert (run / name).is_file(), name
     assert list((run / "logs").rglob("*tfevents*")), "a TensorBoard log by default"
     assert not (run / "backup").exists()  # resume state is removed once the run finished

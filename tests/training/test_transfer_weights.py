@@ -24,11 +24,13 @@ class PhaseProbe:
                 return {layer.name: [np.array(w) for w in layer.get_weights()] for layer in self.model.layers if layer.weights}
 
             def on_train_begin(self, logs=None):
-                self.phases.append({
-                    "trainable": {layer.name: layer.trainable for layer in self.model.layers},
-                    "before": self._weights(),
-                    "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-                })
+                self.phases.append(
+                    {
+                        "trainable": {layer.name: layer.trainable for layer in self.model.layers},
+                        "before": self._weights(),
+                        "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                    }
+                )
 
             def on_train_end(self, logs=None):
                 self.phases[-1]["after"] = self._weights()
@@ -55,9 +57,18 @@ def weights_file(tmp_path_factory):
 def test_efficientnet_two_phases_from_a_local_weights_file(weights_file, tiny_ds):
     path, source = weights_file
     probe = PhaseProbe()
-    trainer = Trainer("efficientnetb0", epochs=2, image_size=32, batch_size=16, learning_rate=1e-2, progress=False,
-                      model_options={"weights": str(path)}, callbacks=[probe], early_stopping_patience=None,
-                      reduce_lr_patience=None).fit(tiny_ds)
+    trainer = Trainer(
+        "efficientnetb0",
+        epochs=2,
+        image_size=32,
+        batch_size=16,
+        learning_rate=1e-2,
+        progress=False,
+        model_options={"weights": str(path)},
+        callbacks=[probe],
+        early_stopping_patience=None,
+        reduce_lr_patience=None,
+    ).fit(tiny_ds)
     head, fine = probe.phases
     assert [p["name"] for p in trainer.phases_] == ["head", "fine_tune"]
     assert trainer.history_["phase"] == ["head", "fine_tune"]

@@ -49,9 +49,15 @@ def make_spec(transfer: bool = True):
 def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter with the tests folder importable."""
     full_env = dict(os.environ)
-    full_env.update({"TF_CPP_MIN_LOG_LEVEL": "3", "NEUROXAI_NO_PROGRESS": "1", "NEUROXAI_DISABLE_PLUGIN_AUTOLOAD": "1",
-                     "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "training"), full_env.get("PYTHONPATH", "")])})
+    full_env.update(
+        {
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "NEUROXAI_NO_PROGRESS": "1",
+            "NEUROXAI_DISABLE_PLUGIN_AUTOLOAD": "1",
+            "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "training"), full_env.get("PYTHONPATH", "")]),
+        }
+    )
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
-
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=full_env, capture_output=True, text=True, timeout=timeout
+    )

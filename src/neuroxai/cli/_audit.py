@@ -26,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_format_option(parser)
     add_progress_option(parser)
     parser.add_argument(
-        "--near-threshold", type=int, default=None, metavar="BITS",
+        "--near-threshold",
+        type=int,
+        default=None,
+        metavar="BITS",
         help="max differing bits of 64 for near duplicates (default: 4)",
     )
     parser.add_argument("--max-groups", type=int, default=5, help="groups and files listed in text output (default: 5)")

@@ -10,7 +10,7 @@ from typing import Any
 
 from neuroxai.cli._common import add_progress_option
 
-__all__ = ["register", "run", "DEMO_DEFAULTS"]
+__all__ = ["DEMO_DEFAULTS", "register", "run"]
 
 #: Demo settings on the synthetic phantoms, tuned to finish well inside five
 #: minutes on two CPU cores (TensorFlow start-up included) at >= 95% test accuracy.
@@ -47,12 +47,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument("--data", default=None, metavar="DIR", help="a real data folder or CSV manifest instead of phantoms")
     p.add_argument("--out", default="demo-run", metavar="DIR", help="run directory to write (default: ./demo-run)")
-    p.add_argument("--epochs", type=int, default=DEMO_DEFAULTS["epochs"], metavar="N",
-                   help=f"training epochs (default: {DEMO_DEFAULTS['epochs']})")
-    p.add_argument("--image-size", type=int, default=None, metavar="PX",
-                   help=f"square image size (default: {DEMO_DEFAULTS['image_size']} for phantoms, the model's for --data)")
-    p.add_argument("--n-per-class", type=int, default=DEMO_DEFAULTS["n_per_class"], metavar="N",
-                   help=f"phantoms per class (default: {DEMO_DEFAULTS['n_per_class']})")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=DEMO_DEFAULTS["epochs"],
+        metavar="N",
+        help=f"training epochs (default: {DEMO_DEFAULTS['epochs']})",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help=f"square image size (default: {DEMO_DEFAULTS['image_size']} for phantoms, the model's for --data)",
+    )
+    p.add_argument(
+        "--n-per-class",
+        type=int,
+        default=DEMO_DEFAULTS["n_per_class"],
+        metavar="N",
+        help=f"phantoms per class (default: {DEMO_DEFAULTS['n_per_class']})",
+    )
     p.add_argument("--seed", type=int, default=DEMO_DEFAULTS["seed"], help="random seed (default: 0)")
     add_progress_option(p)
     p.set_defaults(func=run)
@@ -83,7 +98,11 @@ def _explain_and_measure(predictor: Any, ds: Any, out: Path, t0: float, progress
     save_figure(fig, out / "gradcam.png")
 
     keep = order[: DEMO_DEFAULTS["n_xai"]]
-    what = "localization vs masks, deletion/insertion, randomization sanity" if masks is not None else "deletion/insertion, randomization sanity"
+    what = (
+        "localization vs masks, deletion/insertion, randomization sanity"
+        if masks is not None
+        else "deletion/insertion, randomization sanity"
+    )
     _step(f"Measuring Grad-CAM on {len(keep)} test images ({what})", t0)
     report = evaluate_explanations(
         predictor, x[keep], None if masks is None else masks[keep], y[keep], "gradcam", progress=progress
@@ -91,15 +110,21 @@ def _explain_and_measure(predictor: Any, ds: Any, out: Path, t0: float, progress
     report.save(out)
     for method, row in report.summary().items():
         if "pointing_game" in row:
-            print(f"    {method} pointing game {row['pointing_game']:.3f} (uniform map {row['pointing_game_uniform']:.3f}, "
-                  f"centre prior {row['pointing_game_center_prior']:.3f}); energy in mask {row['energy']:.3f}")
+            print(
+                f"    {method} pointing game {row['pointing_game']:.3f} (uniform map {row['pointing_game_uniform']:.3f}, "
+                f"centre prior {row['pointing_game_center_prior']:.3f}); energy in mask {row['energy']:.3f}"
+            )
         if "deletion_auc" in row:
-            print(f"    {method} deletion AUC {row['deletion_auc']:.3f} (random {row['deletion_auc_random']:.3f}, lower is better); "
-                  f"insertion AUC {row['insertion_auc']:.3f} (random {row['insertion_auc_random']:.3f}, higher is better)")
+            print(
+                f"    {method} deletion AUC {row['deletion_auc']:.3f} (random {row['deletion_auc_random']:.3f}, lower is better); "
+                f"insertion AUC {row['insertion_auc']:.3f} (random {row['insertion_auc_random']:.3f}, higher is better)"
+            )
         if "sanity_passed" in row:
             verdict = "passed" if row["sanity_passed"] else "FAILED"
-            print(f"    {method} randomization sanity check {verdict} (Spearman to the trained map after full "
-                  f"randomization {row['sanity_spearman']:.3f})")
+            print(
+                f"    {method} randomization sanity check {verdict} (Spearman to the trained map after full "
+                f"randomization {row['sanity_spearman']:.3f})"
+            )
     for method, err in report.errors.items():
         print(f"    {method}: could not be measured: {err}")
 
@@ -131,7 +156,9 @@ def run(args: argparse.Namespace) -> int:
         _step(f"Reading {args.data}", t0)
         ds = Dataset(args.data, seed=args.seed, progress=args.progress)
     counts = ds.counts()
-    _step("Data: " + ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items()) + f"; classes {', '.join(ds.class_names)}", t0)
+    _step(
+        "Data: " + ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items()) + f"; classes {', '.join(ds.class_names)}", t0
+    )
 
     _step("Auditing (unreadable files, exact and near duplicates)", t0)
     report = ds.audit(progress=args.progress)
@@ -143,8 +170,13 @@ def run(args: argparse.Namespace) -> int:
         size = None  # the model's own input size
     _step(f"Training the 'cnn' model for up to {args.epochs} epochs", t0)
     trainer = Trainer(
-        "cnn", epochs=args.epochs, image_size=size, batch_size=DEMO_DEFAULTS["batch_size"],
-        learning_rate=DEMO_DEFAULTS["learning_rate"], seed=args.seed, progress=args.progress,
+        "cnn",
+        epochs=args.epochs,
+        image_size=size,
+        batch_size=DEMO_DEFAULTS["batch_size"],
+        learning_rate=DEMO_DEFAULTS["learning_rate"],
+        seed=args.seed,
+        progress=args.progress,
         early_stopping_patience=DEMO_DEFAULTS["early_stopping_patience"],
         reduce_lr_patience=DEMO_DEFAULTS["reduce_lr_patience"],
         model_options={"feature_stride": DEMO_DEFAULTS["feature_stride"]},

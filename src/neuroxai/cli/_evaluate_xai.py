@@ -28,23 +28,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", metavar="DIR", help="dataset folder or CSV manifest with masks")
     src.add_argument(
-        "--phantoms", type=int, metavar="N_PER_CLASS",
+        "--phantoms",
+        type=int,
+        metavar="N_PER_CLASS",
         help="use synthetic phantoms (NOT medical data) with this many images per class instead of --data",
     )
     parser.add_argument("--phantom-seed", type=int, default=0, metavar="SEED", help="seed of --phantoms (default: 0)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate (default: test)")
     parser.add_argument(
-        "--method", "-m", action="append", default=None, metavar="NAME",
+        "--method",
+        "-m",
+        action="append",
+        default=None,
+        metavar="NAME",
         help="explanation method; repeat for several (default: gradcam)",
     )
-    parser.add_argument("--n", type=int, default=None, metavar="N", help="evaluate a seeded random N images of the split (default: all)")
+    parser.add_argument(
+        "--n", type=int, default=None, metavar="N", help="evaluate a seeded random N images of the split (default: all)"
+    )
     parser.add_argument("--out", "-o", default=None, metavar="DIR", help="output folder (default: RUN_DIR)")
-    parser.add_argument("--targets", choices=("label", "predicted"), default="label", help="class each map explains (default: label)")
+    parser.add_argument(
+        "--targets", choices=("label", "predicted"), default="label", help="class each map explains (default: label)"
+    )
     parser.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default: 20)")
     parser.add_argument("--n-sanity", type=int, default=16, metavar="N", help="images for the randomization check (default: 16)")
     parser.add_argument("--no-sanity", dest="sanity", action="store_false", help="skip the randomization check")
     parser.add_argument("--no-faithfulness", dest="faithfulness", action="store_false", help="skip deletion/insertion")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the image sample, random maps and randomization (default: 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the image sample, random maps and randomization (default: 0)"
+    )
     parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="forward-pass batch size (default: 64)")
     add_format_option(parser)
     add_progress_option(parser)
@@ -90,9 +102,20 @@ def run(args: argparse.Namespace) -> int:
         masks = masks[idx] if masks is not None else None
 
     report = evaluate_explanations(
-        predictor, x, masks, y, args.method or ["gradcam"], class_names=names, targets=args.targets,
-        faithfulness=args.faithfulness, sanity=args.sanity, steps=args.steps, n_sanity=args.n_sanity,
-        batch_size=args.batch_size, seed=args.seed, progress=args.progress,
+        predictor,
+        x,
+        masks,
+        y,
+        args.method or ["gradcam"],
+        class_names=names,
+        targets=args.targets,
+        faithfulness=args.faithfulness,
+        sanity=args.sanity,
+        steps=args.steps,
+        n_sanity=args.n_sanity,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        progress=args.progress,
     )
     report.settings["data"] = str(args.data) if args.data else f"phantoms(n_per_class={args.phantoms}, seed={args.phantom_seed})"
     report.settings["split"] = args.split

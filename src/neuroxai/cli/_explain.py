@@ -13,7 +13,7 @@ from typing import Any
 
 from neuroxai.cli._common import add_format_option, add_progress_option, print_json
 
-__all__ = ["register", "run", "collect_inputs"]
+__all__ = ["collect_inputs", "register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,14 +35,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--target", default=None, metavar="CLASS", help="class (name or index) to explain (default: predicted)")
     parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per batch (default: 32)")
     parser.add_argument(
-        "--layer", nargs="+", default=None, metavar="NAME",
+        "--layer",
+        nargs="+",
+        default=None,
+        metavar="NAME",
         help="target layer; several names form a path into nested models (default: the run's, else automatic)",
     )
     parser.add_argument(
-        "--input-range", default=None, metavar="LO,HI",
+        "--input-range",
+        default=None,
+        metavar="LO,HI",
         help="pixel range the model expects, e.g. 0,255 (default: the run's; (0,1) for a bare .keras file)",
     )
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method option, e.g. samples=32 (repeatable)")
+    parser.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="method option, e.g. samples=32 (repeatable)"
+    )
     parser.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in overlays (default: 0.4)")
     parser.add_argument("--cmap", default="jet", help="matplotlib colormap (default: jet)")
     add_format_option(parser)

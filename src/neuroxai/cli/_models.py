@@ -21,10 +21,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "NEUROXAI_DISABLE_PLUGIN_AUTOLOAD=1."
         ),
     )
-    parser.add_argument("pattern", nargs="?", default="*", metavar="PATTERN", help="shell-style name filter, e.g. 'eff*' (default: all)")
+    parser.add_argument(
+        "pattern", nargs="?", default="*", metavar="PATTERN", help="shell-style name filter, e.g. 'eff*' (default: all)"
+    )
     add_format_option(parser)
     parser.add_argument("--plugins", action="store_true", help="list the loaded plugins instead of the models")
-    parser.add_argument("--no-params", dest="params", action="store_false", help="skip building models to count parameters (faster)")
+    parser.add_argument(
+        "--no-params", dest="params", action="store_false", help="skip building models to count parameters (faster)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -55,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
         shape = "x".join(str(d) for d in row["input_shape"])
         low, high = row["input_range"]
         params = "-" if row.get("params") is None else f"{row['params']:,}"
-        table.append((row["name"], row["source"], shape, f"{low:g}..{high:g}", params, row["target_layer"] or "-", row["description"]))
+        table.append(
+            (row["name"], row["source"], shape, f"{low:g}..{high:g}", params, row["target_layer"] or "-", row["description"])
+        )
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
     for r in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1])

@@ -13,7 +13,7 @@ from typing import Any
 from neuroxai.cli._common import add_format_option, add_progress_option, print_json
 from neuroxai.training import LR_SCHEDULES
 
-__all__ = ["register", "run_train", "run_evaluate", "run_predict"]
+__all__ = ["register", "run_evaluate", "run_predict", "run_train"]
 
 
 def _weights(value: str) -> str | None:
@@ -39,16 +39,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
     p.add_argument("--image-size", type=int, default=None, metavar="PX", help="square input size (default: the model's)")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
-    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="plateau",
-                   help="plateau: halve on a validation-loss plateau (default); cosine: decay to zero over each phase; constant")
+    p.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="plateau",
+        help="plateau: halve on a validation-loss plateau (default); cosine: decay to zero over each phase; constant",
+    )
     p.add_argument("--seed", type=int, default=1337, help="random seed (default: 1337)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="validation fraction carved from training (default: 0.15)")
-    p.add_argument("--no-two-phase", dest="two_phase", action="store_const", const=False, default=None,
-                   help="train all layers in one phase even for transfer models")
-    p.add_argument("--fine-tune-epochs", type=int, default=None, metavar="N", help="epochs of the fine-tuning phase (of --epochs)")
+    p.add_argument(
+        "--no-two-phase",
+        dest="two_phase",
+        action="store_const",
+        const=False,
+        default=None,
+        help="train all layers in one phase even for transfer models",
+    )
+    p.add_argument(
+        "--fine-tune-epochs", type=int, default=None, metavar="N", help="epochs of the fine-tuning phase (of --epochs)"
+    )
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no data augmentation")
-    p.add_argument("--weights", type=_weights, default=argparse.SUPPRESS, metavar="WEIGHTS",
-                   help="efficientnetb0 weights: imagenet, none, or a local .h5 file")
+    p.add_argument(
+        "--weights",
+        type=_weights,
+        default=argparse.SUPPRESS,
+        metavar="WEIGHTS",
+        help="efficientnetb0 weights: imagenet, none, or a local .h5 file",
+    )
     add_format_option(p)
     add_progress_option(p)
     p.set_defaults(func=run_train)
@@ -64,7 +81,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     e.add_argument("--data", required=True, metavar="DIR", help="data folder or CSV manifest")
     e.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate (default: test)")
     e.add_argument("--val-fraction", type=float, default=None, help="validation fraction (default: the run's)")
-    e.add_argument("--test-fraction", type=float, default=None, help="test fraction carved when DIR has no test split (default: the run's)")
+    e.add_argument(
+        "--test-fraction", type=float, default=None, help="test fraction carved when DIR has no test split (default: the run's)"
+    )
     e.add_argument("--seed", type=int, default=None, help="split seed (default: the run's)")
     e.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
     add_format_option(e)
@@ -98,17 +117,28 @@ def run_train(args: argparse.Namespace) -> int:
     if hasattr(args, "weights"):
         options["weights"] = args.weights
     trainer = Trainer(
-        args.model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-        image_size=args.image_size, two_phase=args.two_phase, fine_tune_epochs=args.fine_tune_epochs,
-        augment=args.augment, progress=args.progress, model_options=options or None, lr_schedule=args.lr_schedule,
+        args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+        image_size=args.image_size,
+        two_phase=args.two_phase,
+        fine_tune_epochs=args.fine_tune_epochs,
+        augment=args.augment,
+        progress=args.progress,
+        model_options=options or None,
+        lr_schedule=args.lr_schedule,
     )
     trainer.fit(ds, out_dir=args.out)
     metrics = getattr(trainer, "metrics_", None) or {}
     if args.format == "json":
         print_json({"run_dir": str(args.out), "phases": trainer.phases_, "metrics": metrics})
         return 0
-    print(f"Trained {trainer.spec_.name} for {trainer.history_['epoch'][-1] if trainer.history_.get('epoch') else 0} epochs "
-          f"({', '.join(p['name'] for p in trainer.phases_)}); run directory: {args.out}")
+    print(
+        f"Trained {trainer.spec_.name} for {trainer.history_['epoch'][-1] if trainer.history_.get('epoch') else 0} epochs "
+        f"({', '.join(p['name'] for p in trainer.phases_)}); run directory: {args.out}"
+    )
     _print_metrics(metrics)
     return 0
 
@@ -211,8 +241,9 @@ def run_predict(args: argparse.Namespace) -> int:
     bar = progress(total=len(files), desc="Predicting", enabled=args.progress)
     for start in range(0, len(files), step):
         chunk = files[start : start + step]
-        x, ok, bad = load_images(chunk, image_size=predictor.input_shape[:2], channels=predictor.input_shape[2],
-                                 input_range=predictor.input_range)
+        x, ok, bad = load_images(
+            chunk, image_size=predictor.input_shape[:2], channels=predictor.input_shape[2], input_range=predictor.input_range
+        )
         skipped.extend((s.path, s.reason) for s in bad)
         if len(ok):
             proba = _predict_array(predictor.model, x, step)
@@ -226,7 +257,10 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if args.csv:
         write_text(args.csv, buf.getvalue())  # type: ignore[union-attr]
-        print(f"Wrote {n_ok} prediction(s) to {args.csv}" + (f"; skipped {len(skipped)} file(s)" if skipped else ""), file=sys.stderr)
+        print(
+            f"Wrote {n_ok} prediction(s) to {args.csv}" + (f"; skipped {len(skipped)} file(s)" if skipped else ""),
+            file=sys.stderr,
+        )
     if n_ok == 0:
         raise DataError(f"No image could be read from {', '.join(args.inputs)} ({len(skipped)} skipped); nothing predicted.")
     return 0

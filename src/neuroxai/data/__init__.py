@@ -21,16 +21,16 @@ from neuroxai.data._index import MASK_SUFFIX
 from neuroxai.data._phantoms import PHANTOM_CLASSES, phantoms, write_phantoms
 
 __all__ = [
-    "Dataset",
-    "AuditReport",
-    "SkippedFile",
-    "phantoms",
-    "write_phantoms",
-    "load_images",
-    "to_model_input",
-    "SPLITS",
-    "PHANTOM_CLASSES",
     "IMAGE_EXTENSIONS",
     "MASK_SUFFIX",
     "NEAR_DUPLICATE_THRESHOLD",
+    "PHANTOM_CLASSES",
+    "SPLITS",
+    "AuditReport",
+    "Dataset",
+    "SkippedFile",
+    "load_images",
+    "phantoms",
+    "to_model_input",
+    "write_phantoms",
 ]

@@ -21,7 +21,7 @@ from neuroxai._progress import progress as _progress
 if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.data._dataset import Dataset
 
-__all__ = ["AuditReport", "NEAR_DUPLICATE_THRESHOLD", "phash", "near_pairs"]
+__all__ = ["NEAR_DUPLICATE_THRESHOLD", "AuditReport", "near_pairs", "phash"]
 
 #: Two images whose 64-bit pHashes differ in at most this many bits are near
 #: duplicates. 4 of 64 bits catches re-encoded, rescaled and contrast-shifted
@@ -131,7 +131,9 @@ class AuditReport:
         for split, counts in d["classes"].items():
             total = sum(counts.values())
             if total:
-                lines.append("  " + split.ljust(6) + "".join(str(counts[c]).rjust(max(width, 6) + 2) for c in names) + str(total).rjust(8))
+                lines.append(
+                    "  " + split.ljust(6) + "".join(str(counts[c]).rjust(max(width, 6) + 2) for c in names) + str(total).rjust(8)
+                )
         top = lambda h: ", ".join(f"{k}: {v}" for k, v in sorted(h.items(), key=lambda kv: -kv[1])[:6])  # noqa: E731
         lines.append(f"  sizes: {top(d['sizes'])}" + (" ..." if len(d["sizes"]) > 6 else ""))
         lines.append(f"  modes: {top(d['modes'])}")
@@ -231,7 +233,7 @@ def audit_dataset(ds: Dataset, *, near_threshold: int, progress: bool = True) ->
             "exact_cross_split": exact_cross,
             "near_within_split": near_within,
             "near_cross_split": near_cross,
-            "test_with_train_copy": int(len(dup_test)),
+            "test_with_train_copy": len(dup_test),
             "test_with_train_copy_by_class": by_class,
             "label_conflicts": conflicts,
         },

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from neuroxai.data._audit import AuditReport
 
-__all__ = ["Dataset", "SPLITS"]
+__all__ = ["SPLITS", "Dataset"]
 
 #: Split names, in order.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -132,8 +132,9 @@ class Dataset:
         missing = [c for c in class_names if counts[c] == 0]
         if not keep:
             raise DataError(
-                f"No readable images under {path} ({len(skipped)} files skipped, e.g. "
-                f"{skipped[0].path}: {skipped[0].reason})." if skipped else f"No images under {path}."
+                f"No readable images under {path} ({len(skipped)} files skipped, e.g. {skipped[0].path}: {skipped[0].reason})."
+                if skipped
+                else f"No images under {path}."
             )
         if missing and raw.layout != "manifest":
             bad = [s for s in skipped if f"{os.sep}{missing[0]}{os.sep}" in s.path]
@@ -282,7 +283,9 @@ class Dataset:
         if splits is not None:
             given = []
             for s in splits:
-                norm = {"training": "train", "validation": "val", "valid": "val", "testing": "test"}.get(str(s).lower(), str(s).lower())
+                norm = {"training": "train", "validation": "val", "valid": "val", "testing": "test"}.get(
+                    str(s).lower(), str(s).lower()
+                )
                 if norm not in SPLITS:
                     raise DataError(f"from_arrays: unknown split {s!r}; use 'train', 'val' or 'test'.")
                 given.append(norm)
@@ -293,15 +296,19 @@ class Dataset:
         digests = [digest_bytes(np.ascontiguousarray(im).tobytes() + str(im.shape).encode()) for im in items]
         thumbs = np.stack(
             [
-                np.asarray(
-                    Image.fromarray(to_channels(im, 1)[..., 0]).resize((THUMB_SIZE, THUMB_SIZE), Image.BILINEAR), np.uint8
-                )
+                np.asarray(Image.fromarray(to_channels(im, 1)[..., 0]).resize((THUMB_SIZE, THUMB_SIZE), Image.BILINEAR), np.uint8)
                 for im in items
             ]
         )
         infos = [
-            ImageInfo("array", "L" if (im.ndim == 2 or im.shape[-1] == 1) else ("RGB" if im.shape[-1] == 3 else "RGBA"),
-                      int(im.shape[1]), int(im.shape[0]), d, t)
+            ImageInfo(
+                "array",
+                "L" if (im.ndim == 2 or im.shape[-1] == 1) else ("RGB" if im.shape[-1] == 3 else "RGBA"),
+                int(im.shape[1]),
+                int(im.shape[0]),
+                d,
+                t,
+            )
             for im, d, t in zip(items, digests, thumbs)
         ]
         self = cls.__new__(cls)
@@ -456,7 +463,7 @@ class Dataset:
             "counts": self.counts(),
             "skipped": len(self.skipped),
             "has_masks": self.has_masks,
-            "duplicates": {"test_in_train": int(len(self.duplicate_test_indices()))},
+            "duplicates": {"test_in_train": len(self.duplicate_test_indices())},
             "seed": self.seed,
             "val_fraction": self.val_fraction,
             "test_fraction": self.test_fraction,
@@ -517,7 +524,7 @@ class Dataset:
             >>> x.shape[1:]
             TensorShape([32, 32, 1])
         """
-        from neuroxai.data._pipeline import Source, build_pipeline
+        from neuroxai.data._pipeline import build_pipeline
 
         size, channels, rng = _check_size(image_size, channels, input_range)
         if int(batch_size) < 1:
@@ -601,8 +608,17 @@ class Dataset:
             x = np.zeros((0, size[0], size[1], channels), np.float32)
             return (x, y, np.zeros((0, size[0], size[1]), bool)) if with_masks else (x, y)
         pipe = build_pipeline(
-            self._source(idx), image_size=size, channels=channels, input_range=rng, batch_size=batch_size,
-            augment=False, shuffle=False, cache=False, with_masks=with_masks, seed=0, ignore_errors=False,
+            self._source(idx),
+            image_size=size,
+            channels=channels,
+            input_range=rng,
+            batch_size=batch_size,
+            augment=False,
+            shuffle=False,
+            cache=False,
+            with_masks=with_masks,
+            seed=0,
+            ignore_errors=False,
         )
         xs, ms = [], []
         try:
@@ -635,5 +651,3 @@ class Dataset:
 
         thr = NEAR_DUPLICATE_THRESHOLD if near_threshold is None else int(near_threshold)
         return audit_dataset(self, near_threshold=thr, progress=progress)
-
-

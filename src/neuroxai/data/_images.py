@@ -25,16 +25,14 @@ from neuroxai.errors import DataError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
-    "SkippedFile",
     "ImageInfo",
+    "SkippedFile",
     "load_images",
     "to_model_input",
 ]
 
 #: File name endings read as images (case-insensitive).
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
-)
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
 
 # Modes TensorFlow's own decoders handle exactly like PIL does; everything else
 # (TIFF, BMP, GIF, WebP, 16-bit, CMYK ...) is decoded with PIL inside the pipeline.
@@ -202,9 +200,7 @@ def probe_file(path: str) -> ImageInfo | str:
     return ImageInfo(format=fmt, mode=mode, width=int(width), height=int(height), digest=digest_bytes(data), thumb=thumb)
 
 
-def probe_files(
-    paths: Sequence[str], *, progress: bool = False, desc: str = "Reading images"
-) -> list[ImageInfo | str]:
+def probe_files(paths: Sequence[str], *, progress: bool = False, desc: str = "Reading images") -> list[ImageInfo | str]:
     """Probe many files on a thread pool (PIL releases the GIL while decoding).
 
     Returns:

@@ -22,9 +22,9 @@ TEST_NAMES = frozenset({"testing", "test"})
 VAL_NAMES = frozenset({"validation", "val", "valid"})
 MASK_SUFFIX = "_mask"
 _SPLIT_ALIASES = {
-    **{n: "train" for n in TRAIN_NAMES},
-    **{n: "test" for n in TEST_NAMES},
-    **{n: "val" for n in VAL_NAMES},
+    **dict.fromkeys(TRAIN_NAMES, "train"),
+    **dict.fromkeys(TEST_NAMES, "test"),
+    **dict.fromkeys(VAL_NAMES, "val"),
 }
 _DEBRIS = frozenset({"__macosx", "thumbs.db", "desktop.ini"})
 
@@ -95,9 +95,7 @@ def _scan_class_folder(folder: Path, label: str, split: str | None, skipped: lis
         for stem, full in masks.items():
             if stem in used:
                 continue
-            skipped.append(
-                SkippedFile(full, f"mask with no image beside it (expected an image named {stem}.<ext>); not used")
-            )
+            skipped.append(SkippedFile(full, f"mask with no image beside it (expected an image named {stem}.<ext>); not used"))
     return entries
 
 
@@ -122,9 +120,7 @@ def _scan_split_folder(folder: Path, split: str | None, skipped: list[SkippedFil
     if not dirs:
         loose = [s for s in skipped if os.path.dirname(s.path) == str(folder) and _is_image_name(s.path)]
         hint = " It holds image files directly; move them into one folder per class." if loose else ""
-        raise DataError(
-            f"No class folders in {folder}: expected one sub-folder per class (e.g. {folder}/glioma/*.jpg).{hint}"
-        )
+        raise DataError(f"No class folders in {folder}: expected one sub-folder per class (e.g. {folder}/glioma/*.jpg).{hint}")
     out: dict[str, list[Entry]] = {}
     for d in dirs:
         entries = _scan_class_folder(d, d.name, split, skipped)
@@ -233,18 +229,14 @@ def _scan_manifest(csv_path: Path) -> RawIndex:
                 )
                 continue
         if not os.path.isfile(full):
-            skipped.append(
-                SkippedFile(full, f"{where} lists this file but it does not exist; fix the path (relative to {base})")
-            )
+            skipped.append(SkippedFile(full, f"{where} lists this file but it does not exist; fix the path (relative to {base})"))
             continue
         mask = None
         raw_mask = cell(col_mask)
         if raw_mask:
             mask = str(base / raw_mask) if not os.path.isabs(raw_mask) else raw_mask
             if not os.path.isfile(mask):
-                skipped.append(
-                    SkippedFile(mask, f"{where}: mask file does not exist; the image is kept without a mask")
-                )
+                skipped.append(SkippedFile(mask, f"{where}: mask file does not exist; the image is kept without a mask"))
                 mask = None
         entries.append(Entry(full, label, split, mask))
     if not entries:

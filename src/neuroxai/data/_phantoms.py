@@ -17,7 +17,7 @@ import numpy as np
 
 from neuroxai.errors import DataError
 
-__all__ = ["phantoms", "write_phantoms", "render_phantoms", "PHANTOM_CLASSES"]
+__all__ = ["PHANTOM_CLASSES", "phantoms", "render_phantoms", "write_phantoms"]
 
 #: Class names of the phantoms, in label order (same as the Kaggle dataset).
 PHANTOM_CLASSES: tuple[str, ...] = ("glioma", "meningioma", "notumor", "pituitary")
@@ -42,26 +42,49 @@ def _draw_params(labels: np.ndarray, rng: np.random.Generator) -> dict[str, np.n
     u = rng.uniform
     p: dict[str, np.ndarray] = {
         # head geometry
-        "hx": u(-0.05, 0.05, n), "hy": u(-0.05, 0.05, n), "ax": u(0.70, 0.84, n), "ay": u(0.84, 0.95, n),
+        "hx": u(-0.05, 0.05, n),
+        "hy": u(-0.05, 0.05, n),
+        "ax": u(0.70, 0.84, n),
+        "ay": u(0.84, 0.95, n),
         "rot": u(-0.18, 0.18, n),
         # tissue
-        "wm": u(0.48, 0.58, n), "gm": u(0.30, 0.40, n), "csf": u(0.05, 0.15, n), "scalp": u(0.70, 0.95, n),
-        "gyri": rng.integers(9, 16, n).astype(np.float32), "gyri_phase": u(0, 2 * np.pi, n),
-        "vent_scale": u(0.7, 1.3, n), "vent_dy": u(-0.12, 0.05, n),
-        "tex": rng.normal(0, 1, (n, _LOWRES, _LOWRES)).astype(np.float32), "tex_amp": u(0.02, 0.06, n),
+        "wm": u(0.48, 0.58, n),
+        "gm": u(0.30, 0.40, n),
+        "csf": u(0.05, 0.15, n),
+        "scalp": u(0.70, 0.95, n),
+        "gyri": rng.integers(9, 16, n).astype(np.float32),
+        "gyri_phase": u(0, 2 * np.pi, n),
+        "vent_scale": u(0.7, 1.3, n),
+        "vent_dy": u(-0.12, 0.05, n),
+        "tex": rng.normal(0, 1, (n, _LOWRES, _LOWRES)).astype(np.float32),
+        "tex_amp": u(0.02, 0.06, n),
         # normal sella gland (all classes) and bright distractor dots
-        "gland_r": u(0.015, 0.03, n), "gland_c": u(0.03, 0.08, n),
-        "dots": rng.uniform(-0.6, 0.6, (n, 3, 2)).astype(np.float32), "dot_on": rng.random((n, 3)) < 0.5,
-        "dot_r": u(0.01, 0.025, (n, 3)), "dot_c": u(0.05, 0.2, (n, 3)),
+        "gland_r": u(0.015, 0.03, n),
+        "gland_c": u(0.03, 0.08, n),
+        "dots": rng.uniform(-0.6, 0.6, (n, 3, 2)).astype(np.float32),
+        "dot_on": rng.random((n, 3)) < 0.5,
+        "dot_r": u(0.01, 0.025, (n, 3)),
+        "dot_c": u(0.05, 0.2, (n, 3)),
         # acquisition
-        "gain": u(0.75, 1.15, n), "gamma": u(0.8, 1.25, n), "noise": u(0.01, 0.05, n),
+        "gain": u(0.75, 1.15, n),
+        "gamma": u(0.8, 1.25, n),
+        "noise": u(0.01, 0.05, n),
         "bias": rng.normal(0, 0.08, (n, 2)).astype(np.float32),
         # tumour (all drawn for every image so the draw count is class-independent)
-        "side": np.where(rng.random(n) < 0.5, -1.0, 1.0), "t_u": u(0.2, 0.5, n), "t_v": u(-0.45, 0.35, n),
-        "t_r": u(0.09, 0.20, n), "harm": u(0, 0.13, (n, 4)), "harm_phase": u(0, 2 * np.pi, (n, 4)),
-        "t_c": u(0.15, 0.40, n), "edema": u(0.06, 0.16, n), "necrosis": (rng.random(n) < 0.5).astype(np.float32),
-        "m_angle": u(0, 2 * np.pi, n), "m_r": u(0.08, 0.17, n),
-        "p_u": u(-0.04, 0.04, n), "p_v": u(0.45, 0.60, n), "p_r": u(0.06, 0.10, n),
+        "side": np.where(rng.random(n) < 0.5, -1.0, 1.0),
+        "t_u": u(0.2, 0.5, n),
+        "t_v": u(-0.45, 0.35, n),
+        "t_r": u(0.09, 0.20, n),
+        "harm": u(0, 0.13, (n, 4)),
+        "harm_phase": u(0, 2 * np.pi, (n, 4)),
+        "t_c": u(0.15, 0.40, n),
+        "edema": u(0.06, 0.16, n),
+        "necrosis": (rng.random(n) < 0.5).astype(np.float32),
+        "m_angle": u(0, 2 * np.pi, n),
+        "m_r": u(0.08, 0.17, n),
+        "p_u": u(-0.04, 0.04, n),
+        "p_v": u(0.45, 0.60, n),
+        "p_r": u(0.06, 0.10, n),
     }
     p["labels"] = labels
     return p
@@ -267,8 +290,13 @@ def phantoms(
 
     images, masks, labels = _generate(n_per_class, image_size, seed, shortcut)
     ds = Dataset.from_arrays(
-        images, labels, class_names=PHANTOM_CLASSES, masks=masks,
-        val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+        images,
+        labels,
+        class_names=PHANTOM_CLASSES,
+        masks=masks,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
     )
     ds.source = f"phantoms(n_per_class={n_per_class}, image_size={image_size}, seed={seed}, shortcut={shortcut})"
     ds.layout = "phantoms"
@@ -319,7 +347,7 @@ def write_phantoms(
     is_test = np.zeros(len(labels), bool)
     for cls in range(4):
         idx = np.flatnonzero(labels == cls)
-        k = int(round(test_fraction * len(idx)))
+        k = round(test_fraction * len(idx))
         if len(idx) > 1:
             k = min(max(k, 1 if test_fraction > 0 else 0), len(idx) - 1)
         is_test[rng.permutation(idx)[:k]] = True

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from neuroxai.data._images import pil_to_array, to_channels
 
-__all__ = ["Source", "build_pipeline", "augment_batch"]
+__all__ = ["Source", "augment_batch", "build_pipeline"]
 
 log = logging.getLogger("neuroxai.data")
 
@@ -106,7 +106,9 @@ def _binarize_mask(mask: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
     return tf.cast(m >= 0.5, tf.uint8)
 
 
-def _geometry(images: tf.Tensor, masks: tf.Tensor | None, seed: tf.Tensor, p: dict[str, float]) -> tuple[tf.Tensor, tf.Tensor | None]:
+def _geometry(
+    images: tf.Tensor, masks: tf.Tensor | None, seed: tf.Tensor, p: dict[str, float]
+) -> tuple[tf.Tensor, tf.Tensor | None]:
     """One random flip + rotation + zoom per image, as a single projective transform (any dtype)."""
     shape = tf.shape(images)
     b, h, w = shape[0], shape[1], shape[2]
@@ -128,13 +130,21 @@ def _geometry(images: tf.Tensor, masks: tf.Tensor | None, seed: tf.Tensor, p: di
     transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
     out_shape = tf.stack([h, w])
     images = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=out_shape, fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="CONSTANT",
+        images=images,
+        transforms=transforms,
+        output_shape=out_shape,
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
     )
     if masks is not None:
         masks = tf.raw_ops.ImageProjectiveTransformV3(
-            images=masks, transforms=transforms, output_shape=out_shape, fill_value=0.0,
-            interpolation="NEAREST", fill_mode="CONSTANT",
+            images=masks,
+            transforms=transforms,
+            output_shape=out_shape,
+            fill_value=0.0,
+            interpolation="NEAREST",
+            fill_mode="CONSTANT",
         )
     return images, masks
 
@@ -253,7 +263,7 @@ def build_pipeline(
             c = 3 if in_ch >= 3 else 1
             sig: tuple = (tf.TensorSpec([None, None, c], tf.uint8), tf.TensorSpec([], tf.int32))
             if with_masks:
-                sig = sig + (tf.TensorSpec([None, None, 1], tf.uint8),)
+                sig = (*sig, tf.TensorSpec([None, None, 1], tf.uint8))
             ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
 
         def load(img, label, mask=None):  # type: ignore[no-untyped-def]

@@ -44,7 +44,7 @@ def carve(
         keys = sorted(by_group)
         order = rng.permutation(len(keys))
         n = len(members)
-        targets = [int(round(f * n)) for f in fractions]
+        targets = [round(f * n) for f in fractions]
         if n >= 2 and sum(targets) >= n:  # always leave one for the remainder
             excess = sum(targets) - (n - 1)
             for k in range(len(targets) - 1, -1, -1):

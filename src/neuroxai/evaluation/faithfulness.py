@@ -37,7 +37,7 @@ import numpy as np
 
 from neuroxai.errors import DataError
 
-__all__ = ["deletion_insertion_curves", "faithfulness_report", "baseline_fill", "auc"]
+__all__ = ["auc", "baseline_fill", "deletion_insertion_curves", "faithfulness_report"]
 
 
 def auc(curves: np.ndarray, fractions: np.ndarray | None = None) -> np.ndarray:
@@ -223,9 +223,9 @@ def deletion_insertion_curves(
 
         out = step(_p(x[sl]), _p(ranks[sl]), _p(del_base[sl]), _p(ins_base[sl]), n_removed).numpy()
         out = out[:, : j - i]  # [2, b, S, K]
-        probs = _as_probabilities(out.reshape(-1, out.shape[-1])).reshape(out.shape[:-1] + (-1,))
+        probs = _as_probabilities(out.reshape(-1, out.shape[-1])).reshape((*out.shape[:-1], -1))
         tgt = t[sl][None, :, None, None]
-        sel = np.take_along_axis(probs, np.broadcast_to(tgt, probs.shape[:-1] + (1,)), axis=-1)[..., 0]
+        sel = np.take_along_axis(probs, np.broadcast_to(tgt, (*probs.shape[:-1], 1)), axis=-1)[..., 0]
         deletion[sl] = sel[0]
         insertion[sl] = sel[1]
     return {
@@ -295,14 +295,14 @@ def faithfulness_report(
         >>> r["method"]["deletion"]["auc"] < r["random"]["deletion"]["auc"]  # doctest: +SKIP
         True
     """
-    kw = dict(
-        steps=steps,
-        deletion_baseline=deletion_baseline,
-        insertion_baseline=insertion_baseline,
-        blur_sigma=blur_sigma,
-        batch_size=batch_size,
-        progress=progress,
-    )
+    kw = {
+        "steps": steps,
+        "deletion_baseline": deletion_baseline,
+        "insertion_baseline": insertion_baseline,
+        "blur_sigma": blur_sigma,
+        "batch_size": batch_size,
+        "progress": progress,
+    }
     m = np.asarray(maps)
     method = deletion_insertion_curves(model, images, m, targets, seed=seed, **kw)
     rand_maps = np.random.default_rng(seed + 1).random(m.shape[:3] if m.ndim >= 3 else m.shape)
@@ -310,7 +310,7 @@ def faithfulness_report(
     x = np.asarray(images)
     sigma = blur_sigma if blur_sigma is not None else 5.0 * max(x.shape[1:3]) / 224.0
     return {
-        "n_images": int(len(x)),
+        "n_images": len(x),
         "steps": int(steps),
         "fractions": method["fractions"].tolist(),
         "settings": {

@@ -37,17 +37,17 @@ from scipy import ndimage
 from neuroxai.evaluation._checks import as_maps, as_masks
 
 __all__ = [
-    "pointing_game",
+    "LOCALIZATION_METRICS",
+    "center_prior_map",
+    "dice",
     "energy_pointing_game",
     "iou",
-    "dice",
-    "pixel_average_precision",
-    "uniform_map",
-    "center_prior_map",
-    "tolerance_pixels",
-    "localization_scores",
     "localization_report",
-    "LOCALIZATION_METRICS",
+    "localization_scores",
+    "pixel_average_precision",
+    "pointing_game",
+    "tolerance_pixels",
+    "uniform_map",
 ]
 
 #: Names of the per-image localization metrics, in report order.
@@ -70,7 +70,7 @@ def tolerance_pixels(image_size: Sequence[int], tolerance: float = 15.0) -> int:
         >>> tolerance_pixels((224, 224)), tolerance_pixels((64, 64))
         (15, 4)
     """
-    return int(round(float(tolerance) * max(int(s) for s in image_size) / _REFERENCE_SIZE))
+    return round(float(tolerance) * max(int(s) for s in image_size) / _REFERENCE_SIZE)
 
 
 def _dilate(masks: np.ndarray, radius: int) -> np.ndarray:
@@ -154,7 +154,7 @@ def _binarize(maps: np.ndarray, threshold: float | None, top_k: float | None) ->
     if top_k is not None:
         if not 0.0 < top_k <= 1.0:
             raise ValueError(f"Expected top_k in (0, 1]; got {top_k}.")
-        k = max(1, int(round(top_k * flat.shape[1])))
+        k = max(1, round(top_k * flat.shape[1]))
         kth = -np.partition(-flat, k - 1, axis=1)[:, k - 1 : k]
         out = flat >= kth
     else:
@@ -356,7 +356,7 @@ def localization_scores(
 
 def _summary(scores: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, float | None]:
     if len(idx) == 0:
-        return {k: None for k in scores}
+        return dict.fromkeys(scores)
     return {k: float(np.nanmean(v[idx])) for k, v in scores.items()}
 
 
@@ -420,7 +420,7 @@ def localization_report(
         class_names = [str(i) for i in range(k)]
     has_tumour = masks.reshape(n, -1).any(axis=1)
     keep = np.flatnonzero(has_tumour)
-    kw = dict(tolerance=tolerance, threshold=threshold, top_k=top_k)
+    kw = {"tolerance": tolerance, "threshold": threshold, "top_k": top_k}
     sub_masks = masks[keep]
     shape = sub_masks.shape
     scores = {
@@ -433,14 +433,14 @@ def localization_report(
     for c, name in enumerate(class_names):
         idx = np.flatnonzero(kept_labels == c)
         per_class[str(name)] = {
-            "n_scored": int(len(idx)),
+            "n_scored": len(idx),
             "n_excluded_no_mask": int(((labels_arr == c) & ~has_tumour).sum()),
             **{ref: _summary(s, idx) for ref, s in scores.items()},
         }
     all_idx = np.arange(len(keep))
     return {
         "n_images": int(n),
-        "n_scored": int(len(keep)),
+        "n_scored": len(keep),
         "n_excluded_no_mask": int(n - len(keep)),
         "settings": {
             "tolerance_px_at_224": float(tolerance),

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_localization", "plot_deletion_insertion", "plot_randomization"]
+__all__ = ["plot_deletion_insertion", "plot_localization", "plot_randomization"]
 
 _REFS = (("method", None), ("uniform", "uniform map"), ("center_prior", "centre prior"))
 
@@ -51,7 +51,11 @@ def plot_localization(localization: Mapping[str, Mapping[str, Any]], *, metric: 
     xs = np.arange(len(groups))
     for i, (label, rep, ref) in enumerate(series):
         vals = [value(rep, g, ref) for g in groups]
-        style = {} if ref == "method" else {"color": "0.75" if ref == "uniform" else "0.5", "hatch": "//" if ref == "uniform" else ".."}
+        style = (
+            {}
+            if ref == "method"
+            else {"color": "0.75" if ref == "uniform" else "0.5", "hatch": "//" if ref == "uniform" else ".."}
+        )
         ax.bar(xs + (i - (len(series) - 1) / 2) * width, vals, width, label=label, **style)
     counts = [first["per_class"][g]["n_scored"] if g != "overall" else first["n_scored"] for g in groups]
     ax.set_xticks(xs, [f"{g}\n(n={c})" for g, c in zip(groups, counts)])

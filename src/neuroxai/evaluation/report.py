@@ -207,7 +207,9 @@ def _resolve_methods(methods: Any, target_layer: Any, batch_size: int) -> dict[s
         if isinstance(m, str):
             m = named_explain_fn(m, target_layer=target_layer, batch_size=batch_size)
         elif not callable(m):
-            raise ExplainError(f"Method {name!r} must be a method name or an explain_fn(model, images, targets) callable; got {m!r}.")
+            raise ExplainError(
+                f"Method {name!r} must be a method name or an explain_fn(model, images, targets) callable; got {m!r}."
+            )
         if name in out:
             raise ExplainError(f"Method {name!r} given twice; give each method a distinct name (pass a dict).")
         out[name] = m
@@ -366,9 +368,16 @@ def evaluate_explanations(
                 )
             if faithfulness and nf:
                 report.faithfulness[name] = faithfulness_report(
-                    model, x[:nf], maps[:nf], t[:nf], steps=steps, deletion_baseline=deletion_baseline,
-                    insertion_baseline=insertion_baseline, batch_size=max(256, batch_size, 2 * (steps + 1)),
-                    seed=seed, progress=progress,
+                    model,
+                    x[:nf],
+                    maps[:nf],
+                    t[:nf],
+                    steps=steps,
+                    deletion_baseline=deletion_baseline,
+                    insertion_baseline=insertion_baseline,
+                    batch_size=max(256, batch_size, 2 * (steps + 1)),
+                    seed=seed,
+                    progress=progress,
                 )
             if sanity and ns:
                 report.sanity[name] = cascading_randomization(

@@ -44,7 +44,7 @@ import numpy as np
 
 from neuroxai.errors import ExplainError
 
-__all__ = ["spearman_similarity", "ssim", "randomizable_layers", "cascading_randomization"]
+__all__ = ["cascading_randomization", "randomizable_layers", "spearman_similarity", "ssim"]
 
 ExplainFn = Callable[[Any, np.ndarray, np.ndarray], Any]
 
@@ -260,7 +260,7 @@ def cascading_randomization(
     final = {"spearman": sp_mean[-1], "ssim": ss_mean[-1]}
     passed = bool(final["spearman"] < threshold)
     return {
-        "n_images": int(len(x)),
+        "n_images": len(x),
         "layers": ["original"] + [layer.name for layer in layers],
         "spearman": sp_mean,
         "spearman_std": sp_std,

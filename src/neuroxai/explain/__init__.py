@@ -26,8 +26,8 @@ from neuroxai.explain._scorecam import ScoreCAM
 
 __all__ = [
     "CAMMethod",
-    "Explainer",
     "ExplainMethod",
+    "Explainer",
     "Explanation",
     "GradCAM",
     "GradCAMPlusPlus",

@@ -19,7 +19,7 @@ import numpy as np
 
 from neuroxai.errors import ExplainError
 
-__all__ = ["ExplainMethod", "CAMMethod", "GradientMethod", "normalize_maps"]
+__all__ = ["CAMMethod", "ExplainMethod", "GradientMethod", "normalize_maps"]
 
 
 def normalize_maps(raw: Any, size: Any) -> Any:
@@ -89,9 +89,7 @@ class ExplainMethod:
         unknown = sorted(set(options) - set(self.defaults))
         if unknown:
             accepted = ", ".join(sorted(self.defaults)) or "none"
-            raise ExplainError(
-                f"Unknown option(s) {', '.join(unknown)} for method {self.name!r}; accepted options: {accepted}."
-            )
+            raise ExplainError(f"Unknown option(s) {', '.join(unknown)} for method {self.name!r}; accepted options: {accepted}.")
         self.options = {**self.defaults, **options}
         self.traced: Any = None
         self.batch_size = 32

@@ -9,7 +9,7 @@ from typing import Any
 
 from neuroxai.explain._base import CAMMethod
 
-__all__ = ["GradCAM", "GradCAMPlusPlus", "LayerCAM", "HiResCAM"]
+__all__ = ["GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM"]
 
 
 class GradCAM(CAMMethod):

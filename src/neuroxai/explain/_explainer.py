@@ -69,7 +69,9 @@ class _FallbackPredictor:
                 except ValueError as exc:
                     raise ModelError(f"Run spec {str(spec_file)!r} is not valid JSON: {exc}.") from exc
         if not model_file.is_file():
-            raise ModelError(f"No model file at {str(model_file)!r}; expected a run directory holding model.keras or a .keras file.")
+            raise ModelError(
+                f"No model file at {str(model_file)!r}; expected a run directory holding model.keras or a .keras file."
+            )
         try:
             model = keras.saving.load_model(model_file, safe_mode=True, compile=False)
         except Exception as exc:
@@ -280,7 +282,9 @@ class Explainer:
         per_call = max(1, self.batch_size // max(1, self.method.samples_per_image()))
         maps, probs, used = [], [], []
         for start in range(0, len(x), per_call):
-            m, p, r = self.method.explain_batch(tf.constant(x[start : start + per_call]), tf.constant(t[start : start + per_call]))
+            m, p, r = self.method.explain_batch(
+                tf.constant(x[start : start + per_call]), tf.constant(t[start : start + per_call])
+            )
             maps.append(m)
             probs.append(p)
             used.append(r)
@@ -288,7 +292,11 @@ class Explainer:
             maps_a, probs_a, used_a = np.concatenate(maps), np.concatenate(probs), np.concatenate(used)
         else:
             h, w = x.shape[1:3]
-            maps_a, probs_a, used_a = np.zeros((0, h, w), np.float32), np.zeros((0, len(self.class_names)), np.float32), np.zeros(0, np.int32)
+            maps_a, probs_a, used_a = (
+                np.zeros((0, h, w), np.float32),
+                np.zeros((0, len(self.class_names)), np.float32),
+                np.zeros(0, np.int32),
+            )
         return Explanation(
             maps=maps_a.astype(np.float32),
             probabilities=probs_a.astype(np.float32),

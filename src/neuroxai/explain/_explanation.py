@@ -178,8 +178,9 @@ class Explanation:
         per = 2 if show_image else 1
         ncols = max(1, min(int(ncols), max(count, 1))) * per
         nrows = max(1, -(-count * per // ncols))
-        fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (2.6 * ncols, 3.1 * nrows), squeeze=False,
-                                 layout="constrained")  # room for every title, unlike tight_layout
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=figsize or (2.6 * ncols, 3.1 * nrows), squeeze=False, layout="constrained"
+        )  # room for every title, unlike tight_layout
         for ax in axes.ravel():
             ax.axis("off")
         for i in range(count):
@@ -206,7 +207,9 @@ class Explanation:
             return int(value)
         if isinstance(value, str) and value in self.class_names:
             return self.class_names.index(value)
-        raise ExplainError(f"Unknown class {value!r}; expected an index < {len(self.class_names)} or one of {list(self.class_names)}.")
+        raise ExplainError(
+            f"Unknown class {value!r}; expected an index < {len(self.class_names)} or one of {list(self.class_names)}."
+        )
 
     def save(
         self,

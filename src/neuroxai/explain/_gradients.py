@@ -13,7 +13,7 @@ from typing import Any
 from neuroxai.errors import ExplainError
 from neuroxai.explain._base import GradientMethod, check_positive_int
 
-__all__ = ["Saliency", "SmoothGrad", "IntegratedGradients"]
+__all__ = ["IntegratedGradients", "Saliency", "SmoothGrad"]
 
 
 class Saliency(GradientMethod):

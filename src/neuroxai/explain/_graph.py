@@ -27,7 +27,7 @@ from typing import Any
 
 from neuroxai.errors import ExplainError
 
-__all__ = ["LayerPath", "ForwardResult", "TracedModel", "resolve_target_layer", "feature_layer_candidates"]
+__all__ = ["ForwardResult", "LayerPath", "TracedModel", "feature_layer_candidates", "resolve_target_layer"]
 
 LayerPath = tuple[str, ...]
 
@@ -85,7 +85,7 @@ def feature_layer_candidates(model: Any, prefix: LayerPath = ()) -> list[LayerPa
     """
     found: list[LayerPath] = []
     for layer in _layers(model):
-        path = prefix + (layer.name,)
+        path = (*prefix, layer.name)
         if _is_model(layer):
             found.extend(feature_layer_candidates(layer, path))
         if _output_rank(layer) == 4:
@@ -96,7 +96,7 @@ def feature_layer_candidates(model: Any, prefix: LayerPath = ()) -> list[LayerPa
 def _find_by_name(model: Any, name: str, prefix: LayerPath = ()) -> list[LayerPath]:
     hits: list[LayerPath] = []
     for layer in _layers(model):
-        path = prefix + (layer.name,)
+        path = (*prefix, layer.name)
         if layer.name == name:
             hits.append(path)
         if _is_model(layer):
@@ -162,7 +162,7 @@ def resolve_target_layer(model: Any, target_layer: str | Sequence[str] | None) -
             if not inner:
                 break
             layer = inner[-1]
-            path = path + (layer.name,)
+            path = (*path, layer.name)
         return path
     if isinstance(target_layer, str):
         if "." in target_layer and not _find_by_name(model, target_layer):
@@ -192,9 +192,7 @@ def resolve_target_layer(model: Any, target_layer: str | Sequence[str] | None) -
     else:
         path = tuple(target_layer)
         if not path or not all(isinstance(p, str) for p in path):
-            raise ExplainError(
-                f"target_layer must be a layer name, a tuple of layer names or None; got {target_layer!r}."
-            )
+            raise ExplainError(f"target_layer must be a layer name, a tuple of layer names or None; got {target_layer!r}.")
         try:
             _get_by_path(model, path)
         except KeyError as exc:
@@ -259,7 +257,7 @@ class TracedModel:
     """
 
     def __init__(self, model: Any, target_path: LayerPath | None) -> None:
-        keras = _keras()
+        _keras()
         self.model = model
         self.target_path = target_path
         if not getattr(model, "built", False):
@@ -278,9 +276,7 @@ class TracedModel:
                 "or use a functional model."
             )
         if len(outputs) != 1:
-            raise ExplainError(
-                f"Model {model.name!r} has {len(outputs)} outputs; expected one classification output."
-            )
+            raise ExplainError(f"Model {model.name!r} has {len(outputs)} outputs; expected one classification output.")
         if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
             shapes = [tuple(i.shape) for i in model.inputs]
             raise ExplainError(
@@ -327,8 +323,9 @@ class TracedModel:
 
             return call
 
-        output = _run(self.model, x, self.target_path or (), on_feature, self._output_op if self._softmax_kind else None,
-                      on_output)
+        output = _run(
+            self.model, x, self.target_path or (), on_feature, self._output_op if self._softmax_kind else None, on_output
+        )
         if self.target_path and state["features"] is None:
             raise ExplainError(
                 f"Target layer {self.target_path!r} of model {self.model.name!r} is not on the path from the input to "

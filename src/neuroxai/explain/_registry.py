@@ -89,9 +89,7 @@ class MethodRegistry:
             return self._methods[key]
         close = difflib.get_close_matches(key, list(self._methods), n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ExplainError(
-            f"Unknown explanation method {name!r}.{hint} Available: {', '.join(self.names())}."
-        )
+        raise ExplainError(f"Unknown explanation method {name!r}.{hint} Available: {', '.join(self.names())}.")
 
     def names(self) -> list[str]:
         """All registered names, sorted."""
@@ -108,5 +106,3 @@ class MethodRegistry:
 
     def __repr__(self) -> str:
         return f"MethodRegistry({', '.join(self.names())})"
-
-

@@ -234,7 +234,11 @@ class ModelRegistry:
             return
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             return
-        accepted = sorted(n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in {"num_classes", "input_shape"})
+        accepted = sorted(
+            n
+            for n, p in params.items()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in {"num_classes", "input_shape"}
+        )
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise ModelError(
@@ -276,7 +280,13 @@ class ModelRegistry:
             ModelError: The model failed to build.
         """
         spec = self.get(name)
-        key = (spec.name, spec.source, getattr(spec.factory, "__module__", None), getattr(spec.factory, "__qualname__", id(spec.factory)), spec.input_shape)
+        key = (
+            spec.name,
+            spec.source,
+            getattr(spec.factory, "__module__", None),
+            getattr(spec.factory, "__qualname__", id(spec.factory)),
+            spec.input_shape,
+        )
         if key not in _PARAM_CACHE:
             import keras
 

@@ -42,7 +42,11 @@ def validate_input_shape(shape: Any, *, model: str | None = None, min_size: int 
         dims = tuple(shape)
     except TypeError:
         dims = None
-    ok = dims is not None and len(dims) == 3 and all(isinstance(d, int) and not isinstance(d, bool) or _is_int_like(d) for d in dims)
+    ok = (
+        dims is not None
+        and len(dims) == 3
+        and all((isinstance(d, int) and not isinstance(d, bool)) or _is_int_like(d) for d in dims)
+    )
     if not ok:
         hint = ""
         if dims is not None and len(dims) == 2:
@@ -52,7 +56,9 @@ def validate_input_shape(shape: Any, *, model: str | None = None, min_size: int 
     if any(d <= 0 for d in dims):
         raise ModelError(f"Expected input_shape{what} with positive sizes, got {dims}. Use e.g. (128, 128, 1).")
     if dims[0] < min_size or dims[1] < min_size:
-        raise ModelError(f"Expected input_shape{what} of at least {min_size}x{min_size} pixels, got {dims[0]}x{dims[1]}. Use a larger image size.")
+        raise ModelError(
+            f"Expected input_shape{what} of at least {min_size}x{min_size} pixels, got {dims[0]}x{dims[1]}. Use a larger image size."
+        )
     return dims  # type: ignore[return-value]
 
 

@@ -155,7 +155,7 @@ def registered_plugins(pm: pluggy.PluginManager) -> list[tuple[object, PluginInf
     infos: dict[int, PluginInfo] = getattr(pm, _ATTR_INFO, {})
     by_id = {id(p): p for p in pm.get_plugins()}
     ordered = [(by_id[i], info) for i, info in infos.items() if i in by_id]
-    seen = {i for i in infos}
+    seen = set(infos)
     ordered += [(p, plugin_info(pm, p)) for i, p in by_id.items() if i not in seen]
     return ordered
 
@@ -172,7 +172,9 @@ def _register(pm: pluggy.PluginManager, plugin: object, info: PluginInfo) -> Non
     try:
         pm.register(plugin, name=info.name)
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"{_describe(info)} has an invalid hook implementation: {exc}. Fix the plugin's hook signature (see neuroxai.plugins.hookspecs).") from exc
+        raise PluginError(
+            f"{_describe(info)} has an invalid hook implementation: {exc}. Fix the plugin's hook signature (see neuroxai.plugins.hookspecs)."
+        ) from exc
     except ValueError as exc:  # duplicate name / object
         raise PluginError(f"{_describe(info)} could not be registered: {exc}.") from exc
     getattr(pm, _ATTR_INFO)[id(plugin)] = info
@@ -290,7 +292,9 @@ def get_plugin_manager(autoload: bool | None = None, *, plugins: Iterable[object
         if pm.is_registered(plugin):
             continue
         name = pm.get_canonical_name(plugin)
-        module = getattr(plugin, "__name__", None) if isinstance(getattr(plugin, "__name__", None), str) else type(plugin).__module__
+        module = (
+            getattr(plugin, "__name__", None) if isinstance(getattr(plugin, "__name__", None), str) else type(plugin).__module__
+        )
         _register(pm, plugin, PluginInfo(name=name, module=module, builtin=False))
     _check_hooks(pm)
     return pm
@@ -325,7 +329,11 @@ def call_hook(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> None:
     """
     caller = getattr(pm.hook, hook_name)
     impls = caller.get_hookimpls()
-    ordered = [i for i in impls if i.tryfirst] + [i for i in impls if not i.tryfirst and not i.trylast] + [i for i in impls if i.trylast]
+    ordered = (
+        [i for i in impls if i.tryfirst]
+        + [i for i in impls if not i.tryfirst and not i.trylast]
+        + [i for i in impls if i.trylast]
+    )
     for impl in ordered:
         info = plugin_info(pm, impl.plugin)
         args = [kwargs[name] for name in impl.argnames]

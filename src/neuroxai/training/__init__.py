@@ -29,13 +29,13 @@ from neuroxai.training._predictor import Predictor, evaluate_model, load
 from neuroxai.training._trainer import LR_SCHEDULES, NOT_FITTED_MESSAGE, Trainer
 
 __all__ = [
-    "Trainer",
-    "Predictor",
-    "load",
-    "evaluate_model",
-    "classification_metrics",
-    "expected_calibration_error",
     "ECE_BINS",
-    "NOT_FITTED_MESSAGE",
     "LR_SCHEDULES",
+    "NOT_FITTED_MESSAGE",
+    "Predictor",
+    "Trainer",
+    "classification_metrics",
+    "evaluate_model",
+    "expected_calibration_error",
+    "load",
 ]

@@ -21,7 +21,7 @@ import numpy as np
 
 from neuroxai._io import atomic_path, write_json, write_text
 
-__all__ = ["BestCheckpoint", "RunCheckpoint", "STATE_FILE", "history_to_csv", "read_state", "load_weights_file"]
+__all__ = ["STATE_FILE", "BestCheckpoint", "RunCheckpoint", "history_to_csv", "load_weights_file", "read_state"]
 
 STATE_FILE = "state.json"
 _STATE_VERSION = 1
@@ -62,9 +62,8 @@ def save_weights_file(path: Path, model: keras.Model, with_optimizer: bool) -> N
     if with_optimizer and getattr(model, "optimizer", None) is not None:
         for i, v in enumerate(model.optimizer.variables):
             arrays[f"o{i:05d}"] = np.asarray(keras.ops.convert_to_numpy(v))
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def load_weights_file(path: Path, model: keras.Model, with_optimizer: bool) -> None:

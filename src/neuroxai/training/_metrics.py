@@ -19,9 +19,7 @@ def _check(y_true: Any, proba: Any) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y_true).astype(np.int64).reshape(-1)
     p = np.asarray(proba, dtype=np.float64)
     if p.ndim != 2 or p.shape[0] != y.shape[0]:
-        raise DataError(
-            f"Expected probabilities of shape (N, num_classes) with N = len(y_true) = {y.shape[0]}, got {p.shape}."
-        )
+        raise DataError(f"Expected probabilities of shape (N, num_classes) with N = len(y_true) = {y.shape[0]}, got {p.shape}.")
     if y.size and (y.min() < 0 or y.max() >= p.shape[1]):
         raise DataError(f"Expected labels in 0..{p.shape[1] - 1}, got values from {y.min()} to {y.max()}.")
     return y, p
@@ -67,18 +65,22 @@ def expected_calibration_error(y_true: Any, proba: Any, n_bins: int = ECE_BINS) 
     return float(round(np.sum(np.abs(acc[nz] - cs[nz])) / y.size, 12))
 
 
-def _roc_auc(y: np.ndarray, p: np.ndarray, class_names: Sequence[str]) -> tuple[float | None, str | None, dict[str, float | None]]:
+def _roc_auc(
+    y: np.ndarray, p: np.ndarray, class_names: Sequence[str]
+) -> tuple[float | None, str | None, dict[str, float | None]]:
     from sklearn.metrics import roc_auc_score
 
     k = p.shape[1]
     per_class: dict[str, float | None] = {}
     present = np.unique(y)
     if y.size == 0:
-        return None, "no samples", {c: None for c in class_names}
+        return None, "no samples", dict.fromkeys(class_names)
     if present.size < 2:
-        return None, f"only one class ({class_names[int(present[0])]!r}) present in the labels; ROC AUC is undefined", {
-            c: None for c in class_names
-        }
+        return (
+            None,
+            f"only one class ({class_names[int(present[0])]!r}) present in the labels; ROC AUC is undefined",
+            dict.fromkeys(class_names),
+        )
     for j, name in enumerate(class_names):
         pos = y == j
         per_class[name] = float(roc_auc_score(pos, p[:, j])) if 0 < pos.sum() < y.size else None

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from neuroxai.data import Dataset
 
-__all__ = ["Predictor", "load", "evaluate_model"]
+__all__ = ["Predictor", "evaluate_model", "load"]
 
 MODEL_FILE = "model.keras"
 SPEC_FILE = "neuroxai.json"
@@ -178,7 +178,9 @@ class Predictor:
         path_pos = [i for i, it in enumerate(items) if isinstance(it, (str, os.PathLike))]
         out: list[np.ndarray | None] = [None] * len(items)
         if path_pos:
-            x, ok, skipped = load_images([items[i] for i in path_pos], image_size=size, channels=channels, input_range=self.input_range)
+            x, _ok, skipped = load_images(
+                [items[i] for i in path_pos], image_size=size, channels=channels, input_range=self.input_range
+            )
             if skipped:
                 listed = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
                 raise DataError(f"Could not read {len(skipped)} of {len(path_pos)} image file(s): {listed}. Fix or drop them.")
@@ -221,8 +223,13 @@ class Predictor:
             DataError: The dataset's class names differ or the split is empty.
         """
         return evaluate_model(
-            self.model, dataset, split=split, class_names=self.class_names, input_shape=self.input_shape,
-            input_range=self.input_range, batch_size=batch_size,
+            self.model,
+            dataset,
+            split=split,
+            class_names=self.class_names,
+            input_shape=self.input_shape,
+            input_range=self.input_range,
+            batch_size=batch_size,
         )
 
 

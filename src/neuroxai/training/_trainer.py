@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.data import Dataset
     from neuroxai.models import ModelRegistry, ModelSpec
 
-__all__ = ["Trainer", "RUN_FORMAT", "NOT_FITTED_MESSAGE"]
+__all__ = ["NOT_FITTED_MESSAGE", "RUN_FORMAT", "Trainer"]
 
 RUN_FORMAT = "neuroxai-run"
 RUN_FORMAT_VERSION = 1
@@ -228,9 +228,30 @@ class Trainer:
 
     # ------------------------------------------------------------------ settings
     _PARAMS = (
-        "model", "epochs", "batch_size", "learning_rate", "optimizer", "loss", "metrics", "image_size", "two_phase",
-        "fine_tune_epochs", "fine_tune_lr_factor", "early_stopping_patience", "reduce_lr_patience", "lr_schedule", "seed",
-        "out_dir", "strategy", "class_weight", "augment", "progress", "model_options", "input_range", "resume", "tensorboard",
+        "model",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "optimizer",
+        "loss",
+        "metrics",
+        "image_size",
+        "two_phase",
+        "fine_tune_epochs",
+        "fine_tune_lr_factor",
+        "early_stopping_patience",
+        "reduce_lr_patience",
+        "lr_schedule",
+        "seed",
+        "out_dir",
+        "strategy",
+        "class_weight",
+        "augment",
+        "progress",
+        "model_options",
+        "input_range",
+        "resume",
+        "tensorboard",
     )
 
     def get_params(self) -> dict[str, Any]:
@@ -372,7 +393,7 @@ class Trainer:
             ft = int(self.fine_tune_epochs)
         else:
             frac = transfer.head_epochs_fraction or _DEFAULT_HEAD_FRACTION
-            ft = epochs - max(1, int(round(epochs * frac)))
+            ft = epochs - max(1, round(epochs * frac))
         head = epochs - ft
         if head < 1 or ft < 1:
             raise ModelError(
@@ -436,8 +457,15 @@ class Trainer:
             "seed": int(self.seed),
             "lr_schedule": self.lr_schedule,
         }
-        state: dict[str, Any] = {"fingerprint": fingerprint, "phase": plan[0][0], "epoch": 0, "history": {},
-                                 "completed": {}, "phase_start": 0, "best": None}
+        state: dict[str, Any] = {
+            "fingerprint": fingerprint,
+            "phase": plan[0][0],
+            "epoch": 0,
+            "history": {},
+            "completed": {},
+            "phase_start": 0,
+            "best": None,
+        }
         resumed: dict[str, Any] | None = None
         if run_dir is not None and self.resume:
             resumed = read_state(run_dir / "backup")
@@ -448,7 +476,22 @@ class Trainer:
                         f"({resumed.get('fingerprint')}); expected {fingerprint}. Use another out_dir, or delete "
                         f"{run_dir / 'backup'} to start this folder over."
                     )
-                state.update({k: resumed[k] for k in ("phase", "epoch", "history", "completed", "phase_start", "best", "weights", "weights_has_optimizer") if k in resumed})
+                state.update(
+                    {
+                        k: resumed[k]
+                        for k in (
+                            "phase",
+                            "epoch",
+                            "history",
+                            "completed",
+                            "phase_start",
+                            "best",
+                            "weights",
+                            "weights_has_optimizer",
+                        )
+                        if k in resumed
+                    }
+                )
 
         def scope() -> Any:  # a strategy scope can be entered once per object: make a new one each time
             return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
@@ -465,7 +508,7 @@ class Trainer:
         if self.strategy is not None:
             _patch_symbolic_build(model)
         channels = shape[2]
-        pipe_args = dict(image_size=shape[:2], channels=channels, input_range=spec.input_range, batch_size=int(self.batch_size))
+        pipe_args = {"image_size": shape[:2], "channels": channels, "input_range": spec.input_range, "batch_size": int(self.batch_size)}
         train = dataset.pipeline("train", augment=bool(self.augment), seed=int(self.seed), **pipe_args)
         has_val = len(dataset.labels("val")) > 0
         val = dataset.pipeline("val", **pipe_args) if has_val else None
@@ -479,7 +522,9 @@ class Trainer:
 
         phases: list[dict[str, Any]] = []
         checkpoint = RunCheckpoint(run_dir, state)
-        best_ckpt = BestCheckpoint(run_dir / "checkpoints" / "best.keras", monitor=monitor, best=state.get("best")) if run_dir else None
+        best_ckpt = (
+            BestCheckpoint(run_dir / "checkpoints" / "best.keras", monitor=monitor, best=state.get("best")) if run_dir else None
+        )
         cursor = 0
         for name, n_epochs, lr in plan:
             done = state["completed"].get(name)
@@ -492,8 +537,11 @@ class Trainer:
             initial = int(state["epoch"]) if mid_phase else cursor
             state["phase"], state["phase_start"] = name, begin
             with scope():
-                counts = spec.transfer.set_phase(model, name) if name != "single" else {
-                    "trainable": sum(1 for layer in model.layers if layer.trainable), "frozen": 0}
+                counts = (
+                    spec.transfer.set_phase(model, name)
+                    if name != "single"
+                    else {"trainable": sum(1 for layer in model.layers if layer.trainable), "frozen": 0}
+                )
                 self._compile(model, lr)
                 if resumed is not None and state.get("weights") and (run_dir / "backup" / state["weights"]).is_file():
                     with_opt = mid_phase and bool(state.get("weights_has_optimizer"))
@@ -503,11 +551,17 @@ class Trainer:
                     resumed = None  # weights are in; later phases continue from memory
             callbacks: list[Any] = []
             if self.early_stopping_patience is not None:
-                callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=int(self.early_stopping_patience),
-                                                               restore_best_weights=True))
+                callbacks.append(
+                    keras.callbacks.EarlyStopping(
+                        monitor=monitor, patience=int(self.early_stopping_patience), restore_best_weights=True
+                    )
+                )
             if self.lr_schedule == "plateau" and self.reduce_lr_patience is not None:
-                callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=int(self.reduce_lr_patience),
-                                                                   min_lr=lr * 1e-3))
+                callbacks.append(
+                    keras.callbacks.ReduceLROnPlateau(
+                        monitor=monitor, factor=0.5, patience=int(self.reduce_lr_patience), min_lr=lr * 1e-3
+                    )
+                )
             elif self.lr_schedule == "cosine":
                 callbacks.append(keras.callbacks.LearningRateScheduler(cosine_schedule(lr, begin, n_epochs)))
             if run_dir is not None and _tensorboard_enabled(self.tensorboard):
@@ -521,11 +575,25 @@ class Trainer:
                 with warnings.catch_warnings(), _multi_worker_reduce_fix(self.strategy):
                     # tf.data pipelines that skip bad files have an unknown length; Keras learns it in epoch 1
                     warnings.filterwarnings("ignore", message="Your input ran out of data")
-                    model.fit(train, validation_data=val, epochs=end, initial_epoch=initial, class_weight=class_weight,
-                              shuffle=False, callbacks=callbacks, verbose=2 if self.progress else 0)
+                    model.fit(
+                        train,
+                        validation_data=val,
+                        epochs=end,
+                        initial_epoch=initial,
+                        class_weight=class_weight,
+                        shuffle=False,
+                        callbacks=callbacks,
+                        verbose=2 if self.progress else 0,
+                    )
             last = int(state["epoch"])
-            info = {"name": name, "first_epoch": begin + 1, "last_epoch": last, "learning_rate": float(lr),
-                    "trainable_layers": counts["trainable"], "frozen_layers": counts["frozen"]}
+            info = {
+                "name": name,
+                "first_epoch": begin + 1,
+                "last_epoch": last,
+                "learning_rate": float(lr),
+                "trainable_layers": counts["trainable"],
+                "frozen_layers": counts["frozen"],
+            }
             phases.append(info)
             state["completed"][name] = info
             state["best"] = best_ckpt.best if best_ckpt is not None else None
@@ -584,8 +652,13 @@ class Trainer:
         from neuroxai.training._predictor import evaluate_model
 
         self.metrics_ = evaluate_model(
-            self.model_, dataset, split=split, class_names=self.classes_, input_shape=self.input_shape_,
-            input_range=self.input_range_, batch_size=int(self.batch_size),
+            self.model_,
+            dataset,
+            split=split,
+            class_names=self.classes_,
+            input_shape=self.input_shape_,
+            input_range=self.input_range_,
+            batch_size=int(self.batch_size),
         )
         return self.metrics_
 
@@ -599,8 +672,15 @@ class Trainer:
         self._check_fitted()
         from neuroxai.training._predictor import Predictor
 
-        return Predictor(self.model_, self.classes_, self.input_shape_, self.input_range_, self.target_layer_,
-                         spec=self.run_spec(), path=self.run_dir_)
+        return Predictor(
+            self.model_,
+            self.classes_,
+            self.input_shape_,
+            self.input_range_,
+            self.target_layer_,
+            spec=self.run_spec(),
+            path=self.run_dir_,
+        )
 
     def predict_proba(self, inputs: Any, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities ``[N, num_classes]`` for files, PIL images or arrays.

@@ -97,10 +97,12 @@ def build_cnn(
         raise ModelError(f"Model 'cnn': expected feature_stride 8 or 16, got {feature_stride!r}.")
     height, wide, channels = input_shape
     if height < 16 or wide < 16:
-        raise ModelError(f"Model 'cnn': expected an input of at least 16x16 pixels, got {height}x{wide}. Use a larger image size.")
+        raise ModelError(
+            f"Model 'cnn': expected an input of at least 16x16 pixels, got {height}x{wide}. Use a larger image size."
+        )
 
     def filters(n: int) -> int:
-        return max(8, int(round(n * width / 8)) * 8)
+        return max(8, round(n * width / 8) * 8)
 
     inputs = keras.Input(shape=(height, wide, channels), name="image")
     x = layers.Conv2D(filters(32), 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
@@ -121,7 +123,9 @@ def build_cnn(
         if downsample:
             x = layers.MaxPooling2D(2, padding="same", name=f"{prefix}_pool")(x)
             stride = 2
-        shortcut = layers.Conv2D(filters(n), 1, strides=stride, padding="same", use_bias=False, name=f"{prefix}_shortcut")(shortcut)
+        shortcut = layers.Conv2D(filters(n), 1, strides=stride, padding="same", use_bias=False, name=f"{prefix}_shortcut")(
+            shortcut
+        )
         shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{prefix}_shortcut_bn")(shortcut)
         x = layers.Add(name=f"{prefix}_add")([x, shortcut])
         x = layers.ReLU(name=TARGET_LAYER if index == stages[-1][0] else f"{prefix}_out")(x)

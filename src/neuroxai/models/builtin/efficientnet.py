@@ -38,7 +38,16 @@ from neuroxai.models._spec import TransferSpec
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-__all__ = ["DEFAULT_INPUT_SHAPE", "GRAYSCALE_LAYER", "HEAD_LAYERS", "TARGET_LAYER", "TRANSFER", "build_efficientnetb0", "is_backbone", "unfreeze"]
+__all__ = [
+    "DEFAULT_INPUT_SHAPE",
+    "GRAYSCALE_LAYER",
+    "HEAD_LAYERS",
+    "TARGET_LAYER",
+    "TRANSFER",
+    "build_efficientnetb0",
+    "is_backbone",
+    "unfreeze",
+]
 
 #: Default input: the 224x224 RGB size EfficientNetB0 was trained at.
 DEFAULT_INPUT_SHAPE: tuple[int, int, int] = (224, 224, 3)
@@ -171,7 +180,9 @@ def _copy_pretrained(backbone: keras.Model, size: tuple[int, int], keras_weights
             source = keras.applications.EfficientNetB0(
                 include_top=False, weights=keras_weights if path is None else str(path), input_shape=(*size, 3)
             )
-        partial = [str(w.message) for w in caught if "skipping" in str(w.message).lower() or "not loaded" in str(w.message).lower()]
+        partial = [
+            str(w.message) for w in caught if "skipping" in str(w.message).lower() or "not loaded" in str(w.message).lower()
+        ]
         if partial:
             raise ValueError(f"{len(partial)} parts of the backbone were not in the file, e.g.: {partial[0]}")
     except Exception as exc:
@@ -196,7 +207,9 @@ def _copy_pretrained(backbone: keras.Model, size: tuple[int, int], keras_weights
     mean = np.asarray(norm.adapt_mean).reshape(-1)
     variance = np.asarray(norm.adapt_variance).reshape(-1)
     stddev = np.asarray(_IMAGENET_STDDEV)
-    imagenet_stats = mean.shape == (3,) and np.allclose(mean, _IMAGENET_MEAN, atol=1e-3) and np.allclose(variance, stddev**2, rtol=1e-3)
+    imagenet_stats = (
+        mean.shape == (3,) and np.allclose(mean, _IMAGENET_MEAN, atol=1e-3) and np.allclose(variance, stddev**2, rtol=1e-3)
+    )
     if keras_weights == "imagenet" or imagenet_stats:
         # Keras adds Rescaling(1/sqrt(stddev)) after Normalization for ImageNet
         # weights; dividing by sqrt(var * stddev) instead is the same function.
