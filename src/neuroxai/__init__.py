@@ -18,8 +18,13 @@ so ``import neuroxai`` and the command line stay fast.
 from __future__ import annotations
 
 import importlib
+import logging
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
+
+# Library messages go to the 'neuroxai' logger and stay silent unless the application configures logging
+# (the command line does: -v / -q).
+logging.getLogger("neuroxai").addHandler(logging.NullHandler())
 
 try:
     __version__ = version("neuroxai")
@@ -43,7 +48,7 @@ _LAZY = {
     "ModelRegistry": "neuroxai.models",
     "ModelSpec": "neuroxai.models",
     "Trainer": "neuroxai.training",
-    "load": "neuroxai.training",
+    "load": "neuroxai.runs",
     "Explainer": "neuroxai.explain",
     "hookimpl": "neuroxai.plugins",
 }
@@ -53,7 +58,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.explain import Explainer
     from neuroxai.models import ModelRegistry, ModelSpec
     from neuroxai.plugins import hookimpl
-    from neuroxai.training import Trainer, load
+    from neuroxai.runs import load
+    from neuroxai.training import Trainer
 
 
 def __getattr__(name: str) -> Any:

@@ -33,11 +33,18 @@ class ModelError(NeuroxaiError, ValueError):
     """A model cannot be built, loaded or fed the given input."""
 
 
-class UnknownModelError(ModelError, KeyError):
-    """A model name is not in the registry."""
+class UnknownNameError(NeuroxaiError, KeyError):
+    """A name is not in a registry (models, explanation methods, explanation metrics).
+
+    The message suggests close names and lists the available ones.
+    """
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownModelError(UnknownNameError, ModelError):
+    """A model name is not in the model registry."""
 
 
 class PluginError(NeuroxaiError, RuntimeError):
@@ -50,3 +57,11 @@ class NotFittedError(NeuroxaiError, AttributeError):
 
 class ExplainError(NeuroxaiError, ValueError):
     """An explanation cannot be computed for the given model, layer or targets."""
+
+
+class UnknownMethodError(UnknownNameError, ExplainError):
+    """An explanation method name is not in the method registry."""
+
+
+class UnknownMetricError(UnknownNameError, ExplainError):
+    """An explanation metric name is not in the metric registry."""

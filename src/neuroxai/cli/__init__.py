@@ -1,38 +1,34 @@
 """The ``neuroxai`` command.
 
-Thin by design: each subcommand lives in its own module under this package,
-parses its arguments, calls the public API and prints. A module exposes
-``register(subparsers)``, which adds its parser and sets ``func`` to a
-function taking the parsed arguments and returning an exit code.
+Thin by design: each subcommand is a :class:`Command` (its arguments, and a
+function that parses nothing more, calls the public API and prints). The
+built-in commands come from :mod:`neuroxai.cli._plugin`; installed plugins add
+theirs through the ``neuroxai_register_commands`` hook, so ``neuroxai --help``
+lists them too.
 
 Errors the library raises on purpose (:class:`neuroxai.errors.NeuroxaiError`)
 are printed as one clear message with exit status 2; anything else is a bug
-and keeps its traceback.
+and keeps its traceback. Library messages go through :mod:`logging` (logger
+``neuroxai``): the command shows warnings by default, ``-v`` adds progress
+information, ``-vv`` debugging detail, and ``-q`` shows errors only.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
+import logging
 import sys
 from collections.abc import Sequence
 
-__all__ = ["build_parser", "main"]
+from neuroxai.cli._commands import Command, CommandRegistry
 
-# Subcommand modules, in the order `neuroxai --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = (
-    "neuroxai.cli._demo",
-    "neuroxai.cli._audit",
-    "neuroxai.cli._models",
-    "neuroxai.cli._train",
-    "neuroxai.cli._explain",
-    "neuroxai.cli._evaluate_xai",
-)
+__all__ = ["Command", "CommandRegistry", "build_parser", "main"]
+
+_LOG_FORMAT = "neuroxai: %(message)s"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the full argument parser (used by ``main`` and by the docs)."""
+def build_parser(registry: CommandRegistry | None = None) -> argparse.ArgumentParser:
+    """Build the full argument parser: the global options and every registered command (used by ``main`` and the docs)."""
     from neuroxai import __version__
 
     parser = argparse.ArgumentParser(
@@ -40,31 +36,48 @@ def build_parser() -> argparse.ArgumentParser:
         description="Explainable brain-tumour MRI classification: audit data, train, explain, evaluate.",
     )
     parser.add_argument("--version", action="version", version=f"neuroxai {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="count", default=0, help="more messages (-vv for debugging detail)")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="errors only")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for command in (registry if registry is not None else CommandRegistry()).in_order():
+        command.add_to(subparsers)
     return parser
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logger = logging.getLogger("neuroxai")
+    logger.setLevel(level)
+    if not any(getattr(h, "_neuroxai_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+        handler._neuroxai_cli = True  # type: ignore[attr-defined]  # marks the handler this function owns
+        logger.addHandler(handler)
+    logger.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``neuroxai`` command; returns the process exit status."""
+    from neuroxai._tf import quiet_tensorflow
     from neuroxai.errors import NeuroxaiError
 
-    # TensorFlow's C++ start-up messages (CPU features, "failed call to cuInit" on a
-    # machine without a GPU) read like failures to a user; set the variable to 0 to see them.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 0
+    quiet_tensorflow()
+    command = "neuroxai"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        _configure_logging(args.verbose, args.quiet)
+        if getattr(args, "func", None) is None:
+            parser.print_help()
+            return 0
+        command = f"neuroxai {args.command}"
         return int(args.func(args) or 0)
     except NeuroxaiError as exc:
-        print(f"neuroxai {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"neuroxai {args.command}: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from neuroxai.cli._commands import Command
 from neuroxai.cli._common import add_format_option, add_progress_option, print_json
 
-__all__ = ["register", "run"]
+__all__ = ["COMMANDS", "run"]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the ``audit`` subcommand."""
-    parser = subparsers.add_parser(
-        "audit",
-        help="audit a dataset: counts, sizes, modes, unreadable files, exact and near duplicates",
-        description=(
-            "Read every image under PATH (a Training/Testing folder, a folder of class folders, or a CSV "
-            "manifest path,label[,split][,mask]) and report counts per split and class, image sizes and modes, "
-            "skipped files with the reason, exact duplicates (same bytes) and near duplicates (perceptual hash) "
-            "within and across splits, and duplicates whose labels disagree. Splits are the ones on disk "
-            "(no validation split is carved)."
-        ),
-    )
+def _configure_audit(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``neuroxai audit``."""
     parser.add_argument("path", metavar="PATH", help="data folder or CSV manifest")
     add_format_option(parser)
     add_progress_option(parser)
@@ -33,7 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="max differing bits of 64 for near duplicates (default: 4)",
     )
     parser.add_argument("--max-groups", type=int, default=5, help="groups and files listed in text output (default: 5)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,3 +36,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report.summary(max_groups=args.max_groups))
     return 0
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        name="audit",
+        help="audit a dataset: counts, sizes, modes, unreadable files, exact and near duplicates",
+        description=(
+            "Read every image under PATH (a Training/Testing folder, a folder of class folders, or a CSV "
+            "manifest path,label[,split][,mask]) and report counts per split and class, image sizes and modes, "
+            "skipped files with the reason, exact duplicates (same bytes) and near duplicates (perceptual hash) "
+            "within and across splits, and duplicates whose labels disagree. Splits are the ones on disk "
+            "(no validation split is carved)."
+        ),
+        configure=_configure_audit,
+        run=run,
+    ),
+)

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from neuroxai.cli._commands import Command
 from neuroxai.cli._common import add_progress_option
 
-__all__ = ["DEMO_DEFAULTS", "register", "run"]
+__all__ = ["COMMANDS", "DEMO_DEFAULTS", "run"]
 
 #: Demo settings on the synthetic phantoms, tuned to finish well inside five
 #: minutes on two CPU cores (TensorFlow start-up included) at >= 95% test accuracy.
@@ -34,17 +35,8 @@ DEMO_DEFAULTS: dict[str, Any] = {
 }
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the ``demo`` subcommand."""
-    p = subparsers.add_parser(
-        "demo",
-        help="train, evaluate and save a CNN on synthetic phantoms (no download) or on --data DIR",
-        description=(
-            "The whole job in a few minutes: build synthetic brain MRI phantoms (NOT medical data; or read --data DIR), "
-            "audit them, train the 'cnn' model, evaluate it on the test split and write a run directory with the "
-            "model, metrics and figures. Prints where to look."
-        ),
-    )
+def _configure_demo(p: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``neuroxai demo``."""
     p.add_argument("--data", default=None, metavar="DIR", help="a real data folder or CSV manifest instead of phantoms")
     p.add_argument("--out", default="demo-run", metavar="DIR", help="run directory to write (default: ./demo-run)")
     p.add_argument(
@@ -70,7 +62,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument("--seed", type=int, default=DEMO_DEFAULTS["seed"], help="random seed (default: 0)")
     add_progress_option(p)
-    p.set_defaults(func=run)
 
 
 def _step(msg: str, t0: float) -> None:
@@ -216,3 +207,18 @@ def run(args: argparse.Namespace) -> int:
         print("The phantoms are synthetic pictures, not medical data; run `neuroxai demo --data DIR` on a real folder.")
     sys.stdout.flush()
     return 0
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        name="demo",
+        help="train, evaluate and save a CNN on synthetic phantoms (no download) or on --data DIR",
+        description=(
+            "The whole job in a few minutes: build synthetic brain MRI phantoms (NOT medical data; or read --data DIR), "
+            "audit them, train the 'cnn' model, evaluate it on the test split and write a run directory with the "
+            "model, metrics and figures. Prints where to look."
+        ),
+        configure=_configure_demo,
+        run=run,
+    ),
+)

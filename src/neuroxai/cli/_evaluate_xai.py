@@ -6,24 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from neuroxai.cli._commands import Command
 from neuroxai.cli._common import add_format_option, add_progress_option, print_json
 
-__all__ = ["register", "run"]
+__all__ = ["COMMANDS", "run"]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the ``evaluate-xai`` subcommand."""
-    parser = subparsers.add_parser(
-        "evaluate-xai",
-        help="measure explanations: localization vs masks, deletion/insertion, randomization sanity check",
-        description=(
-            "Load a run directory, explain test images that have tumour masks and measure the explanations: "
-            "pointing game, energy, IoU, Dice and pixel AP against the masks (per class, beside a uniform and a "
-            "centre-prior reference map), deletion/insertion curves (beside a random map) and Adebayo et al.'s "
-            "cascading randomization check (pass/fail). Writes xai_metrics.json and xai_*.png figures into the "
-            "run directory, or --out."
-        ),
-    )
+def _configure_evaluate_xai(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``neuroxai evaluate-xai``."""
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory (model.keras + neuroxai.json) or .keras file")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", metavar="DIR", help="dataset folder or CSV manifest with masks")
@@ -60,7 +50,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="forward-pass batch size (default: 64)")
     add_format_option(parser)
     add_progress_option(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,3 +126,20 @@ def run(args: argparse.Namespace) -> int:
     for m, e in report.errors.items():
         print(f"neuroxai evaluate-xai: {m}: {e}", file=sys.stderr)
     return 1 if report.errors else 0
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        name="evaluate-xai",
+        help="measure explanations: localization vs masks, deletion/insertion, randomization sanity check",
+        description=(
+            "Load a run directory, explain test images that have tumour masks and measure the explanations: "
+            "pointing game, energy, IoU, Dice and pixel AP against the masks (per class, beside a uniform and a "
+            "centre-prior reference map), deletion/insertion curves (beside a random map) and Adebayo et al.'s "
+            "cascading randomization check (pass/fail). Writes xai_metrics.json and xai_*.png figures into the "
+            "run directory, or --out."
+        ),
+        configure=_configure_evaluate_xai,
+        run=run,
+    ),
+)

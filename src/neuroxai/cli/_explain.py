@@ -11,23 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from neuroxai.cli._commands import Command
 from neuroxai.cli._common import add_format_option, add_progress_option, print_json
 
-__all__ = ["collect_inputs", "register", "run"]
+__all__ = ["COMMANDS", "collect_inputs", "run"]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the ``explain`` subcommand."""
-    parser = subparsers.add_parser(
-        "explain",
-        help="explain predictions: one heatmap overlay PNG per image plus predictions.csv",
-        description=(
-            "Load a run directory (model.keras + neuroxai.json) or a bare .keras file (Keras safe mode), read the "
-            "image files and folders given (folders recursively; hidden files skipped), explain each prediction "
-            "in batches and write OUT/<name>.png overlays, OUT/predictions.csv (path, predicted class, confidence, "
-            "explained class, one probability column per class) and OUT/skipped.csv (unreadable files and why)."
-        ),
-    )
+def _configure_explain(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``neuroxai explain``."""
     parser.add_argument("model", metavar="RUN_DIR_OR_MODEL_FILE", help="run directory or .keras file")
     parser.add_argument("inputs", metavar="INPUTS", nargs="+", help="image files and/or folders")
     parser.add_argument("--method", "-m", default="gradcam", help="explanation method (default: gradcam)")
@@ -54,7 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--cmap", default="jet", help="matplotlib colormap (default: jet)")
     add_format_option(parser)
     add_progress_option(parser)
-    parser.set_defaults(func=run)
 
 
 def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
@@ -207,3 +197,19 @@ def _csv(rows: list[list[Any]]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerows(rows)
     return buf.getvalue()
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        name="explain",
+        help="explain predictions: one heatmap overlay PNG per image plus predictions.csv",
+        description=(
+            "Load a run directory (model.keras + neuroxai.json) or a bare .keras file (Keras safe mode), read the "
+            "image files and folders given (folders recursively; hidden files skipped), explain each prediction "
+            "in batches and write OUT/<name>.png overlays, OUT/predictions.csv (path, predicted class, confidence, "
+            "explained class, one probability column per class) and OUT/skipped.csv (unreadable files and why)."
+        ),
+        configure=_configure_explain,
+        run=run,
+    ),
+)

@@ -10,28 +10,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from neuroxai.cli._commands import Command
 from neuroxai.cli._common import add_format_option, add_progress_option, print_json
 from neuroxai.training import LR_SCHEDULES
 
-__all__ = ["register", "run_evaluate", "run_predict", "run_train"]
+__all__ = ["COMMANDS", "run_evaluate", "run_predict", "run_train"]
 
 
 def _weights(value: str) -> str | None:
     return None if value.lower() in {"none", "random", "null"} else value
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the ``train``, ``evaluate`` and ``predict`` subcommands."""
-    p = subparsers.add_parser(
-        "train",
-        help="train a model on an image folder and write a run directory",
-        description=(
-            "Train a registered model on DIR (a Training/Testing folder, a folder of class folders or a CSV manifest) "
-            "and write RUN_DIR: model.keras, neuroxai.json, history.csv, metrics.json, confusion_matrix.png, "
-            "training_curves.png. Transfer models (efficientnetb0) train in two phases: head first, then fine-tuning "
-            "at a lower learning rate. Running the same command again after an interruption resumes the run."
-        ),
-    )
+def _configure_train(p: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``neuroxai train``."""
     p.add_argument("--data", required=True, metavar="DIR", help="data folder or CSV manifest")
     p.add_argument("--model", default="cnn", metavar="NAME", help="registered model name (default: cnn; see `neuroxai models`)")
     p.add_argument("--epochs", type=int, default=20, metavar="N", help="total epochs, both phases (default: 20)")
@@ -68,15 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add_format_option(p)
     add_progress_option(p)
-    p.set_defaults(func=run_train)
 
-    e = subparsers.add_parser(
-        "evaluate",
-        help="evaluate a run directory on a dataset's test split",
-        description="Accuracy, per-class precision/recall/F1, confusion matrix, macro ROC AUC and calibration error "
-        "of a trained run on the test split of DIR (and on the de-duplicated test split where test images repeat "
-        "training images).",
-    )
+
+def _configure_evaluate(e: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``neuroxai evaluate``."""
     e.add_argument("run_dir", metavar="RUN_DIR", help="run directory or .keras file")
     e.add_argument("--data", required=True, metavar="DIR", help="data folder or CSV manifest")
     e.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate (default: test)")
@@ -88,21 +74,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     e.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
     add_format_option(e)
     add_progress_option(e)
-    e.set_defaults(func=run_evaluate)
 
-    r = subparsers.add_parser(
-        "predict",
-        help="classify image files or folders with a trained run",
-        description="Classify images with RUN_DIR. Folders are searched recursively and read in batches; files that "
-        "cannot be read are skipped and reported on stderr. Writes CSV (path, predicted, confidence, one probability "
-        "column per class) to stdout or to --csv.",
-    )
+
+def _configure_predict(r: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``neuroxai predict``."""
     r.add_argument("run_dir", metavar="RUN_DIR", help="run directory or .keras file")
     r.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="image files or folders")
     r.add_argument("--csv", default=None, metavar="OUT", help="write the CSV here (atomically) instead of stdout")
     r.add_argument("--batch-size", type=int, default=64, help="images read and predicted at a time (default: 64)")
     add_progress_option(r)
-    r.set_defaults(func=run_predict)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -226,8 +206,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from neuroxai._progress import progress
     from neuroxai.data import load_images
     from neuroxai.errors import DataError
+    from neuroxai.runs._predictor import _predict_array
     from neuroxai.training import load
-    from neuroxai.training._predictor import _predict_array
 
     predictor = load(args.run_dir)
     skipped: list[tuple[str, str]] = []
@@ -264,3 +244,37 @@ def run_predict(args: argparse.Namespace) -> int:
     if n_ok == 0:
         raise DataError(f"No image could be read from {', '.join(args.inputs)} ({len(skipped)} skipped); nothing predicted.")
     return 0
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        name="train",
+        help="train a model on an image folder and write a run directory",
+        description=(
+            "Train a registered model on DIR (a Training/Testing folder, a folder of class folders or a CSV manifest) "
+            "and write RUN_DIR: model.keras, neuroxai.json, history.csv, metrics.json, confusion_matrix.png, "
+            "training_curves.png. Transfer models (efficientnetb0) train in two phases: head first, then fine-tuning "
+            "at a lower learning rate. Running the same command again after an interruption resumes the run."
+        ),
+        configure=_configure_train,
+        run=run_train,
+    ),
+    Command(
+        name="evaluate",
+        help="evaluate a run directory on a dataset's test split",
+        description="Accuracy, per-class precision/recall/F1, confusion matrix, macro ROC AUC and calibration error "
+        "of a trained run on the test split of DIR (and on the de-duplicated test split where test images repeat "
+        "training images).",
+        configure=_configure_evaluate,
+        run=run_evaluate,
+    ),
+    Command(
+        name="predict",
+        help="classify image files or folders with a trained run",
+        description="Classify images with RUN_DIR. Folders are searched recursively and read in batches; files that "
+        "cannot be read are skipped and reported on stderr. Writes CSV (path, predicted, confidence, one probability "
+        "column per class) to stdout or to --csv.",
+        configure=_configure_predict,
+        run=run_predict,
+    ),
+)

@@ -9,7 +9,7 @@ from neuroxai.plugins import hookimpl
 __all__ = ["neuroxai_register_explainers"]
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # built-ins register first: a plugin replacing one must say override=True
 def neuroxai_register_explainers(registry: Any) -> None:
     """Register gradcam, gradcam++ (alias gradcampp), layercam, hirescam, scorecam, saliency,
     smoothgrad, integrated_gradients and occlusion."""

@@ -6,22 +6,20 @@ add theirs with ``@hookimpl def neuroxai_register_explainers(registry)``.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Iterator
-
-from neuroxai.errors import ExplainError, PluginError
+from neuroxai.errors import PluginError, UnknownMethodError
 from neuroxai.explain._base import ExplainMethod
+from neuroxai.plugins import PluginInfo, Registry
 
 __all__ = ["MethodRegistry"]
 
 
-class MethodRegistry:
-    """Explanation methods by name.
+class MethodRegistry(Registry[type[ExplainMethod]]):
+    """Explanation methods by name (case-insensitive).
 
     Args:
         autoload: Load installed plugins' methods (entry points of group
             ``neuroxai``). ``None``: yes unless ``NEUROXAI_DISABLE_PLUGIN_AUTOLOAD=1``.
-        plugins: Extra plugin objects (modules or classes with hook implementations) to load.
+        plugins: Extra plugin objects (modules or classes with hook implementations) used for this registry.
         populate: Fill the registry through the plugin hook (``False`` gives an empty registry).
 
     Example:
@@ -32,27 +30,25 @@ class MethodRegistry:
         'gradcam++'
     """
 
-    def __init__(self, autoload: bool | None = None, *, plugins: Iterable[object] = (), populate: bool = True) -> None:
-        self._methods: dict[str, type[ExplainMethod]] = {}
-        if populate:
-            self._populate(autoload, tuple(plugins))
+    kind = "explanation method"
+    hook = "neuroxai_register_explainers"
+    error = PluginError
+    unknown_error = UnknownMethodError
 
-    def _populate(self, autoload: bool | None, plugins: tuple[object, ...]) -> None:
-        try:
-            from neuroxai.plugins import call_hook, get_plugin_manager
-        except ImportError:  # pragma: no cover - plugins package missing
-            from neuroxai.explain import _plugin
-
-            _plugin.neuroxai_register_explainers(self)
-            return
-        pm = get_plugin_manager(autoload, plugins=plugins)
+    def _builtin_plugin(self) -> object:
         from neuroxai.explain import _plugin
 
-        if not pm.is_registered(_plugin):
-            _plugin.neuroxai_register_explainers(self)
-        call_hook(pm, "neuroxai_register_explainers", registry=self)
+        return _plugin
 
-    def register(self, name: str, cls: type, override: bool = False) -> None:
+    def _check(self, name: str, item: type[ExplainMethod], origin: PluginInfo | None) -> type[ExplainMethod]:
+        if not (isinstance(item, type) and issubclass(item, ExplainMethod)):
+            raise PluginError(
+                f"Explanation method {name!r} must be a subclass of neuroxai.explain.ExplainMethod "
+                f"(e.g. CAMMethod or GradientMethod); got {item!r}."
+            )
+        return item
+
+    def register(self, name: str, cls: type[ExplainMethod], override: bool = False) -> type[ExplainMethod]:
         """Add a method class under ``name``.
 
         Args:
@@ -60,49 +56,10 @@ class MethodRegistry:
             cls: A subclass of :class:`~neuroxai.explain.ExplainMethod`.
             override: Replace an existing method of the same name.
 
+        Returns:
+            ``cls``.
+
         Raises:
             PluginError: ``cls`` is not an ExplainMethod subclass, or the name is taken and ``override`` is False.
         """
-        if not isinstance(name, str) or not name.strip():
-            raise PluginError(f"Explainer method names must be non-empty strings; got {name!r}.")
-        if not (isinstance(cls, type) and issubclass(cls, ExplainMethod)):
-            raise PluginError(
-                f"Explainer method {name!r} must be a subclass of neuroxai.explain.ExplainMethod "
-                f"(e.g. CAMMethod or GradientMethod); got {cls!r}."
-            )
-        key = name.strip().lower()
-        if key in self._methods and not override:
-            raise PluginError(
-                f"Explainer method {name!r} is already registered ({self._methods[key].__qualname__}); "
-                "pass override=True to replace it or pick another name."
-            )
-        self._methods[key] = cls
-
-    def get(self, name: str) -> type[ExplainMethod]:
-        """The method class registered under ``name``.
-
-        Raises:
-            ExplainError: Unknown name; the message suggests a close match and lists all methods.
-        """
-        key = str(name).strip().lower()
-        if key in self._methods:
-            return self._methods[key]
-        close = difflib.get_close_matches(key, list(self._methods), n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ExplainError(f"Unknown explanation method {name!r}.{hint} Available: {', '.join(self.names())}.")
-
-    def names(self) -> list[str]:
-        """All registered names, sorted."""
-        return sorted(self._methods)
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.strip().lower() in self._methods
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
-
-    def __len__(self) -> int:
-        return len(self._methods)
-
-    def __repr__(self) -> str:
-        return f"MethodRegistry({', '.join(self.names())})"
+        return self._add(name.lower() if isinstance(name, str) else name, cls, override=override)

@@ -15,7 +15,16 @@ Example:
 
 from __future__ import annotations
 
-from neuroxai.models._registry import ModelRegistry, is_structure_only, structure_only
+from neuroxai.models._registry import ModelDescription, ModelRegistry, PluginSummary, is_structure_only, structure_only
 from neuroxai.models._spec import ModelSpec, TransferSpec, validate_input_shape
 
-__all__ = ["ModelRegistry", "ModelSpec", "TransferSpec", "is_structure_only", "structure_only", "validate_input_shape"]
+__all__ = [
+    "ModelDescription",
+    "ModelRegistry",
+    "ModelSpec",
+    "PluginSummary",
+    "TransferSpec",
+    "is_structure_only",
+    "structure_only",
+    "validate_input_shape",
+]

@@ -5,19 +5,20 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-import difflib
-import fnmatch
 import inspect
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from neuroxai._records import Record
 from neuroxai.errors import ModelError, NeuroxaiError, UnknownModelError
 from neuroxai.models._spec import ModelSpec, validate_input_shape
+from neuroxai.plugins import PluginInfo, Registry, get_plugin_manager
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-__all__ = ["ModelRegistry", "is_structure_only", "structure_only"]
+__all__ = ["ModelDescription", "ModelRegistry", "PluginSummary", "is_structure_only", "structure_only"]
 
 _structure_only: contextvars.ContextVar[bool] = contextvars.ContextVar("neuroxai_structure_only", default=False)
 _PARAM_CACHE: dict[tuple[Any, ...], int] = {}
@@ -47,19 +48,54 @@ def is_structure_only() -> bool:
     return _structure_only.get()
 
 
-class ModelRegistry:
+@dataclass(frozen=True)
+class ModelDescription(Record):
+    """One row of :meth:`ModelRegistry.describe` (what ``neuroxai models`` prints).
+
+    Attributes:
+        name, source, input_shape, input_range, target_layer, description: From the spec.
+        two_phase: The spec has a transfer recipe (two-phase fine-tuning).
+        plugin: Name of the plugin that registered it (``None``: a direct ``register`` call).
+        options: The factory's keyword options and their defaults.
+        params: Parameter count at the default input shape (``None`` when not counted or the build failed).
+        error: Why the build failed, when it did.
+    """
+
+    name: str
+    source: str
+    input_shape: tuple[int, int, int]
+    input_range: tuple[float, float]
+    target_layer: str | None
+    description: str
+    two_phase: bool
+    plugin: str | None
+    options: dict[str, Any]
+    params: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PluginSummary(Record):
+    """A loaded plugin, the hooks it implements and the models it registered (:meth:`ModelRegistry.plugins`)."""
+
+    info: PluginInfo
+    hooks: tuple[str, ...]
+    models: tuple[str, ...]
+
+
+class ModelRegistry(Registry[ModelSpec]):
     """The models neuroxai can build, by name: built-ins plus installed plugins.
 
-    A new registry asks every plugin (built-ins first, then entry points of
-    group ``neuroxai``, then ``plugins``) to register its models through the
-    ``neuroxai_register_models`` hook.
+    A new registry asks every plugin (the built-ins first, then installed
+    plugins unless autoload is off, then ``plugins``) to register its models
+    through the ``neuroxai_register_models`` hook.
 
     Args:
         autoload: Load installed plugins from entry points. ``None`` (default)
             loads them unless ``NEUROXAI_DISABLE_PLUGIN_AUTOLOAD=1``. The
             built-in models are always present.
         plugins: Extra plugin objects with a ``neuroxai_register_models``
-            hook implementation, registered last.
+            hook implementation, used for this registry only.
 
     Raises:
         PluginError: A plugin failed to import, misspelt a hook, or failed
@@ -76,15 +112,24 @@ class ModelRegistry:
         >>> model = registry.create("cnn", num_classes=4, input_shape=(128, 128, 1))
     """
 
-    def __init__(self, autoload: bool | None = None, *, plugins: Iterable[object] = ()) -> None:
-        from neuroxai.plugins import call_hook, get_plugin_manager
+    kind = "model"
+    hook = "neuroxai_register_models"
+    error = ModelError
+    unknown_error = UnknownModelError
 
-        self._specs: dict[str, ModelSpec] = {}
-        self._registered_by: dict[str, str] = {}
-        self._pm = get_plugin_manager(autoload, plugins=plugins)
-        call_hook(self._pm, "neuroxai_register_models", registry=self)
+    def _builtin_plugin(self) -> object:
+        from neuroxai.models import builtin
 
-    # ------------------------------------------------------------------ registration
+        return builtin
+
+    def _check(self, name: str, item: ModelSpec, origin: PluginInfo | None) -> ModelSpec:
+        if not isinstance(item, ModelSpec):
+            who = f" (from {origin.describe().lower()})" if origin else ""
+            raise ModelError(f"registry.register expects a neuroxai.ModelSpec, got {type(item).__name__}{who}.")
+        if origin is not None and not origin.builtin and item.source == "neuroxai":
+            item = dataclasses.replace(item, source=origin.source)
+        return item
+
     def register(self, spec: ModelSpec, override: bool = False) -> ModelSpec:
         """Add ``spec`` under ``spec.name``.
 
@@ -102,79 +147,10 @@ class ModelRegistry:
             ModelError: ``spec`` is not a :class:`ModelSpec`, or the name is
                 taken and ``override`` is false.
         """
-        from neuroxai.plugins import current_plugin
-
-        info = current_plugin()
+        name = spec.name if isinstance(spec, ModelSpec) else ""
         if not isinstance(spec, ModelSpec):
-            who = f" (from plugin '{info.name}')" if info else ""
-            raise ModelError(f"registry.register expects a neuroxai.ModelSpec, got {type(spec).__name__}{who}.")
-        if info is not None and not info.builtin and spec.source == "neuroxai":
-            spec = dataclasses.replace(spec, source=info.source)
-        existing = self._specs.get(spec.name)
-        if existing is not None and not override:
-            raise ModelError(
-                f"Model '{spec.name}' from '{spec.source}' is already registered by '{existing.source}'. "
-                f"Pass override=True to replace it, or choose another name."
-            )
-        self._specs[spec.name] = spec
-        self._registered_by[spec.name] = info.name if info else "<direct>"
-        return spec
-
-    def unregister(self, name: str) -> ModelSpec:
-        """Remove and return the model ``name``.
-
-        Raises:
-            UnknownModelError: No such model.
-        """
-        spec = self.get(name)
-        del self._specs[spec.name]
-        self._registered_by.pop(spec.name, None)
-        return spec
-
-    # ------------------------------------------------------------------ lookup
-    def get(self, name: str) -> ModelSpec:
-        """The spec registered as ``name`` (exact, else case-insensitive match).
-
-        Raises:
-            UnknownModelError: No such model; the message suggests close
-                names and lists the available ones.
-        """
-        spec = self._specs.get(name) if isinstance(name, str) else None
-        if spec is None and isinstance(name, str):
-            folded = {n.lower(): s for n, s in self._specs.items()}
-            spec = folded.get(name.lower())
-        if spec is None:
-            available = sorted(self._specs)
-            close = difflib.get_close_matches(str(name).lower(), available, n=3, cutoff=0.5)
-            # prefix matches ("efficientnet" -> "efficientnetb0") beat fuzzy ones
-            prefix = [n for n in available if isinstance(name, str) and name and n.lower().startswith(name.lower())]
-            suggestions = list(dict.fromkeys(prefix + close))[:3]
-            hint = f" Did you mean {' or '.join(repr(s) for s in suggestions)}?" if suggestions else ""
-            raise UnknownModelError(f"Unknown model {name!r}.{hint} Available: {', '.join(available) or '(none)'}")
-        return spec
-
-    def names(self, pattern: str = "*") -> list[str]:
-        """Sorted model names matching the shell-style ``pattern`` (``*``, ``?``, ``[ab]``; case-insensitive).
-
-        Example:
-            >>> ModelRegistry(autoload=False).names("eff*")
-            ['efficientnetb0']
-        """
-        return sorted(n for n in self._specs if fnmatch.fnmatchcase(n.lower(), pattern.lower()))
-
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        return name in self._specs or name.lower() in {n.lower() for n in self._specs}
-
-    def __iter__(self) -> Iterator[ModelSpec]:
-        return iter([self._specs[n] for n in sorted(self._specs)])
-
-    def __len__(self) -> int:
-        return len(self._specs)
-
-    def __repr__(self) -> str:
-        return f"ModelRegistry({', '.join(sorted(self._specs))})"
+            self._check(name, spec, None)
+        return self._add(name, spec, override=override)
 
     # ------------------------------------------------------------------ building
     def create(self, name: str, *, num_classes: int = 4, input_shape: Iterable[int] | None = None, **options: Any) -> keras.Model:
@@ -297,50 +273,53 @@ class ModelRegistry:
             keras.backend.clear_session(free_memory=False)
         return _PARAM_CACHE[key]
 
-    def describe(self, pattern: str = "*", *, params: bool = True) -> list[dict[str, Any]]:
-        """A JSON-able description of each model matching ``pattern``.
+    def describe(self, pattern: str = "*", *, params: bool = True) -> list[ModelDescription]:
+        """A description of each model matching ``pattern``.
 
         Args:
             pattern: Shell-style name filter.
-            params: Include ``params`` (builds each model once per process;
-                ``None`` with an ``error`` entry if building fails).
+            params: Count parameters (builds each model once per process;
+                ``params`` is ``None`` with an ``error`` when building fails).
 
         Returns:
-            One dict per model: ``name``, ``source``, ``input_shape``,
-            ``input_range``, ``target_layer``, ``description``, ``two_phase``,
-            ``options`` (factory keyword defaults), ``plugin`` and ``params``.
+            One :class:`ModelDescription` per model, sorted by name.
         """
         rows = []
         for name in self.names(pattern):
-            spec = self._specs[name]
-            row = spec.to_dict()
-            row["plugin"] = self._registered_by.get(name)
-            row["options"] = _factory_options(spec)
+            spec = self.get(name)
+            origin = self.origin(name)
+            count: int | None = None
+            error: str | None = None
             if params:
                 try:
-                    row["params"] = self.count_params(name)
+                    count = self.count_params(name)
                 except NeuroxaiError as exc:
-                    row["params"] = None
-                    row["error"] = str(exc)
-            rows.append(row)
+                    error = str(exc)
+            rows.append(
+                ModelDescription(
+                    name=spec.name,
+                    source=spec.source,
+                    input_shape=spec.input_shape,
+                    input_range=spec.input_range,
+                    target_layer=spec.target_layer,
+                    description=spec.description,
+                    two_phase=spec.transfer is not None,
+                    plugin=origin.name if origin is not None else None,
+                    options=_factory_options(spec),
+                    params=count,
+                    error=error,
+                )
+            )
         return rows
 
-    def plugins(self) -> list[dict[str, Any]]:
-        """The loaded plugins: origin, implemented hooks and the models each registered.
-
-        Returns:
-            One dict per plugin with ``name``, ``module``, ``builtin``,
-            ``distribution``, ``version``, ``entry_point``, ``hooks`` and
-            ``models``.
-        """
-        from neuroxai.plugins import registered_plugins
-
+    def plugins(self) -> list[PluginSummary]:
+        """The loaded plugins: origin, implemented hooks and the models each registered."""
+        pm = get_plugin_manager(autoload=False)
         out = []
-        for plugin, info in registered_plugins(self._pm):
-            row = info.to_dict()
-            row["hooks"] = sorted(caller.name for caller in (self._pm.get_hookcallers(plugin) or []))
-            row["models"] = sorted(n for n, by in self._registered_by.items() if by == info.name)
-            out.append(row)
+        for plugin, info in pm.registered():
+            hooks = tuple(sorted(caller.name for caller in (pm.get_hookcallers(plugin) or [])))
+            models = tuple(n for n in self.names() if (o := self.origin(n)) is not None and o.name == info.name)
+            out.append(PluginSummary(info=info, hooks=hooks, models=models))
         return out
 
 

@@ -16,29 +16,30 @@ A decorated function whose name matches no hook here makes plugin loading
 fail with :class:`neuroxai.errors.PluginError` (a misspelt hook never
 silently does nothing).
 
-Hooks are called in registration order: the built-in plugins first, then
-entry-point plugins, then plugin objects passed explicitly. A plugin that
-wants to replace a built-in model therefore registers it with
-``override=True``.
+Hooks are called through pluggy, so ``wrapper=True`` implementations run
+around the others. The built-in plugins' implementations are marked
+``tryfirst`` and run first; a plugin that replaces a built-in name therefore
+registers it with ``override=True``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from neuroxai.plugins._markers import hookspec
 
 if TYPE_CHECKING:  # pragma: no cover
+    from neuroxai.cli import CommandRegistry
+    from neuroxai.evaluation import MetricRegistry
+    from neuroxai.explain import MethodRegistry
     from neuroxai.models import ModelRegistry
 
-__all__ = ["ExplainerRegistryLike", "neuroxai_register_explainers", "neuroxai_register_models"]
-
-
-class ExplainerRegistryLike(Protocol):
-    """What :func:`neuroxai_register_explainers` receives: anything with this ``register``."""
-
-    def register(self, name: str, cls: type, override: bool = False) -> Any:
-        """Register explanation method class ``cls`` under ``name``."""
+__all__ = [
+    "neuroxai_register_commands",
+    "neuroxai_register_explainers",
+    "neuroxai_register_metrics",
+    "neuroxai_register_models",
+]
 
 
 @hookspec
@@ -65,20 +66,65 @@ def neuroxai_register_models(registry: ModelRegistry) -> None:
 
 
 @hookspec
-def neuroxai_register_explainers(registry: ExplainerRegistryLike) -> None:
-    """Add explanation methods to the explainer registry.
+def neuroxai_register_explainers(registry: MethodRegistry) -> None:
+    """Add explanation methods to the method registry.
 
-    Called once for every new explainer registry. Register each method with
-    ``registry.register(name, cls)``; ``override=True`` replaces a method of
-    the same name registered earlier.
+    Called once for every new :class:`neuroxai.explain.MethodRegistry`.
+    Register each method with ``registry.register(name, cls)``, where ``cls``
+    subclasses :class:`neuroxai.explain.ExplainMethod` (in practice
+    ``CAMMethod``, ``GradientFreeCAMMethod`` or ``GradientMethod``);
+    ``override=True`` replaces a method of the same name registered earlier.
 
     Args:
-        registry: The explainer registry being populated (see
-            :class:`ExplainerRegistryLike`).
+        registry: The method registry being populated.
 
     Example:
         >>> from neuroxai import hookimpl
         >>> @hookimpl
         ... def neuroxai_register_explainers(registry):
         ...     registry.register("mycam", MyCAM)
+    """
+
+
+@hookspec
+def neuroxai_register_metrics(registry: MetricRegistry) -> None:
+    """Add explanation metrics to the metric registry.
+
+    Called once for every new :class:`neuroxai.evaluation.MetricRegistry`.
+    Register each metric with ``registry.register(name, cls)``, where ``cls``
+    subclasses :class:`neuroxai.evaluation.ExplanationMetric`; it then runs in
+    :func:`neuroxai.evaluation.evaluate_explanations` and
+    ``neuroxai evaluate-xai --metric NAME``.
+
+    Args:
+        registry: The metric registry being populated.
+
+    Example:
+        >>> from neuroxai import hookimpl
+        >>> @hookimpl
+        ... def neuroxai_register_metrics(registry):
+        ...     registry.register("sparsity", Sparsity)
+    """
+
+
+@hookspec
+def neuroxai_register_commands(registry: CommandRegistry) -> None:
+    """Add subcommands to the ``neuroxai`` command line.
+
+    Called once when the command line is built. Register each command with
+    ``registry.register(Command(name=..., help=..., configure=..., run=...))``:
+    ``configure(parser)`` adds its arguments to an ``argparse`` parser and
+    ``run(args)`` does the work and returns the exit status. Errors derived
+    from :class:`neuroxai.errors.NeuroxaiError` are printed as one line.
+
+    Args:
+        registry: The command registry being populated.
+
+    Example:
+        >>> from neuroxai import hookimpl
+        >>> from neuroxai.cli import Command
+        >>> @hookimpl
+        ... def neuroxai_register_commands(registry):
+        ...     registry.register(Command(name="hello", help="say hello",
+        ...                               configure=lambda parser: None, run=lambda args: print("hello") or 0))
     """

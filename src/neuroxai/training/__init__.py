@@ -24,8 +24,7 @@ Run directory layout (written atomically)::
 
 from __future__ import annotations
 
-from neuroxai.training._metrics import ECE_BINS, classification_metrics, expected_calibration_error
-from neuroxai.training._predictor import Predictor, evaluate_model, load
+from neuroxai.runs import ECE_BINS, Predictor, classification_metrics, evaluate_model, expected_calibration_error, load
 from neuroxai.training._trainer import LR_SCHEDULES, NOT_FITTED_MESSAGE, Trainer
 
 __all__ = [

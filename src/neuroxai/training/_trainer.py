@@ -508,7 +508,12 @@ class Trainer:
         if self.strategy is not None:
             _patch_symbolic_build(model)
         channels = shape[2]
-        pipe_args = {"image_size": shape[:2], "channels": channels, "input_range": spec.input_range, "batch_size": int(self.batch_size)}
+        pipe_args = {
+            "image_size": shape[:2],
+            "channels": channels,
+            "input_range": spec.input_range,
+            "batch_size": int(self.batch_size),
+        }
         train = dataset.pipeline("train", augment=bool(self.augment), seed=int(self.seed), **pipe_args)
         has_val = len(dataset.labels("val")) > 0
         val = dataset.pipeline("val", **pipe_args) if has_val else None
@@ -649,7 +654,7 @@ class Trainer:
             0.97
         """
         self._check_fitted()
-        from neuroxai.training._predictor import evaluate_model
+        from neuroxai.runs._predictor import evaluate_model
 
         self.metrics_ = evaluate_model(
             self.model_,
@@ -670,7 +675,7 @@ class Trainer:
             NotFittedError: Called before :meth:`fit`.
         """
         self._check_fitted()
-        from neuroxai.training._predictor import Predictor
+        from neuroxai.runs._predictor import Predictor
 
         return Predictor(
             self.model_,

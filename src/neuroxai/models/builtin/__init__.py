@@ -42,7 +42,7 @@ BUILTIN_SPECS: tuple[ModelSpec, ...] = (
 )
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # built-ins register first: a plugin replacing one must say override=True
 def neuroxai_register_models(registry: ModelRegistry) -> None:
     """Register ``cnn`` and ``efficientnetb0``."""
     for spec in BUILTIN_SPECS:

@@ -74,7 +74,7 @@ def evaluate_model(
     Raises:
         DataError: Class names differ, or the split is empty.
     """
-    from neuroxai.training._metrics import classification_metrics
+    from neuroxai.runs._metrics import classification_metrics
 
     if tuple(dataset.class_names) != tuple(class_names):
         raise DataError(
