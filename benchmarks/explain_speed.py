@@ -13,8 +13,7 @@ and the ratios ``ours/forward`` (target <= 1.3) and ``textbook/ours`` (target >=
 
 Run: ``python benchmarks/explain_speed.py [--batch 16] [--size 224] [--repeats 5]``.
 Times are the best of the repeats, forward and ours measured alternately.
-Uses the models from ``neuroxai.ModelRegistry`` when the built-ins exist, else
-equivalent hand-built models (a small CNN; EfficientNetB0 + logits + softmax).
+Uses the built-in models from ``neuroxai.ModelRegistry``.
 """
 
 from __future__ import annotations
@@ -27,39 +26,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _registry_models(size: int):
-    try:
-        from neuroxai.models import ModelRegistry
+    """The built-in models at ``size`` x ``size`` (random weights) with their default target layers."""
+    from neuroxai.models import ModelRegistry
 
-        registry = ModelRegistry(autoload=False)
-        out = {}
-        for name in ("cnn", "efficientnetb0"):
-            if name in registry:
-                opts = {"weights": None} if name == "efficientnetb0" else {}
-                spec = registry.get(name)
-                out[name] = (registry.create(name, num_classes=4, input_shape=(size, size, 3), **opts), spec.target_layer)
-        return out or None
-    except Exception as exc:  # built-ins not available yet
-        print(f"(ModelRegistry built-ins unavailable: {type(exc).__name__}: {exc}; using hand-built models)")
-        return None
-
-
-def _handmade_models(size: int):
-    import keras
-
-    inputs = keras.Input((size, size, 3))
-    x = inputs
-    for i, filters in enumerate((32, 64, 128, 256)):
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i + 1}")(x)
-        x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dense(4, name="logits")(x)
-    cnn = keras.Model(inputs, keras.layers.Activation("softmax", name="probabilities")(x), name="cnn")
-
-    base = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(size, size, 3))
-    x = keras.layers.GlobalAveragePooling2D()(base.output)
-    x = keras.layers.Dense(4, name="logits")(x)
-    effnet = keras.Model(base.input, keras.layers.Activation("softmax", name="probabilities")(x), name="efficientnetb0")
-    return {"cnn": (cnn, "conv4"), "efficientnetb0": (effnet, "top_activation")}
+    registry = ModelRegistry(autoload=False)
+    out = {}
+    for name in ("cnn", "efficientnetb0"):
+        opts = {"weights": None} if name == "efficientnetb0" else {}
+        spec = registry.get(name)
+        out[name] = (registry.create(name, num_classes=4, input_shape=(size, size, 3), **opts), spec.target_layer)
+    return out
 
 
 def _time(fn, repeats: int) -> float:
@@ -105,6 +81,21 @@ def textbook_gradcam(model, layer_name, images):
     return maps
 
 
+def _measure(model, layer, x, repeats: int):
+    """``(layer used, forward time, ours time, textbook time)`` for one model and batch."""
+    import tensorflow as tf
+
+    from neuroxai.explain import Explainer
+
+    forward = tf.function(lambda t: model(t, training=False))
+    xt = tf.constant(x)
+    explainer = Explainer(model, "gradcam", target_layer=layer, batch_size=len(x))
+    t_fwd, t_ours = _time_pair(lambda: forward(xt).numpy(), lambda: explainer.explain(x), repeats)
+    layer_name = explainer.layer if isinstance(explainer.layer, str) else None
+    t_book = _time(lambda: textbook_gradcam(model, layer_name, x), 1) if layer_name else float("nan")
+    return explainer.layer, t_fwd, t_ours, t_book
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=16)
@@ -115,20 +106,12 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from neuroxai.explain import Explainer
-
-    models = _registry_models(args.size) or _handmade_models(args.size)
+    models = _registry_models(args.size)
     rng = np.random.default_rng(0)
     rows = []
     for name, (model, layer) in models.items():
         x = (rng.random((args.batch, args.size, args.size, 3), dtype=np.float32) * 255.0).astype(np.float32)
-        forward = tf.function(lambda t, m=model: m(t, training=False))
-        xt = tf.constant(x)
-        explainer = Explainer(model, "gradcam", target_layer=layer, batch_size=args.batch)
-        t_fwd, t_ours = _time_pair(lambda: forward(xt).numpy(), lambda: explainer.explain(x), args.repeats)
-        layer_name = explainer.layer if isinstance(explainer.layer, str) else None
-        t_book = _time(lambda: textbook_gradcam(model, layer_name, x), 1) if layer_name else float("nan")
-        rows.append((name, explainer.layer, t_fwd, t_ours, t_book))
+        rows.append((name, *_measure(model, layer, x, args.repeats)))
 
     n = args.batch
     print(

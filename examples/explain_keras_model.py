@@ -37,17 +37,17 @@ if args.model is None:
 # A path is loaded with Keras safe mode; the target layer inside the nested backbone is
 # found automatically (or give a path through the nesting: target_layer=("backbone", "conv2d_1")).
 explainer = Explainer(args.model, method="gradcam++", class_names=["glioma", "meningioma", "notumor", "pituitary"])
-print("explaining layer:", explainer.layer)
+print("explaining layer:", explainer.layer, "| scores explained:", explainer.score_source)
 
 if args.images:
     from neuroxai.data import load_images
 
-    h, w, c = explainer.model.input_shape[1:]
+    h, w, c = explainer.input_shape
     images, ok, skipped = load_images(args.images, image_size=(h, w), channels=c)
     for s in skipped:
         print("skipped:", s.path, "->", s.reason)
 else:
-    images = np.random.default_rng(0).random((4, *explainer.model.input_shape[1:]), dtype=np.float32)
+    images = np.random.default_rng(0).random((4, *explainer.input_shape), dtype=np.float32)
 
 explanation = explainer.explain(images)  # targets: the predicted class of each image
 print(

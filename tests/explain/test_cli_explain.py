@@ -10,30 +10,7 @@ import pytest
 from explain_models import SIZE, sequential_gray
 from PIL import Image
 
-import neuroxai.cli
-
-
-def main(argv):
-    """``neuroxai.cli.main``; while sibling subcommands are still being written, only ``explain`` is registered."""
-    import argparse
-
-    try:
-        neuroxai.cli.build_parser()
-    except ModuleNotFoundError:
-        from neuroxai.cli import _explain
-        from neuroxai.errors import NeuroxaiError
-
-        parser = argparse.ArgumentParser(prog="neuroxai")
-        _explain.register(parser.add_subparsers(dest="command"))
-        args = parser.parse_args(argv)
-        try:
-            return args.func(args)
-        except NeuroxaiError as exc:
-            import sys
-
-            print(f"neuroxai {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-    return neuroxai.cli.main(argv)
+from neuroxai.cli import main
 
 
 @pytest.fixture(scope="module")

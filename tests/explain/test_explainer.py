@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from explain_models import SIZE, functional_rgb, images_for, model_state, nested
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neuroxai.errors import ExplainError, NeuroxaiError
+from neuroxai.errors import ExplainError, NeuroxaiError, UnknownMethodError
 from neuroxai.explain import Explainer, Explanation, normalize_maps
 
 
@@ -71,7 +73,7 @@ def test_efficientnetb0_nested_at_32px():
     exp = Explainer(model, "gradcam").explain(np.random.default_rng(0).random((2, SIZE, SIZE, 3), dtype=np.float32) * 255)
     assert exp.layer == ("efficientnetb0", "top_activation")
     assert exp.maps.shape == (2, SIZE, SIZE) and np.all(np.isfinite(exp.maps))
-    assert exp.metadata["score"] == "logits"
+    assert exp.score_source == "logits"
     after = model_state(model)
     assert before["config"] == after["config"] and before["layers"] == after["layers"]
 
@@ -98,7 +100,7 @@ def test_softmax_inside_nested_output_falls_back_to_probabilities():
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, inner(x))
     exp = Explainer(model, "gradcam").explain(images_for(model, 2))
-    assert exp.metadata["score"] == "probabilities"
+    assert exp.score_source == "probabilities"
     assert np.all(np.isfinite(exp.maps))
 
 
@@ -221,8 +223,9 @@ def test_target_errors(tiny_models, targets, message):
 
 
 def test_unknown_method_suggests_and_lists():
-    with pytest.raises(ExplainError, match=r"Did you mean 'gradcam'.*Available: .*scorecam"):
+    with pytest.raises(UnknownMethodError, match=r"Did you mean 'gradcam'.*Available: .*scorecam") as info:
         Explainer(sequential_gray(), "gradcm")
+    assert isinstance(info.value, ExplainError) and isinstance(info.value, KeyError)
 
 
 def test_unknown_option_is_an_error():
@@ -329,20 +332,42 @@ def _write_run_dir(path, model):
 
 
 def test_run_directory_supplies_class_names_and_layer(tmp_path):
-    from neuroxai.explain._explainer import _FallbackPredictor
+    from neuroxai.runs import load
 
     model = sequential_gray()
     run = _write_run_dir(tmp_path / "run", model)
     exp = Explainer(str(run)).explain(images_for(model, 2), targets="notumor")
     assert exp.class_names == ("glioma", "notumor", "pituitary")
     assert exp.layer == "conv1" and list(exp.targets) == [1, 1]
-    fallback = _FallbackPredictor.from_path(run)  # used when neuroxai.load is unavailable
-    assert fallback.class_names == exp.class_names and fallback.target_layer == "conv1"
+    predictor = load(run)  # the same loader as a path: neuroxai.runs.load
+    assert Explainer(predictor).class_names == exp.class_names and Explainer(predictor).layer == "conv1"
     np.testing.assert_allclose(
-        Explainer(fallback).explain(images_for(model, 2)).maps,
+        Explainer(predictor).explain(images_for(model, 2)).maps,
         Explainer(model, target_layer="conv1").explain(images_for(model, 2)).maps,
         atol=1e-5,
     )
+
+
+def test_explaining_never_imports_training_or_builtin_models(tmp_path):
+    """Explaining a user's model or a saved run needs neither the trainer nor the built-in models
+    (a broken model plugin must not break explanations)."""
+    import subprocess
+    import sys
+
+    run = _write_run_dir(tmp_path / "run", sequential_gray())
+    code = (
+        "import sys, numpy as np\n"
+        "from explain_models import functional_rgb, images_for\n"
+        "from neuroxai.explain import Explainer\n"
+        "model = functional_rgb()\n"
+        "Explainer(model, 'gradcam').explain(images_for(model, 1))\n"
+        f"Explainer({str(run)!r}, 'scorecam').explain(np.zeros((1, {SIZE}, {SIZE}, 1), np.float32))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('neuroxai.training', 'neuroxai.models.builtin'))))\n"
+    )
+    here = str(Path(__file__).parent)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=here)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_compiled_explainer_reads_current_weights():

@@ -56,7 +56,7 @@ def test_every_method_on_every_model(tiny_models, model_name, method):
     np.testing.assert_array_equal(exp.predicted, exp.probabilities.argmax(axis=1))
     np.testing.assert_array_equal(exp.targets, exp.predicted)
     assert exp.layer == (EXPECTED_LAYER[model_name] if method in CAM_METHODS else None)
-    assert exp.metadata["score"] == EXPECTED_SCORE[model_name]
+    assert exp.score_source == EXPECTED_SCORE[model_name]
     assert exp.method == ("gradcam++" if method == "gradcampp" else method)
     # a non-trivial model yields a non-trivial map somewhere in the batch
     assert exp.maps.max() == pytest.approx(1.0)

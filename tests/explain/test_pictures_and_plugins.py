@@ -7,8 +7,9 @@ import pytest
 from explain_models import SIZE, images_for
 from PIL import Image
 
-from neuroxai.errors import ExplainError, PluginError
+from neuroxai.errors import ExplainError, PluginError, UnknownMethodError
 from neuroxai.explain import CAMMethod, Explainer, GradCAM, MethodRegistry, available_methods, overlay_image
+from neuroxai.plugins import get_plugin_manager
 
 
 @pytest.fixture(scope="module")
@@ -102,21 +103,41 @@ class _Plugin:
         registry.register("abscam", AbsCAM)
 
 
-def test_plugin_adds_a_method(tiny_models, monkeypatch):
+def test_plugin_adds_a_method(tiny_models):
     registry = MethodRegistry(autoload=False, plugins=[_Plugin])
     assert "abscam" in registry and "gradcam" in registry
-    # Explainer looks names up through the plugin manager
-    import neuroxai.explain._registry as reg
-
-    original = reg.MethodRegistry.__init__
-
-    def with_plugin(self, autoload=None, *, plugins=(), populate=True):
-        original(self, autoload, plugins=[_Plugin, *plugins], populate=populate)
-
-    monkeypatch.setattr(reg.MethodRegistry, "__init__", with_plugin)
-    model = tiny_models["functional_rgb"]
-    exp = Explainer(model, "abscam").explain(images_for(model, 2))
+    assert registry.origin("abscam").name != "neuroxai.explain._plugin"
+    # Explainer looks names up through the process's plugin host: register the plugin there
+    pm = get_plugin_manager(autoload=False)
+    pm.register(_Plugin)
+    try:
+        model = tiny_models["functional_rgb"]
+        exp = Explainer(model, "abscam").explain(images_for(model, 2))
+    finally:
+        pm.unregister(_Plugin)
     assert exp.method == "abscam" and exp.maps.shape == (2, SIZE, SIZE)
+    with pytest.raises(UnknownMethodError, match="abscam"):  # gone with its plugin
+        Explainer(model, "abscam")
+
+
+class _BrokenModelPlugin:
+    from neuroxai.plugins import hookimpl
+
+    @staticmethod
+    @hookimpl
+    def neuroxai_register_models(registry):
+        raise RuntimeError("this model plugin is broken")
+
+
+def test_broken_model_plugin_does_not_break_explanations(tiny_models):
+    pm = get_plugin_manager(autoload=False)
+    pm.register(_BrokenModelPlugin)
+    try:
+        model = tiny_models["sequential_gray"]
+        exp = Explainer(model, "gradcam").explain(images_for(model, 1))
+    finally:
+        pm.unregister(_BrokenModelPlugin)
+    assert exp.maps.shape == (1, SIZE, SIZE)
 
 
 def test_method_class_and_instance_accepted(tiny_models):

@@ -8,6 +8,7 @@ import csv
 import io
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,19 +117,17 @@ def run(args: argparse.Namespace) -> int:
     from neuroxai._progress import progress
     from neuroxai.data import load_images
     from neuroxai.errors import ExplainError
-    from neuroxai.explain import Explainer, load_model_source
+    from neuroxai.explain import Explainer
+    from neuroxai.runs import load
 
     if args.batch_size < 1:
         raise ExplainError(f"--batch-size must be >= 1; got {args.batch_size}.")
-    source = load_model_source(args.model)
-    is_run_dir = Path(args.model).is_dir()
-    input_range = _parse_range(args.input_range)
-    if input_range is None:
-        input_range = tuple(getattr(source, "input_range", None) or (0.0, 1.0)) if is_run_dir else (0.0, 1.0)
+    predictor = load(args.model)
+    input_range = _parse_range(args.input_range) or predictor.input_range  # the run's; (0, 1) for a bare .keras file
     layer = None if args.layer is None else (args.layer[0] if len(args.layer) == 1 else tuple(args.layer))
-    explainer = Explainer(source, args.method, target_layer=layer, batch_size=args.batch_size, **_parse_options(args.option))
-    height, width, channels = explainer.traced.input_shape
-    if height is None or width is None:
+    explainer = Explainer(predictor, args.method, target_layer=layer, batch_size=args.batch_size, **_parse_options(args.option))
+    height, width, channels = explainer.input_shape
+    if height is None or width is None or channels is None:
         raise ExplainError(f"Model {explainer.model.name!r} has no fixed input size; expected (H, W, C) with H and W set.")
     target: Any = args.target
     if target is not None and target not in explainer.class_names and target.lstrip("-").isdigit():
@@ -139,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     rows: list[list[Any]] = []
-    bar = progress(total=len(files), desc=f"Explaining ({explainer.method.name})", enabled=args.progress)
+    bar: Any = progress(total=len(files), desc=f"Explaining ({explainer.method.name})", enabled=args.progress)
     for start in range(0, len(files), args.batch_size):
         chunk = files[start : start + args.batch_size]
         stems = {os.fspath(p): stem for p, stem in chunk}
@@ -192,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _csv(rows: list[list[Any]]) -> str:
+def _csv(rows: Sequence[Sequence[Any]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerows(rows)

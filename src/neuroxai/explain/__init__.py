@@ -3,8 +3,12 @@
 Public names:
 
 - :class:`Explainer`, :class:`Explanation`
-- :class:`MethodRegistry` and the base classes plugins subclass: :class:`ExplainMethod`,
-  :class:`CAMMethod`, :class:`GradientMethod`
+- :class:`MethodRegistry` and the base classes plugins subclass, each with one hook to override:
+  :class:`CAMMethod` (``weigh``), :class:`GradientFreeCAMMethod` (``weigh``),
+  :class:`GradientMethod` (``samples``, ``combine``); their common bases :class:`ExplainMethod` and
+  :class:`PerturbationMethod`
+- what a method's ``explain_batch`` receives: :class:`TracedModel` (returning :class:`ForwardResult`)
+  and the Explainer's :class:`CompileCache`
 - the built-in methods: :class:`GradCAM`, :class:`GradCAMPlusPlus`, :class:`LayerCAM`,
   :class:`HiResCAM`, :class:`ScoreCAM`, :class:`Saliency`, :class:`SmoothGrad`,
   :class:`IntegratedGradients`, :class:`Occlusion`
@@ -14,35 +18,48 @@ Public names:
 
 from __future__ import annotations
 
-from neuroxai.explain._base import CAMMethod, ExplainMethod, GradientMethod, normalize_maps
+from neuroxai.explain._base import (
+    CAMMethod,
+    CompileCache,
+    ExplainMethod,
+    GradientFreeCAMMethod,
+    GradientMethod,
+    PerturbationMethod,
+    normalize_maps,
+)
 from neuroxai.explain._cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
-from neuroxai.explain._explainer import Explainer, load_model_source
+from neuroxai.explain._explainer import Explainer
 from neuroxai.explain._explanation import Explanation, overlay_image
 from neuroxai.explain._gradients import IntegratedGradients, Saliency, SmoothGrad
-from neuroxai.explain._graph import feature_layer_candidates, resolve_target_layer
+from neuroxai.explain._graph import ForwardResult, ScoreSource, TracedModel, feature_layer_candidates, resolve_target_layer
 from neuroxai.explain._occlusion import Occlusion
 from neuroxai.explain._registry import MethodRegistry
 from neuroxai.explain._scorecam import ScoreCAM
 
 __all__ = [
     "CAMMethod",
+    "CompileCache",
     "ExplainMethod",
     "Explainer",
     "Explanation",
+    "ForwardResult",
     "GradCAM",
     "GradCAMPlusPlus",
+    "GradientFreeCAMMethod",
     "GradientMethod",
     "HiResCAM",
     "IntegratedGradients",
     "LayerCAM",
     "MethodRegistry",
     "Occlusion",
+    "PerturbationMethod",
     "Saliency",
     "ScoreCAM",
+    "ScoreSource",
     "SmoothGrad",
+    "TracedModel",
     "available_methods",
     "feature_layer_candidates",
-    "load_model_source",
     "normalize_maps",
     "overlay_image",
     "resolve_target_layer",

@@ -1,10 +1,25 @@
-"""The base classes every explanation method derives from.
+"""The base classes every explanation method derives from, and the compile cache.
 
-A method only says how it weighs channels (CAM family) or pixels (gradient
-and perturbation methods); the base classes own the compiled hot path, the
-target handling and the post-processing (ReLU, bilinear resize to the input
-size, division by the per-map maximum with a guard so an all-zero map stays
-zero, non-finite values set to zero).
+A method instance holds validated settings only. Everything a batch needs
+arrives as arguments: the traced model (:class:`~neuroxai.explain.TracedModel`),
+the images, the targets, the :class:`CompileCache` of the
+:class:`~neuroxai.explain.Explainer` that owns the compiled functions, and the
+batch size. So one method instance may serve several explainers at once.
+
+Each family has one base that owns the compiled hot path, the target handling
+and the post-processing (ReLU, bilinear resize to the input size, division by
+the per-map maximum with a guard so an all-zero map stays zero, non-finite
+values set to zero); a method overrides one hook:
+
+- :class:`CAMMethod`: gradient-weighted CAMs override :meth:`CAMMethod.weigh`
+  (activations and their gradients -> map);
+- :class:`GradientFreeCAMMethod`: CAMs weighted by scores of masked inputs
+  override :meth:`GradientFreeCAMMethod.weigh` (masked-input scores -> channel weights);
+- :class:`GradientMethod`: pixel-gradient methods override
+  :meth:`GradientMethod.samples` (which copies to differentiate) and, where
+  needed, :meth:`GradientMethod.combine`;
+- :class:`PerturbationMethod`: the gradient-free base under
+  :class:`GradientFreeCAMMethod` and :class:`~neuroxai.explain.Occlusion`.
 
 Targets reach the compiled functions as an ``int32`` vector where ``-1``
 means "the predicted class", so the prediction and the explanation come
@@ -13,13 +28,33 @@ from one forward pass.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from neuroxai.errors import ExplainError
 
-__all__ = ["CAMMethod", "ExplainMethod", "GradientMethod", "normalize_maps"]
+if TYPE_CHECKING:  # pragma: no cover
+    from neuroxai.explain._graph import ForwardResult, TracedModel
+
+__all__ = [
+    "BatchResult",
+    "CAMMethod",
+    "CompileCache",
+    "ExplainMethod",
+    "GradientFreeCAMMethod",
+    "GradientMethod",
+    "PerturbationMethod",
+    "normalize_maps",
+]
+
+#: A TensorFlow tensor (TensorFlow ships no type information).
+Tensor = Any
+#: What :meth:`ExplainMethod.explain_batch` returns: ``(maps [B, H, W], probabilities [B, K], targets [B])``.
+BatchResult = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def normalize_maps(raw: Any, size: Any) -> Any:
@@ -46,26 +81,100 @@ def normalize_maps(raw: Any, size: Any) -> Any:
     return tf.clip_by_value(out, 0.0, 1.0)
 
 
-def _resolve_targets(probs: Any, targets: Any) -> Any:
+def _resolve_targets(probs: Tensor, targets: Tensor) -> Tensor:
     import tensorflow as tf
 
     predicted = tf.argmax(probs, axis=-1, output_type=tf.int32)
     return tf.where(targets < 0, predicted, targets)
 
 
-def _gather(scores: Any, targets: Any) -> Any:
+def _gather(scores: Tensor, targets: Tensor) -> Tensor:
     import tensorflow as tf
 
     return tf.gather(tf.cast(scores, tf.float32), targets, axis=1, batch_dims=1)
 
 
-class ExplainMethod:
-    """Base class of every explanation method.
+class CompileCache:
+    """The compiled (``tf.function``) hot paths of one :class:`~neuroxai.explain.Explainer`.
 
-    Subclasses set :attr:`name`, :attr:`defaults` (the options they accept and
-    their default values) and implement :meth:`explain_batch`; in practice
-    they derive from :class:`CAMMethod` or :class:`GradientMethod` and only
-    override the weighting.
+    Keyed by (model, target layer path, method class, method options, function
+    name): two method instances with the same class and options share their
+    compiled functions, and a method instance shared by two explainers gets
+    one set per explainer. Each function is traced once, with a fixed input
+    signature ``(images [None, H, W, C] float32, targets [None] int32, *extra)``,
+    and reads the model's weights at call time (changing weights in place is
+    seen by the next call).
+
+    Example:
+        >>> cache = CompileCache()
+        >>> len(cache)
+        0
+    """
+
+    def __init__(self) -> None:
+        self._functions: dict[tuple[Any, ...], Any] = {}  # tf.function objects
+
+    def function(
+        self,
+        traced: TracedModel,
+        method: ExplainMethod,
+        name: str,
+        fn: Callable[..., Any],
+        extra_signature: Sequence[Any] = (),
+    ) -> Callable[..., Any]:
+        """The compiled ``fn(traced, images, targets, *extra)`` for this model, layer, method and options.
+
+        Args:
+            traced: The traced model (bound as ``fn``'s first argument).
+            method: The method whose settings ``fn`` depends on.
+            name: Which of the method's functions (``"step"``, ``"prepare"`` ...).
+            fn: The Python function, called as ``fn(traced, images, targets, *extra)``.
+            extra_signature: ``tf.TensorSpec`` of the arguments after ``(images, targets)``.
+
+        Returns:
+            The ``tf.function``, taking ``(images, targets, *extra)``.
+        """
+        key = (id(traced.model), traced.target_path, type(method), method.settings_key(), name)
+        compiled: Callable[..., Any] | None = self._functions.get(key)
+        if compiled is None:
+            import tensorflow as tf
+
+            signature = [
+                tf.TensorSpec((None, *traced.input_shape), tf.float32),
+                tf.TensorSpec((None,), tf.int32),
+                *extra_signature,
+            ]
+            compiled = tf.function(functools.partial(fn, traced), input_signature=signature, reduce_retracing=True)
+            self._functions[key] = compiled
+        return compiled
+
+    def tracing_count(self) -> int:
+        """How many times the cached functions were traced in total (one each when signatures hold)."""
+        return sum(int(fn.experimental_get_tracing_count()) for fn in self._functions.values())
+
+    def clear(self) -> None:
+        """Forget every compiled function (the next call traces again)."""
+        self._functions.clear()
+
+    def __len__(self) -> int:
+        return len(self._functions)
+
+    def __repr__(self) -> str:
+        return f"CompileCache({len(self)} function(s))"
+
+
+class ExplainMethod:
+    """Base class of every explanation method: validated settings, no state.
+
+    Subclasses set :attr:`name` and :attr:`defaults` (the options they accept
+    and their default values) and, in practice, derive from one family base
+    (:class:`CAMMethod`, :class:`GradientFreeCAMMethod`, :class:`GradientMethod`,
+    :class:`PerturbationMethod`) and override its one hook. A new family
+    implements :meth:`explain_batch`.
+
+    An instance holds its options only (read-only, :attr:`options`); the
+    model, the batch size and the compiled functions are arguments of
+    :meth:`explain_batch`, so one instance can serve several explainers.
 
     Args:
         **options: Method options; names must be keys of :attr:`defaults`.
@@ -79,65 +188,66 @@ class ExplainMethod:
         ...     def weigh(self, activations, gradients):
         ...         import tensorflow as tf
         ...         return tf.reduce_sum(tf.abs(gradients) * activations, axis=-1)
+        >>> MyCAM().options
+        mappingproxy({})
     """
 
+    #: The registered name (shown in explanations and figure titles).
     name: ClassVar[str] = ""
+    #: Whether the method reads a target layer (CAM methods do; pixel methods do not).
     uses_layer: ClassVar[bool] = False
-    defaults: ClassVar[dict[str, Any]] = {}
+    #: Accepted options and their default values.
+    defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.defaults))
         if unknown:
             accepted = ", ".join(sorted(self.defaults)) or "none"
             raise ExplainError(f"Unknown option(s) {', '.join(unknown)} for method {self.name!r}; accepted options: {accepted}.")
-        self.options = {**self.defaults, **options}
-        self.traced: Any = None
-        self.batch_size = 32
-        self._compiled: dict[str, Any] = {}
+        self._options: Mapping[str, Any] = MappingProxyType({**self.defaults, **options})
 
-    def bind(self, traced: Any, batch_size: int) -> None:
-        """Attach the traced model (see :class:`neuroxai.explain._graph.TracedModel`)."""
-        self.traced = traced
-        self.batch_size = int(batch_size)
-        self._compiled = {}
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """The method's options, defaults filled in (read-only)."""
+        return self._options
+
+    def settings_key(self) -> tuple[tuple[str, str], ...]:
+        """A hashable summary of the options (part of the :class:`CompileCache` key)."""
+        return tuple((k, repr(v)) for k, v in sorted(self._options.items()))
 
     def samples_per_image(self) -> int:
         """Forward passes per image in one compiled call (the Explainer sizes batches with it)."""
         return 1
 
-    def explain_batch(self, x: Any, targets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def explain_batch(
+        self, traced: TracedModel, x: Tensor, targets: Tensor, *, cache: CompileCache, batch_size: int
+    ) -> BatchResult:
         """Explain one batch.
 
         Args:
+            traced: The model, traced to expose its target layer and pre-softmax scores.
             x: float32 tensor ``[B, H, W, C]``.
             targets: int32 tensor ``[B]``; ``-1`` means the predicted class.
+            cache: The explainer's compiled functions (see :meth:`CompileCache.function`).
+            batch_size: Forward passes per compiled call (methods that chunk their work size chunks with it).
 
         Returns:
             ``(maps [B, H, W] in [0, 1], probabilities [B, K], targets [B])`` as numpy arrays.
         """
         raise NotImplementedError
 
-    # helpers -------------------------------------------------------------------------------
-    def _signature(self) -> list[Any]:
-        import tensorflow as tf
-
-        shape = (None, *self.traced.input_shape)
-        return [tf.TensorSpec(shape, tf.float32), tf.TensorSpec((None,), tf.int32)]
-
-    def _function(self, key: str, fn: Any, signature: list[Any] | None = None) -> Any:
-        import tensorflow as tf
-
-        if key not in self._compiled:
-            self._compiled[key] = tf.function(fn, input_signature=signature or self._signature(), reduce_retracing=True)
-        return self._compiled[key]
-
     def __repr__(self) -> str:
-        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        opts = ", ".join(f"{k}={v!r}" for k, v in self._options.items())
         return f"{type(self).__name__}({opts})"
 
 
+def _numpy(result: tuple[Tensor, Tensor, Tensor]) -> BatchResult:
+    maps, probs, resolved = result
+    return maps.numpy(), probs.numpy(), resolved.numpy()
+
+
 class CAMMethod(ExplainMethod):
-    """Class-activation-map methods: weigh the target layer's channels with its gradients.
+    """Gradient-weighted class-activation maps: weigh the target layer's channels with their gradients.
 
     Subclasses override only :meth:`weigh`. The compiled hot path runs the
     model once under a ``GradientTape`` that watches the target feature map
@@ -146,7 +256,7 @@ class CAMMethod(ExplainMethod):
 
     uses_layer = True
 
-    def weigh(self, activations: Any, gradients: Any) -> Any:
+    def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
         """Combine feature maps ``[B, h, w, K]`` and their gradients into a map ``[B, h, w]``.
 
         Args:
@@ -158,16 +268,16 @@ class CAMMethod(ExplainMethod):
         """
         raise NotImplementedError
 
-    def _step(self, x: Any, targets: Any) -> tuple[Any, Any, Any]:
+    def _step(self, traced: TracedModel, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         import tensorflow as tf
 
         with tf.GradientTape(watch_accessed_variables=False) as tape:
 
-            def capture(t: Any) -> Any:
+            def capture(t: Tensor) -> Tensor:
                 tape.watch(t)
                 return t
 
-            result = self.traced(x, capture)
+            result = traced(x, capture)
             resolved = _resolve_targets(result.probabilities, targets)
             score = tf.reduce_sum(_gather(result.scores, resolved))
         grads = tape.gradient(score, result.features)
@@ -177,35 +287,36 @@ class CAMMethod(ExplainMethod):
         maps = normalize_maps(raw, tf.shape(x)[1:3])
         return maps, tf.cast(result.probabilities, tf.float32), resolved
 
-    def explain_batch(self, x: Any, targets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        fn = self._function("step", self._step)
-        maps, probs, resolved = fn(x, targets)
-        return maps.numpy(), probs.numpy(), resolved.numpy()
+    def explain_batch(
+        self, traced: TracedModel, x: Tensor, targets: Tensor, *, cache: CompileCache, batch_size: int
+    ) -> BatchResult:
+        return _numpy(cache.function(traced, self, "step", self._step)(x, targets))
 
 
 class GradientMethod(ExplainMethod):
     """Pixel-level gradient methods: weigh pixels by d(score)/d(input) over samples.
 
     Subclasses override :meth:`samples` (which perturbed or interpolated
-    copies of the batch to differentiate, stacked sample-major) and
-    :meth:`combine` (how the per-sample input gradients become one map). All
-    samples of a batch go through the model in one compiled call.
+    copies of the batch to differentiate, stacked sample-major) and, where the
+    default mean absolute gradient does not fit, :meth:`combine`. All samples
+    of a batch go through the model in one compiled call; a subclass drawing
+    several samples also says how many in :meth:`samples_per_image`.
     """
 
-    def samples(self, x: Any) -> Any:
+    def samples(self, x: Tensor) -> Tensor:
         """Return ``[S, B, H, W, C]`` inputs to differentiate (default: the batch itself)."""
         return x[None]
 
-    def combine(self, x: Any, samples: Any, gradients: Any) -> Any:
-        """Turn gradients ``[S, B, H, W, C]`` into raw maps ``[B, H, W]``."""
+    def combine(self, x: Tensor, samples: Tensor, gradients: Tensor) -> Tensor:
+        """Turn gradients ``[S, B, H, W, C]`` into raw maps ``[B, H, W]`` (default: max over channels of mean ``|grad|``)."""
         import tensorflow as tf
 
         return tf.reduce_max(tf.reduce_mean(tf.abs(gradients), axis=0), axis=-1)
 
-    def _step(self, x: Any, targets: Any) -> tuple[Any, Any, Any]:
+    def _step(self, traced: TracedModel, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         import tensorflow as tf
 
-        clean = self.traced(x)
+        clean = traced(x)
         probs = tf.cast(clean.probabilities, tf.float32)
         resolved = _resolve_targets(probs, targets)
         samples = tf.cast(self.samples(x), tf.float32)
@@ -215,7 +326,7 @@ class GradientMethod(ExplainMethod):
         tiled = tf.tile(resolved, [n])
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(flat)
-            result = self.traced(flat)
+            result = traced(flat)
             score = tf.reduce_sum(_gather(result.scores, tiled))
         grads = tape.gradient(score, flat)
         grads = tf.zeros_like(flat) if grads is None else grads
@@ -223,10 +334,160 @@ class GradientMethod(ExplainMethod):
         raw = self.combine(x, samples, grads)
         return normalize_maps(raw, tf.shape(x)[1:3]), probs, resolved
 
-    def explain_batch(self, x: Any, targets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        fn = self._function("step", self._step)
-        maps, probs, resolved = fn(x, targets)
+    def explain_batch(
+        self, traced: TracedModel, x: Tensor, targets: Tensor, *, cache: CompileCache, batch_size: int
+    ) -> BatchResult:
+        return _numpy(cache.function(traced, self, "step", self._step)(x, targets))
+
+
+class PerturbationMethod(ExplainMethod):
+    """Gradient-free methods: importance from the target probability of perturbed copies of each image.
+
+    A batch of ``B`` images runs as
+
+    1. one compiled forward pass (``prepare``): probabilities, resolved
+       targets, each image's clean target probability and the *units* to
+       perturb with (:meth:`units`, a tensor ``[B or 1, h, w, U]``);
+    2. one compiled call per chunk of ``batch_size // B`` units (``score``):
+       :meth:`perturb` makes ``[B, c, H, W, C]`` copies, the model scores them
+       in one forward pass (target probability, ``[B, c]``);
+    3. one compiled call (``finish``): :meth:`attribute` turns the units and
+       their scores into raw maps, normalised like every other method's.
+
+    No Python loop runs over images; the cost grows with ``U``. The family
+    bases implement the three hooks: :class:`GradientFreeCAMMethod`
+    (Score-CAM and kin, whose subclasses override one hook) and
+    :class:`~neuroxai.explain.Occlusion`.
+    """
+
+    def units(self, x: Tensor, result: ForwardResult) -> Tensor:
+        """What to perturb with, ``[B or 1, h, w, U]``, from the images and their forward pass."""
+        raise NotImplementedError
+
+    def perturb(self, x: Tensor, units: Tensor) -> Tensor:
+        """Perturbed copies ``[B, c, H, W, C]`` of ``x`` ``[B, H, W, C]``, one per unit of ``units`` ``[B or 1, h, w, c]``."""
+        raise NotImplementedError
+
+    def attribute(self, x: Tensor, units: Tensor, scores: Tensor, clean: Tensor) -> Tensor:
+        """Raw maps ``[B, h, w]`` from all ``units`` ``[B or 1, h, w, U]``, their ``scores`` ``[B, U]`` and the
+        clean target probabilities ``clean`` ``[B]``."""
+        raise NotImplementedError
+
+    def _prepare(self, traced: TracedModel, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        import tensorflow as tf
+
+        result = traced(x)
+        probs = tf.cast(result.probabilities, tf.float32)
+        resolved = _resolve_targets(probs, targets)
+        units = tf.cast(self.units(x, result), tf.float32)
+        return probs, resolved, _gather(probs, resolved), units
+
+    def _score(self, traced: TracedModel, x: Tensor, targets: Tensor, units: Tensor) -> Tensor:
+        import tensorflow as tf
+
+        images = tf.cast(self.perturb(x, units), tf.float32)  # [B, c, H, W, C]
+        b, c = tf.shape(images)[0], tf.shape(images)[1]
+        flat = tf.reshape(images, tf.concat([[b * c], tf.shape(x)[1:]], axis=0))
+        probs = tf.cast(traced(flat).probabilities, tf.float32)
+        return tf.reshape(_gather(probs, tf.repeat(targets, c)), [b, c])
+
+    def _finish(self, traced: TracedModel, x: Tensor, targets: Tensor, units: Tensor, scores: Tensor, clean: Tensor) -> Tensor:
+        import tensorflow as tf
+
+        return normalize_maps(self.attribute(x, units, scores, clean), tf.shape(x)[1:3])
+
+    def explain_batch(
+        self, traced: TracedModel, x: Tensor, targets: Tensor, *, cache: CompileCache, batch_size: int
+    ) -> BatchResult:
+        import tensorflow as tf
+
+        units_spec = tf.TensorSpec((None, None, None, None), tf.float32)
+        prepare = cache.function(traced, self, "prepare", self._prepare)
+        score = cache.function(traced, self, "score", self._score, [units_spec])
+        finish = cache.function(
+            traced,
+            self,
+            "finish",
+            self._finish,
+            [units_spec, tf.TensorSpec((None, None), tf.float32), tf.TensorSpec((None,), tf.float32)],
+        )
+        probs, resolved, clean, units = prepare(x, targets)
+        b, n = int(x.shape[0]), int(units.shape[-1])
+        per_call = max(1, int(batch_size) // max(b, 1))
+        chunks = [score(x, resolved, units[..., start : start + per_call]) for start in range(0, n, per_call)]
+        scores = tf.concat(chunks, axis=1) if chunks else tf.zeros((b, 0), tf.float32)
+        maps = finish(x, resolved, units, scores, clean)
         return maps.numpy(), probs.numpy(), resolved.numpy()
+
+
+class GradientFreeCAMMethod(PerturbationMethod):
+    """Class-activation maps weighted by scores of masked inputs instead of gradients (Score-CAM and kin).
+
+    The base runs the model to the target layer, keeps the ``max_channels``
+    channels with the highest mean activation per image, turns each into a
+    soft mask (bilinear upsampling to the input size, scaled to [0, 1]),
+    scores the image multiplied by each mask (the target probability, chunks
+    of ``batch_size // B`` channels per compiled call) and sums the channels
+    with the weights from :meth:`weigh`, the one hook subclasses override.
+
+    Options:
+        max_channels: Use only the ``max_channels`` channels with the highest
+            mean activation per image (``None``: all channels). Each channel
+            costs one forward pass per image.
+
+    Example:
+        >>> class ScoreDropCAM(GradientFreeCAMMethod):
+        ...     name = "scoredropcam"
+        ...     def weigh(self, scores, clean_scores):
+        ...         return scores - clean_scores[:, None]
+    """
+
+    uses_layer = True
+    defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({"max_channels": None})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        mc = self.options.get("max_channels")
+        if mc is not None and (isinstance(mc, bool) or not isinstance(mc, (int, np.integer)) or mc < 1):
+            raise ExplainError(f"Option 'max_channels' of method {self.name!r} must be None or an integer >= 1; got {mc!r}.")
+
+    def weigh(self, scores: Tensor, clean_scores: Tensor) -> Tensor:
+        """Channel weights ``[B, M]`` from the target probabilities of the masked images.
+
+        Args:
+            scores: ``[B, M]`` target probability of each image multiplied by each channel's mask.
+            clean_scores: ``[B]`` target probability of each unmasked image.
+
+        Returns:
+            The weight of each channel in the map (before ReLU and scaling).
+        """
+        raise NotImplementedError
+
+    def units(self, x: Tensor, result: ForwardResult) -> Tensor:
+        import tensorflow as tf
+
+        acts = tf.cast(result.features, tf.float32)
+        k = int(acts.shape[-1])
+        limit = self.options.get("max_channels")
+        m = k if limit is None else min(int(limit), k)
+        _, idx = tf.math.top_k(tf.reduce_mean(acts, axis=[1, 2]), k=m)  # [B, M]
+        return tf.gather(acts, idx, axis=3, batch_dims=1)  # [B, h, w, M]
+
+    def perturb(self, x: Tensor, units: Tensor) -> Tensor:
+        import tensorflow as tf
+
+        up = tf.image.resize(units, tf.shape(x)[1:3], method="bilinear")  # [B, H, W, c]
+        lo = tf.reduce_min(up, axis=[1, 2], keepdims=True)
+        span = tf.reduce_max(up, axis=[1, 2], keepdims=True) - lo
+        ok = span > 1e-12
+        masks = tf.where(ok, (up - lo) / tf.where(ok, span, tf.ones_like(span)), tf.zeros_like(up))
+        return x[:, None] * tf.transpose(masks, [0, 3, 1, 2])[..., None]  # [B, c, H, W, C]
+
+    def attribute(self, x: Tensor, units: Tensor, scores: Tensor, clean: Tensor) -> Tensor:
+        import tensorflow as tf
+
+        weights = tf.cast(self.weigh(scores, clean), tf.float32)
+        return tf.reduce_sum(units * weights[:, None, None, :], axis=-1)
 
 
 def check_positive_int(method: str, option: str, value: Any) -> int:

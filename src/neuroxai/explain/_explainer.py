@@ -1,85 +1,24 @@
-"""The :class:`Explainer`: one object per (model, method, target layer), many batches."""
+"""The :class:`Explainer`: one object per (model, method, target layer), many batches.
+
+The Explainer owns what is per model: the traced model, the class names and
+the :class:`~neuroxai.explain.CompileCache` of compiled functions. The method
+instance holds settings only, so one instance may serve several explainers.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from neuroxai.errors import ExplainError, ModelError
-from neuroxai.explain._base import ExplainMethod
+from neuroxai.errors import ExplainError
+from neuroxai.explain._base import CompileCache, ExplainMethod
 from neuroxai.explain._explanation import Explanation
+from neuroxai.explain._graph import ScoreSource
 
-__all__ = ["Explainer", "load_model_source"]
-
-
-def load_model_source(path: str | os.PathLike[str]) -> Any:
-    """Load a run directory or a ``.keras`` file (Keras safe mode).
-
-    Uses :func:`neuroxai.load` when available; otherwise reads ``model.keras``
-    and ``neuroxai.json`` itself.
-
-    Args:
-        path: A run directory or a ``.keras`` file.
-
-    Returns:
-        An object with ``.model``, ``.class_names``, ``.target_layer`` and ``.input_range``.
-
-    Raises:
-        ModelError: The path is missing or holds no loadable model.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise ModelError(f"Model path {str(p)!r} does not exist; expected a run directory or a .keras file.")
-    try:
-        from neuroxai.training import load  # type: ignore[attr-defined]
-    except ImportError:
-        load = None
-    if load is not None:
-        return load(p)
-    return _FallbackPredictor.from_path(p)
-
-
-class _FallbackPredictor:
-    """Minimal predictor used until/unless :func:`neuroxai.load` is available."""
-
-    def __init__(self, model: Any, class_names: Sequence[str] | None, target_layer: Any, input_range: tuple[float, float]):
-        self.model = model
-        self.class_names = tuple(class_names) if class_names else None
-        self.target_layer = tuple(target_layer) if isinstance(target_layer, list) else target_layer
-        self.input_range = tuple(input_range)
-        self.input_shape = tuple(model.inputs[0].shape[1:])
-
-    @classmethod
-    def from_path(cls, p: Path) -> _FallbackPredictor:
-        import keras
-
-        spec: dict[str, Any] = {}
-        model_file = p
-        if p.is_dir():
-            model_file = p / "model.keras"
-            spec_file = p / "neuroxai.json"
-            if spec_file.is_file():
-                try:
-                    spec = json.loads(spec_file.read_text(encoding="utf-8"))
-                except ValueError as exc:
-                    raise ModelError(f"Run spec {str(spec_file)!r} is not valid JSON: {exc}.") from exc
-        if not model_file.is_file():
-            raise ModelError(
-                f"No model file at {str(model_file)!r}; expected a run directory holding model.keras or a .keras file."
-            )
-        try:
-            model = keras.saving.load_model(model_file, safe_mode=True, compile=False)
-        except Exception as exc:
-            raise ModelError(
-                f"Could not load {str(model_file)!r} with Keras safe mode: {type(exc).__name__}: {exc}. "
-                "Expected a .keras file saved by Keras 3 without custom Python code."
-            ) from exc
-        return cls(model, spec.get("class_names"), spec.get("target_layer"), tuple(spec.get("input_range", (0.0, 1.0))))
+__all__ = ["Explainer"]
 
 
 def _is_keras_model(obj: Any) -> bool:
@@ -94,10 +33,11 @@ class Explainer:
     Args:
         model: A ``keras.Model`` (Sequential or functional, nested backbones included), a predictor from
             :func:`neuroxai.load` (its model, class names and default target layer are used), or a path
-            to a run directory or ``.keras`` file (loaded in Keras safe mode).
+            to a run directory or ``.keras`` file (loaded with :func:`neuroxai.runs.load`, Keras safe mode).
         method: A registered method name (``gradcam``, ``gradcam++``/``gradcampp``, ``layercam``,
             ``hirescam``, ``scorecam``, ``saliency``, ``smoothgrad``, ``integrated_gradients``,
-            ``occlusion``, or a plugin's), an :class:`ExplainMethod` subclass or instance.
+            ``occlusion``, or a plugin's), an :class:`ExplainMethod` subclass or instance (an instance
+            holds settings only and may be shared by several explainers).
         target_layer: For CAM methods: a layer name, a tuple path through nested models
             (``("efficientnetb0", "top_conv")``; never a dotted string), or ``None`` for the predictor's
             default, else the last layer with a 4-D output. Ignored by pixel methods.
@@ -106,9 +46,21 @@ class Explainer:
             gradients; images x channels/patches for Score-CAM and occlusion).
         **method_options: Options of the method (e.g. ``samples=32`` for SmoothGrad).
 
+    Attributes:
+        model: The Keras model explained.
+        predictor: The predictor given (or loaded from a path), else ``None``.
+        method: The method instance (settings only).
+        layer: The target layer (a name, or a tuple path into nested models); ``None`` for pixel methods.
+        traced: The model traced for the target layer (:class:`~neuroxai.explain.TracedModel`).
+        class_names: One name per output unit.
+        input_range: The pixel range the model expects (the predictor's, else ``(0.0, 1.0)``).
+        batch_size: Forward passes per compiled call.
+        cache: The compiled functions (:class:`~neuroxai.explain.CompileCache`), built on first use.
+
     Raises:
-        ExplainError: Unknown method or option, a target layer that does not exist or is not 4-D
-            (the candidates are listed), class names that do not match the model, or an untraceable model.
+        ExplainError: Unknown option, a target layer that does not exist or is not 4-D (the candidates
+            are listed), class names that do not match the model, or an untraceable model.
+        UnknownMethodError: An unknown method name (an ``ExplainError``; the message suggests close names).
         ModelError: A model path that cannot be loaded.
 
     Example:
@@ -141,8 +93,10 @@ class Explainer:
                 "Set KERAS_BACKEND=tensorflow before importing keras."
             )
         if isinstance(model, (str, os.PathLike)):
-            model = load_model_source(model)
-        self.predictor = None
+            from neuroxai.runs import load
+
+            model = load(model)
+        self.predictor: Any = None
         if not _is_keras_model(model):
             inner = getattr(model, "model", None)
             if inner is None or not _is_keras_model(inner):
@@ -160,7 +114,8 @@ class Explainer:
         if class_names is None and self.predictor is not None:
             class_names = getattr(self.predictor, "class_names", None)
         default_layer = getattr(self.predictor, "target_layer", None) if self.predictor is not None else None
-        self.input_range = tuple(getattr(self.predictor, "input_range", None) or (0.0, 1.0))
+        lo, hi = getattr(self.predictor, "input_range", None) or (0.0, 1.0)
+        self.input_range: tuple[float, float] = (float(lo), float(hi))
 
         path = None
         if self.method.uses_layer:
@@ -179,8 +134,8 @@ class Explainer:
                 f"class_names has {len(class_names)} names but model {model.name!r} outputs {k} classes; "
                 "pass one name per output unit."
             )
-        self.class_names = class_names
-        self.method.bind(self.traced, self.batch_size)
+        self.class_names: tuple[str, ...] = class_names
+        self.cache = CompileCache()
 
     @staticmethod
     def _make_method(method: Any, options: dict[str, Any]) -> ExplainMethod:
@@ -197,9 +152,14 @@ class Explainer:
         return MethodRegistry().get(method)(**options)
 
     @property
-    def score_source(self) -> str:
+    def score_source(self) -> ScoreSource:
         """What the gradients are taken of: ``"logits"``, ``"output"`` or ``"probabilities"``."""
         return self.traced.score_source
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """``(height, width, channels)`` of the model input (``None`` for a free size)."""
+        return self.traced.input_shape
 
     # ---- inputs -------------------------------------------------------------------------------
     def _images(self, images: Any) -> np.ndarray:
@@ -280,10 +240,16 @@ class Explainer:
         x = self._images(images)
         t = self._targets(targets, len(x))
         per_call = max(1, self.batch_size // max(1, self.method.samples_per_image()))
-        maps, probs, used = [], [], []
+        maps: list[np.ndarray] = []
+        probs: list[np.ndarray] = []
+        used: list[np.ndarray] = []
         for start in range(0, len(x), per_call):
             m, p, r = self.method.explain_batch(
-                tf.constant(x[start : start + per_call]), tf.constant(t[start : start + per_call])
+                self.traced,
+                tf.constant(x[start : start + per_call]),
+                tf.constant(t[start : start + per_call]),
+                cache=self.cache,
+                batch_size=self.batch_size,
             )
             maps.append(m)
             probs.append(p)
@@ -306,7 +272,9 @@ class Explainer:
             layer=self.layer,
             method=self.method.name,
             images=x,
-            metadata={"score": self.traced.score_source, "options": dict(self.method.options), "batch_size": self.batch_size},
+            score_source=self.traced.score_source,
+            options=dict(self.method.options),
+            batch_size=self.batch_size,
         )
 
     def __call__(self, images: Any, targets: Any = None) -> np.ndarray:

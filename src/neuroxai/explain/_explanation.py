@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from neuroxai.errors import ExplainError
+from neuroxai.explain._graph import ScoreSource
 
 __all__ = ["Explanation", "overlay_image"]
 
@@ -63,9 +64,9 @@ def overlay_image(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, cm
     return np.clip(np.round(blended * 255.0), 0, 255).astype(np.uint8)
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Explanation:
-    """Explanations for a batch of images.
+    """Explanations for a batch of images (frozen: fields cannot be reassigned).
 
     Attributes:
         maps: float32 ``[N, H, W]`` in [0, 1], finite, at the input height and width.
@@ -76,14 +77,16 @@ class Explanation:
         layer: The target layer (a name, or a tuple path into nested models), ``None`` for pixel methods.
         method: The method's name.
         images: The input images ``[N, H, W, C]`` as given to the model.
-        metadata: Extra facts, e.g. ``score`` (``"logits"`` when pre-softmax scores were explained,
-            ``"probabilities"`` when the softmax could not be bypassed, ``"output"`` otherwise) and the
-            method options.
+        score_source: What was explained: ``"logits"`` (pre-softmax scores, reached without touching the
+            model), ``"probabilities"`` (a softmax that could not be bypassed) or ``"output"`` (a model
+            output without softmax).
+        options: The method's options, defaults filled in (a copy).
+        batch_size: The explainer's batch size (forward passes per compiled call).
 
     Example:
         >>> exp = Explainer(model).explain(images)  # doctest: +SKIP
-        >>> exp.maps.shape, exp.predicted_names[:2]  # doctest: +SKIP
-        ((8, 224, 224), ('glioma', 'notumor'))
+        >>> exp.maps.shape, exp.predicted_names[:2], exp.score_source  # doctest: +SKIP
+        ((8, 224, 224), ('glioma', 'notumor'), 'logits')
     """
 
     maps: np.ndarray
@@ -94,7 +97,9 @@ class Explanation:
     layer: str | tuple[str, ...] | None
     method: str
     images: np.ndarray
-    metadata: dict[str, Any] = field(default_factory=dict)
+    score_source: ScoreSource = "output"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    batch_size: int = 32
 
     def __len__(self) -> int:
         return int(self.maps.shape[0])
@@ -112,7 +117,8 @@ class Explanation:
     @property
     def confidence(self) -> np.ndarray:
         """Probability of the predicted class, one per image."""
-        return self.probabilities[np.arange(len(self)), self.predicted]
+        confidence: np.ndarray = self.probabilities[np.arange(len(self)), self.predicted]
+        return confidence
 
     def _index(self, i: int) -> int:
         n = len(self)

@@ -8,7 +8,8 @@ batch are tiled into one tensor and differentiated in one compiled call.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from neuroxai.errors import ExplainError
 from neuroxai.explain._base import GradientMethod, check_positive_int
@@ -32,7 +33,7 @@ class SmoothGrad(GradientMethod):
     """
 
     name = "smoothgrad"
-    defaults = {"samples": 16, "noise": 0.15, "seed": 0}
+    defaults: ClassVar[Mapping[str, Any]] = {"samples": 16, "noise": 0.15, "seed": 0}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -67,7 +68,7 @@ class IntegratedGradients(GradientMethod):
     """
 
     name = "integrated_gradients"
-    defaults = {"steps": 32, "baseline": 0.0}
+    defaults: ClassVar[Mapping[str, Any]] = {"steps": 32, "baseline": 0.0}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

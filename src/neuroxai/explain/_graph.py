@@ -23,25 +23,35 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from neuroxai.errors import ExplainError
 
-__all__ = ["ForwardResult", "LayerPath", "TracedModel", "feature_layer_candidates", "resolve_target_layer"]
+__all__ = ["ForwardResult", "LayerPath", "ScoreSource", "TracedModel", "feature_layer_candidates", "resolve_target_layer"]
 
+#: A layer's path from the top-level model through nested models: a tuple of layer names.
 LayerPath = tuple[str, ...]
+#: What the scores explained are: pre-softmax ``"logits"``, ``"probabilities"`` (a softmax that cannot be
+#: bypassed) or the model's ``"output"`` (no softmax).
+ScoreSource = Literal["logits", "output", "probabilities"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ForwardResult:
-    """Tensors from one traced forward pass."""
+    """Tensors from one traced forward pass.
 
-    features: Any  # [B, h, w, K] or None
-    scores: Any  # [B, K] pre-softmax scores where reachable, else probabilities
-    probabilities: Any  # [B, K]
+    Attributes:
+        features: The target layer's output ``[B, h, w, K]`` (``None`` without a target layer).
+        scores: ``[B, K]`` pre-softmax scores where reachable, else the model's output.
+        probabilities: ``[B, K]`` the model's output.
+    """
+
+    features: Any
+    scores: Any
+    probabilities: Any
 
 
-def _keras():
+def _keras() -> Any:
     import keras
 
     return keras
@@ -69,11 +79,8 @@ def _layers(model: Any) -> list[Any]:
 def _output_rank(layer: Any) -> int | None:
     try:
         out = layer.output
-    except Exception:  # layer called several times or never built
-        try:
-            out = layer.get_output_at(-1)  # pragma: no cover - keras 2 name
-        except Exception:
-            return None
+    except (AttributeError, ValueError):  # a layer never called has no output
+        return None
     shape = getattr(out, "shape", None)
     return None if shape is None else len(shape)
 
@@ -250,16 +257,29 @@ class TracedModel:
         model: A built Keras model with one 4-D image input and one output.
         target_path: The layer whose output is captured, or ``None`` for none.
 
+    Calling it (``traced(x, capture=None)``) returns a :class:`ForwardResult`;
+    it holds no state between calls and never modifies the model.
+
     Attributes:
+        model: The Keras model.
+        target_path: The captured layer's path (``None``: no feature map is captured).
+        input_shape: ``(height, width, channels)`` of the model input (``None`` for a free size).
+        num_classes: Output units (``None`` when unknown).
         score_source: ``"logits"`` when pre-softmax scores are reached,
             ``"output"`` when the model's output has no softmax, or
             ``"probabilities"`` when the output is a softmax we cannot undo.
+
+    Raises:
+        ExplainError: The model is not built, is subclassed (cannot be traced), or does not have one
+            image input and one output.
     """
 
     def __init__(self, model: Any, target_path: LayerPath | None) -> None:
         _keras()
         self.model = model
         self.target_path = target_path
+        self._softmax_kind: str | None = None
+        self.score_source: ScoreSource = "output"
         if not getattr(model, "built", False):
             raise ExplainError(
                 f"Model {model.name!r} is not built: expected a model with known input shape. Call it once on a "
@@ -267,7 +287,7 @@ class TracedModel:
             )
         try:
             outputs = model.outputs
-        except Exception:
+        except (AttributeError, ValueError):  # a subclassed model has no symbolic outputs
             outputs = None
         if outputs is None or (not _is_sequential(model) and not _is_functional(model)):
             raise ExplainError(
@@ -282,9 +302,9 @@ class TracedModel:
             raise ExplainError(
                 f"Model {model.name!r} has inputs {shapes}; expected one image input (batch, height, width, channels)."
             )
-        self.input_shape = tuple(model.inputs[0].shape[1:])
+        self.input_shape: tuple[int | None, ...] = tuple(model.inputs[0].shape[1:])
         out = outputs[0]
-        self.num_classes = int(out.shape[-1]) if out.shape[-1] is not None else None
+        self.num_classes: int | None = int(out.shape[-1]) if out.shape[-1] is not None else None
         history = getattr(out, "_keras_history", None)
         self._output_op = history[0] if history is not None else None
         if _is_sequential(model):
@@ -293,9 +313,8 @@ class TracedModel:
         if kind is not None:
             self.score_source = "logits"
             self._softmax_kind = kind
-        else:
-            self._softmax_kind = None
-            self.score_source = "probabilities" if _ends_in_softmax(self._output_op) else "output"
+        elif _ends_in_softmax(self._output_op):
+            self.score_source = "probabilities"
 
     # -- running ---------------------------------------------------------------------------------
     def __call__(self, x: Any, capture: Callable[[Any], Any] | None = None) -> ForwardResult:

@@ -1,23 +1,36 @@
 """Occlusion sensitivity (Zeiler and Fergus, 2014): how much the target probability drops
 when a square patch is covered.
 
-Patches are processed in chunks: one batched, compiled forward pass per chunk
-of ``batch_size // n_images`` patch positions.
+A :class:`~neuroxai.explain.PerturbationMethod`: the patch grid is built in
+the graph, and patches are scored in chunks, one batched, compiled forward
+pass per chunk of ``batch_size // n_images`` patch positions.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from neuroxai.errors import ExplainError
-from neuroxai.explain._base import ExplainMethod, _gather, _resolve_targets, check_positive_int, normalize_maps
+from neuroxai.explain._base import PerturbationMethod, check_positive_int
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neuroxai.explain._graph import ForwardResult
 
 __all__ = ["Occlusion"]
 
 
-class Occlusion(ExplainMethod):
+def _starts(n: Any, patch: Any, stride: Any) -> Any:
+    """Patch start positions along one axis: every ``stride``, plus one flush with the far edge."""
+    import tensorflow as tf
+
+    last = tf.maximum(n - patch, 0)
+    starts = tf.range(0, last + 1, stride)
+    extra = tf.cast(starts[-1] < last, tf.int32)
+    return tf.concat([starts, [last]], axis=0)[: tf.shape(starts)[0] + extra]
+
+
+class Occlusion(PerturbationMethod):
     """Occlusion sensitivity: each pixel's importance is the mean probability drop of the patches covering it.
 
     Options:
@@ -27,67 +40,48 @@ class Occlusion(ExplainMethod):
     """
 
     name = "occlusion"
-    defaults = {"patch_size": None, "stride": None, "fill": 0.0}
+    defaults: ClassVar[Mapping[str, Any]] = {"patch_size": None, "stride": None, "fill": 0.0}
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         for key in ("patch_size", "stride"):
             if self.options[key] is not None:
                 check_positive_int(self.name, key, self.options[key])
-        if not isinstance(self.options["fill"], (int, float)):
-            raise ExplainError(f"Option 'fill' of method 'occlusion' must be a number; got {self.options['fill']!r}.")
+        fill = self.options["fill"]
+        if isinstance(fill, bool) or not isinstance(fill, (int, float)):
+            raise ExplainError(f"Option 'fill' of method 'occlusion' must be a number; got {fill!r}.")
 
-    def _masks(self, height: int, width: int) -> np.ndarray:
-        patch = self.options["patch_size"] or max(1, min(height, width) // 8)
-        stride = self.options["stride"] or max(1, patch // 2)
-        ys = list(range(0, max(height - patch, 0) + 1, stride))
-        xs = list(range(0, max(width - patch, 0) + 1, stride))
-        if ys[-1] + patch < height:
-            ys.append(height - patch)
-        if xs[-1] + patch < width:
-            xs.append(width - patch)
-        masks = np.zeros((len(ys) * len(xs), height, width), np.float32)
-        i = 0
-        for y in ys:
-            for x in xs:
-                masks[i, y : y + patch, x : x + patch] = 1.0
-                i += 1
-        return masks
-
-    def _clean(self, x: Any, targets: Any) -> tuple[Any, Any, Any]:
+    def units(self, x: Any, result: ForwardResult) -> Any:
+        """Patch masks ``[1, H, W, P]`` (1 inside the patch), rows of patches top to bottom."""
         import tensorflow as tf
 
-        probs = tf.cast(self.traced(x).probabilities, tf.float32)
-        resolved = _resolve_targets(probs, targets)
-        return probs, resolved, _gather(probs, resolved)
+        height, width = tf.shape(x)[1], tf.shape(x)[2]
+        if self.options["patch_size"] is None:
+            patch = tf.maximum(1, tf.minimum(height, width) // 8)
+        else:
+            patch = tf.constant(int(self.options["patch_size"]), tf.int32)
+        stride = (
+            tf.maximum(1, patch // 2) if self.options["stride"] is None else tf.constant(int(self.options["stride"]), tf.int32)
+        )
+        ys, xs = _starts(height, patch, stride), _starts(width, patch, stride)
+        rows = tf.range(height)[None, :]
+        cols = tf.range(width)[None, :]
+        in_y = tf.logical_and(rows >= ys[:, None], rows < ys[:, None] + patch)  # [Py, H]
+        in_x = tf.logical_and(cols >= xs[:, None], cols < xs[:, None] + patch)  # [Px, W]
+        masks = tf.logical_and(in_y[:, None, :, None], in_x[None, :, None, :])  # [Py, Px, H, W]
+        masks = tf.reshape(tf.cast(masks, tf.float32), [-1, height, width])  # [P, H, W]
+        return tf.transpose(masks, [1, 2, 0])[None]  # [1, H, W, P]
 
-    def _chunk(self, x: Any, targets: Any, masks: Any) -> Any:
+    def perturb(self, x: Any, units: Any) -> Any:
         import tensorflow as tf
 
-        m = masks[None, :, :, :, None]  # [1, P, H, W, 1]
-        occluded = x[:, None] * (1.0 - m) + float(self.options["fill"]) * m
-        b, p = tf.shape(x)[0], tf.shape(masks)[0]
-        flat = tf.reshape(occluded, tf.concat([[b * p], tf.shape(x)[1:]], axis=0))
-        probs = tf.cast(self.traced(flat).probabilities, tf.float32)
-        return tf.reshape(_gather(probs, tf.repeat(targets, p)), [b, p])
+        m = tf.transpose(units, [0, 3, 1, 2])[..., None]  # [1, c, H, W, 1]
+        return x[:, None] * (1.0 - m) + float(self.options["fill"]) * m
 
-    def explain_batch(self, x: Any, targets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def attribute(self, x: Any, units: Any, scores: Any, clean: Any) -> Any:
         import tensorflow as tf
 
-        height, width = int(x.shape[1]), int(x.shape[2])
-        masks = self._masks(height, width)
-        clean = self._function("clean", self._clean)
-        probs, resolved, base = clean(x, targets)
-        chunk_sig = [*self._signature(), tf.TensorSpec((None, None, None), tf.float32)]
-        chunk_fn = self._function("chunk", self._chunk, chunk_sig)
-        b = int(x.shape[0])
-        per_call = max(1, self.batch_size // max(b, 1))
-        drops = []
-        for start in range(0, len(masks), per_call):
-            scores = chunk_fn(x, resolved, tf.constant(masks[start : start + per_call]))
-            drops.append(base[:, None] - scores)
-        drop = tf.concat(drops, axis=1)  # [B, P]
-        counts = np.maximum(masks.sum(axis=0), 1.0)
-        raw = tf.einsum("bp,phw->bhw", drop, tf.constant(masks)) / counts[None]
-        maps = normalize_maps(raw, (height, width))
-        return maps.numpy(), probs.numpy(), resolved.numpy()
+        masks = units[0]  # [H, W, P]
+        drop = clean[:, None] - scores  # [B, P]
+        counts = tf.maximum(tf.reduce_sum(masks, axis=-1), 1.0)
+        return tf.einsum("bp,hwp->bhw", drop, masks) / counts[None]

@@ -40,11 +40,11 @@ class MethodRegistry(Registry[type[ExplainMethod]]):
 
         return _plugin
 
-    def _check(self, name: str, item: type[ExplainMethod], origin: PluginInfo | None) -> type[ExplainMethod]:
+    def _check(self, name: str, item: object, origin: PluginInfo | None) -> type[ExplainMethod]:
         if not (isinstance(item, type) and issubclass(item, ExplainMethod)):
             raise PluginError(
                 f"Explanation method {name!r} must be a subclass of neuroxai.explain.ExplainMethod "
-                f"(e.g. CAMMethod or GradientMethod); got {item!r}."
+                f"(e.g. CAMMethod, GradientFreeCAMMethod or GradientMethod); got {item!r}."
             )
         return item
 
