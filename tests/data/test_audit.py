@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from datatest_helpers import pattern, write_image
 from PIL import Image
 
-from neuroxai.data import Dataset
+from neuroxai.data import AuditReport, Dataset
 from neuroxai.data._audit import near_pairs, phash
 
 
@@ -41,7 +43,10 @@ def test_duplicate_test_indices_and_dedup(leaky_dir: Path) -> None:
     assert len(x) == len(kept)
     n = sum(int(b[0].shape[0]) for b in ds.pipeline("test", image_size=(8, 8), channels=1, dedup=True))
     assert n == len(kept)
-    assert ds.summary()["duplicates"]["test_in_train"] == 2
+    summary = ds.summary()
+    assert summary.duplicates.test_in_train == 2
+    assert summary.to_dict()["duplicates"] == {"test_in_train": 2}  # the JSON key of run specs
+    assert summary.groups is None  # folder layouts have no groups
 
 
 def test_carved_val_never_splits_exact_duplicates(leaky_dir: Path) -> None:
@@ -70,9 +75,13 @@ def test_audit_report_json_keys_and_duplicates(leaky_dir: Path) -> None:
     assert d["test_with_train_copy_by_class"]["meningioma"] == 1
     conflicts = [sorted(c["labels"]) for c in d["label_conflicts"]]
     assert ["meningioma", "notumor"] in conflicts
-    text = ds.audit(progress=False).summary()
+    report = ds.audit(progress=False)
+    assert report.duplicates.test_with_train_copy == 2 and report.images == 32
+    assert AuditReport.from_dict(json.loads(json.dumps(rep))) == report  # JSON round trip
+    text = report.format()
     assert "test files with a byte-identical copy in training: 2" in text
     assert "labels disagree: 1" in text
+    assert str(report) == text
 
 
 def test_audit_lists_unreadable_files(kaggle_dir: Path) -> None:
@@ -100,32 +109,58 @@ def test_near_pairs_matches_brute_force() -> None:
     assert got == brute and len(got) >= 55
 
 
-def test_audit_cli_json_and_text(leaky_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import neuroxai.cli
-    from neuroxai.cli import main
+def _audit_main(argv: list[str]) -> int:
+    """``neuroxai audit ...`` with only the audit command registered (the others are tested elsewhere)."""
+    from neuroxai.cli import _audit
+    from neuroxai.errors import NeuroxaiError
 
-    # only this subcommand: the others belong to other packages and are tested there
-    monkeypatch.setattr(neuroxai.cli, "COMMAND_MODULES", ("neuroxai.cli._audit",))
+    parser = argparse.ArgumentParser(prog="neuroxai")
+    sub = parser.add_subparsers(dest="command")
+    for command in _audit.COMMANDS:
+        command.add_to(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NeuroxaiError as exc:
+        print(f"neuroxai audit: error: {exc}", file=sys.stderr)
+        return 2
 
-    assert main(["audit", str(leaky_dir), "--format", "json", "--no-progress"]) == 0
+
+def test_audit_cli_json_and_text(leaky_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _audit_main(["audit", str(leaky_dir), "--format", "json", "--no-progress"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["images"] == 32 and rep["duplicates"]["test_with_train_copy"] == 2
     assert sum(rep["classes"]["val"].values()) == 0  # the CLI audits the splits on disk
-    assert main(["audit", str(leaky_dir)]) == 0
+    assert rep["groups"] is None
+    assert _audit_main(["audit", str(leaky_dir), "--no-progress"]) == 0
     assert "images read: 32" in capsys.readouterr().out
-    assert main(["audit", str(leaky_dir / "nope")]) == 2
+    assert _audit_main(["audit", str(leaky_dir / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_audit_subcommand_module_directly(leaky_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import argparse
-
-    from neuroxai.cli import _audit
-
-    parser = argparse.ArgumentParser(prog="neuroxai")
-    _audit.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["audit", str(leaky_dir), "--format", "json", "--near-threshold", "0"])
-    assert args.func(args) == 0
+def test_audit_near_threshold_option(leaky_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _audit_main(["audit", str(leaky_dir), "--format", "json", "--near-threshold", "0", "--no-progress"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["duplicates"]["near_threshold"] == 0
     assert rep["images"] == 32 and len(rep["duplicates"]["exact_cross_split"]) == 2
+
+
+def test_audit_reports_patients_that_straddle_given_splits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = ["path,label,split,patient"]
+    for i in range(12):
+        write_image(tmp_path / f"{i}.png", pattern(i))
+        split = "test" if i in (0, 5) else "train"  # patient p0 has slices 0..3: one in test, three in train
+        rows.append(f"{i}.png,{'ab'[i % 2]},{split},p{i // 4}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    ds = Dataset(tmp_path / "m.csv", val_fraction=0.0, progress=False)
+    report = ds.audit(progress=False)
+    assert report.groups is not None and report.groups.column == "patient" and report.groups.groups == 3
+    assert [(g.group, g.counts) for g in report.groups.straddling] == [
+        ("p0", {"train": 3, "test": 1}),
+        ("p1", {"train": 3, "test": 1}),
+    ]
+    assert ds.summary().groups == report.groups
+    assert "patients on more than one side of the splits: 2" in report.format()
+    assert _audit_main(["audit", str(tmp_path / "m.csv"), "--format", "json", "--no-progress"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["groups"]["straddling"][0] == {"group": "p0", "counts": {"train": 3, "test": 1}}

@@ -94,7 +94,7 @@ def test_shortcut_marks_a_class_specific_corner() -> None:
 def test_phantoms_dataset_and_write_phantoms_round_trip(tmp_path: Path) -> None:
     ds = phantoms(n_per_class=10, image_size=32, seed=2)
     assert ds.class_names == PHANTOM_CLASSES and ds.has_masks and len(ds) == 40
-    assert "phantoms" in ds.summary()["source"]
+    assert "phantoms" in ds.summary().source
     assert isinstance(Dataset.phantoms(n_per_class=2, image_size=16), Dataset)
     root = write_phantoms(tmp_path / "p", n_per_class=5, image_size=32, seed=2)
     assert sorted(p.name for p in root.iterdir()) == ["Testing", "Training"]

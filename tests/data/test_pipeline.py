@@ -23,7 +23,7 @@ def test_shapes_dtypes_ranges(ph: Dataset, channels: int, input_range: tuple[flo
     ds = ph.pipeline("train", image_size=(24, 20), channels=channels, input_range=input_range, batch_size=5, seed=0)
     assert ds.element_spec[0].dtype == tf.float32 and ds.element_spec[1].dtype == tf.int32
     n = 0
-    for x, y in ds:
+    for x, _y in ds:
         assert x.shape[1:] == (24, 20, channels)
         assert float(tf.reduce_min(x)) >= input_range[0] - 1e-5
         assert float(tf.reduce_max(x)) <= input_range[1] + 1e-3

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json(report.to_dict())
     else:
-        print(report.summary(max_groups=args.max_groups))
+        print(report.format(max_groups=args.max_groups))
     return 0
 
 
@@ -44,9 +44,10 @@ COMMANDS: tuple[Command, ...] = (
         help="audit a dataset: counts, sizes, modes, unreadable files, exact and near duplicates",
         description=(
             "Read every image under PATH (a Training/Testing folder, a folder of class folders, or a CSV "
-            "manifest path,label[,split][,mask]) and report counts per split and class, image sizes and modes, "
-            "skipped files with the reason, exact duplicates (same bytes) and near duplicates (perceptual hash) "
-            "within and across splits, and duplicates whose labels disagree. Splits are the ones on disk "
+            "manifest path,label[,split][,mask][,patient]) and report counts per split and class, image sizes and "
+            "modes, skipped files with the reason, exact duplicates (same bytes) and near duplicates (perceptual hash) "
+            "within and across splits, duplicates whose labels disagree, and patients (a manifest's patient or group "
+            "column) whose slices sit in more than one split. Splits are the ones on disk or in the manifest "
             "(no validation split is carved)."
         ),
         configure=_configure_audit,

@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     _step("Auditing (unreadable files, exact and near duplicates)", t0)
     report = ds.audit(progress=args.progress)
     write_json(out / "audit.json", report.to_dict())
-    for line in report.summary().splitlines()[:6]:
+    for line in report.format().splitlines()[:6]:
         print(f"    {line}")
 
     if args.data is not None and args.image_size is None:

@@ -49,7 +49,7 @@ def _configure_explain(parser: argparse.ArgumentParser) -> None:
 
 
 def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
-    """Expand files and folders into image files.
+    """Expand files and folders into image files (the rule of :func:`neuroxai.data.find_images`).
 
     Args:
         inputs: Paths given on the command line.
@@ -58,26 +58,10 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[tupl
         ``(files, missing)``: ``(path, output stem)`` pairs in a stable order, and
         ``(path, reason)`` for inputs that do not exist.
     """
-    from neuroxai.data import IMAGE_EXTENSIONS
+    from neuroxai.data import find_images
 
-    files: list[tuple[Path, str]] = []
-    missing: list[tuple[str, str]] = []
-    for raw in inputs:
-        p = Path(raw)
-        if p.is_file():
-            files.append((p, p.stem))
-        elif p.is_dir():
-            found = []
-            for f in sorted(p.rglob("*")):
-                rel = f.relative_to(p)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue
-                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
-                    found.append((f, "__".join(rel.with_suffix("").parts)))
-            files.extend(found)
-        else:
-            missing.append((raw, "no such file or folder"))
-    return files, missing
+    found = find_images(inputs)
+    return [(Path(f.path), f.stem) for f in found.files], [(m.path, m.reason) for m in found.missing]
 
 
 def _parse_range(text: str | None) -> tuple[float, float] | None:

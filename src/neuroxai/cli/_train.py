@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from neuroxai.cli._commands import Command
@@ -179,25 +177,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _expand(inputs: list[str], skipped: list[tuple[str, str]]) -> list[str]:
-    from neuroxai.data import IMAGE_EXTENSIONS, MASK_SUFFIX
+    """Image files among ``inputs`` (the rule of :func:`neuroxai.data.find_images`); missing inputs go to ``skipped``."""
+    from neuroxai.data import find_images
 
-    exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in IMAGE_EXTENSIONS}
-    files: list[str] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            for root, dirs, names in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(names):
-                    f = Path(root) / name
-                    if name.startswith(".") or f.suffix.lower() not in exts or f.stem.endswith(MASK_SUFFIX):
-                        continue  # hidden, non-image and mask files inside folders are not classified
-                    files.append(str(f))
-        elif p.is_file():
-            files.append(str(p))
-        else:
-            skipped.append((item, "no such file or folder"))
-    return files
+    found = find_images(inputs)
+    skipped.extend((m.path, m.reason) for m in found.missing)
+    return found.paths
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -1,36 +1,65 @@
-"""Data: index, validate, split, audit and stream brain MRI images.
+"""Data: find, index, validate, split, audit and stream brain MRI images.
 
 - :class:`Dataset`: a Kaggle-layout folder, a folder of class folders, a CSV
   manifest or in-memory arrays, read and validated once, split into
-  train / val / test, with a ``tf.data`` pipeline, class weights and an audit.
+  train / val / test (grouped by patient where the data says so), with a
+  ``tf.data`` pipeline, class weights, k-fold cross-validation and an audit.
 - :func:`phantoms` / :func:`write_phantoms`: synthetic brain MRI phantoms
   (NOT medical data) with tumour masks, the embedded default data.
+- :func:`find_images`: which files of the given files and folders are images
+  (the rule ``neuroxai explain`` and ``neuroxai predict`` use).
 - :func:`load_images` / :func:`to_model_input`: read arbitrary image files or
-  arrays into a model-ready batch.
-- :class:`AuditReport`, :class:`SkippedFile`: what audits and loads report.
+  arrays into a model-ready batch (the same conversions as the pipeline).
+- :func:`check_image_size`, :func:`check_image_shape`, :func:`check_channels`,
+  :func:`check_input_range`: the one validation of these settings.
+- Records: :class:`AuditReport`, :class:`DatasetSummary`, :class:`GroupReport`,
+  :class:`SkippedFile` and their parts.
 
 Mask convention for folder layouts: ``<image stem>_mask.<ext>`` beside the image.
 """
 
 from __future__ import annotations
 
-from neuroxai.data._audit import NEAR_DUPLICATE_THRESHOLD, AuditReport
+from neuroxai.data._audit import NEAR_DUPLICATE_THRESHOLD, AuditReport, DuplicateReport, LabelConflict
+from neuroxai.data._checks import check_channels, check_image_shape, check_image_size, check_input_range
 from neuroxai.data._dataset import SPLITS, Dataset
-from neuroxai.data._images import IMAGE_EXTENSIONS, SkippedFile, load_images, to_model_input
-from neuroxai.data._index import MASK_SUFFIX
+from neuroxai.data._files import IMAGE_EXTENSIONS, MASK_SUFFIX, ImageFile, ImageFiles, SkippedFile, file_kind, find_images
+from neuroxai.data._images import load_images, to_model_input
+from neuroxai.data._index import GROUP_COLUMNS
 from neuroxai.data._phantoms import PHANTOM_CLASSES, phantoms, write_phantoms
+from neuroxai.data._summary import DatasetSummary, DuplicateSummary, GroupReport, StraddlingGroup
+from neuroxai.data._transforms import LUMA_WEIGHTS, MASK_THRESHOLD, binarize_mask, resize_masks
 
 __all__ = [
+    "GROUP_COLUMNS",
     "IMAGE_EXTENSIONS",
+    "LUMA_WEIGHTS",
     "MASK_SUFFIX",
+    "MASK_THRESHOLD",
     "NEAR_DUPLICATE_THRESHOLD",
     "PHANTOM_CLASSES",
     "SPLITS",
     "AuditReport",
     "Dataset",
+    "DatasetSummary",
+    "DuplicateReport",
+    "DuplicateSummary",
+    "GroupReport",
+    "ImageFile",
+    "ImageFiles",
+    "LabelConflict",
     "SkippedFile",
+    "StraddlingGroup",
+    "binarize_mask",
+    "check_channels",
+    "check_image_shape",
+    "check_image_size",
+    "check_input_range",
+    "file_kind",
+    "find_images",
     "load_images",
     "phantoms",
+    "resize_masks",
     "to_model_input",
     "write_phantoms",
 ]

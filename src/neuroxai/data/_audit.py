@@ -11,17 +11,20 @@ loop over pairs) and grouped with union-find.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from neuroxai._progress import progress as _progress
+from neuroxai._records import Record
+from neuroxai.data._files import SkippedFile
+from neuroxai.data._summary import GroupReport
 
 if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.data._dataset import Dataset
 
-__all__ = ["NEAR_DUPLICATE_THRESHOLD", "AuditReport", "near_pairs", "phash"]
+__all__ = ["NEAR_DUPLICATE_THRESHOLD", "AuditReport", "DuplicateReport", "LabelConflict", "near_pairs", "phash"]
 
 #: Two images whose 64-bit pHashes differ in at most this many bits are near
 #: duplicates. 4 of 64 bits catches re-encoded, rescaled and contrast-shifted
@@ -90,81 +93,144 @@ def _components(n: int, pairs: np.ndarray) -> list[list[int]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-@dataclass
-class AuditReport:
-    """The result of :meth:`Dataset.audit`.
+@dataclass(frozen=True)
+class LabelConflict(Record):
+    """A group of duplicates whose labels disagree.
 
     Attributes:
-        data: The JSON-able report (see :meth:`to_dict` for the keys).
+        kind: ``"exact"`` (same bytes) or ``"near"`` (perceptual hash).
+        paths: The files (or ``<split[i]>`` for in-memory data), sorted.
+        labels: The class of each, in the same order.
     """
 
-    data: dict[str, Any] = field(default_factory=dict)
+    kind: str
+    paths: tuple[str, ...]
+    labels: tuple[str, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report as one JSON-able object.
 
-        Keys: ``source``, ``layout``, ``images`` (number read), ``class_names``,
-        ``classes`` (``{split: {class: n}}``), ``skipped`` (list of ``{path, reason}``),
-        ``sizes`` (``{"WxH": n}``), ``modes``, ``formats``, and ``duplicates`` with
-        ``exact_within_split``, ``exact_cross_split``, ``near_within_split``,
-        ``near_cross_split`` (lists of groups of paths), ``test_with_train_copy``
-        (test files byte-identical to a training-side file), its split by class,
-        ``label_conflicts`` (list of ``{kind, paths, labels}``) and the hash settings.
-        """
-        return self.data
+@dataclass(frozen=True)
+class DuplicateReport(Record):
+    """Exact and near duplicates found by :meth:`Dataset.audit`.
 
-    def __getitem__(self, key: str) -> Any:
-        return self.data[key]
+    Attributes:
+        hash: How exact duplicates are found.
+        perceptual_hash: How near duplicates are found.
+        near_threshold: Largest number of differing pHash bits for a near duplicate.
+        distinct_images: Number of distinct file contents.
+        exact_within_split: Groups of byte-identical files (paths) inside one split.
+        exact_cross_split: Groups of byte-identical files spanning splits.
+        near_within_split: Groups of near duplicates (not byte-identical) inside one split.
+        near_cross_split: Groups of near duplicates spanning splits.
+        test_with_train_copy: Test files byte-identical to a training-side file.
+        test_with_train_copy_by_class: The same, per class.
+        label_conflicts: Duplicate groups whose labels disagree.
+    """
 
-    def summary(self, max_groups: int = 5) -> str:
-        """A readable, multi-line text summary.
+    hash: str
+    perceptual_hash: str
+    near_threshold: int
+    distinct_images: int
+    exact_within_split: tuple[tuple[str, ...], ...]
+    exact_cross_split: tuple[tuple[str, ...], ...]
+    near_within_split: tuple[tuple[str, ...], ...]
+    near_cross_split: tuple[tuple[str, ...], ...]
+    test_with_train_copy: int
+    test_with_train_copy_by_class: dict[str, int]
+    label_conflicts: tuple[LabelConflict, ...]
+
+
+@dataclass(frozen=True)
+class AuditReport(Record):
+    """The result of :meth:`Dataset.audit`.
+
+    ``to_dict()`` gives the JSON object (the same keys as these attributes);
+    :meth:`format` the readable text ``neuroxai audit`` prints.
+
+    Attributes:
+        source: The path audited (``"arrays"`` for in-memory data).
+        layout: The layout found (see :class:`DatasetSummary`).
+        images: Number of images read.
+        class_names: Class names, in label order.
+        classes: Samples per split and class: ``{split: {class: n}}``.
+        skipped: Files not used, with the reason.
+        sizes: Histogram of image sizes (``{"WxH": n}``), most common first.
+        modes: Histogram of PIL modes.
+        formats: Histogram of file formats.
+        duplicates: Exact and near duplicates and label conflicts.
+        groups: How the groups (patients) fall into the splits, and those on
+            more than one side; ``None`` when the data has no groups.
+    """
+
+    source: str
+    layout: str
+    images: int
+    class_names: tuple[str, ...]
+    classes: dict[str, dict[str, int]]
+    skipped: tuple[SkippedFile, ...]
+    sizes: dict[str, int]
+    modes: dict[str, int]
+    formats: dict[str, int]
+    duplicates: DuplicateReport
+    groups: GroupReport | None = None
+
+    def format(self, max_groups: int = 5) -> str:
+        """A readable, multi-line text report.
 
         Args:
-            max_groups: How many duplicate groups and skipped files to list.
+            max_groups: How many duplicate groups, straddling groups and skipped files to list.
+
+        Returns:
+            The text, without a trailing newline.
         """
-        d = self.data
-        dup = d["duplicates"]
-        lines = [f"Audit of {d['source']} ({d['layout']} layout)", f"  images read: {d['images']}, skipped: {len(d['skipped'])}"]
-        names = d["class_names"]
-        width = max(len(c) for c in names) if names else 5
-        lines.append("  " + "split".ljust(6) + "".join(c.rjust(max(width, 6) + 2) for c in names) + "total".rjust(8))
-        for split, counts in d["classes"].items():
+        dup = self.duplicates
+        lines = [f"Audit of {self.source} ({self.layout} layout)", f"  images read: {self.images}, skipped: {len(self.skipped)}"]
+        names = self.class_names
+        width = max(max((len(c) for c in names), default=5), 6) + 2
+        lines.append("  " + "split".ljust(6) + "".join(c.rjust(width) for c in names) + "total".rjust(8))
+        for split, counts in self.classes.items():
             total = sum(counts.values())
             if total:
-                lines.append(
-                    "  " + split.ljust(6) + "".join(str(counts[c]).rjust(max(width, 6) + 2) for c in names) + str(total).rjust(8)
-                )
-        top = lambda h: ", ".join(f"{k}: {v}" for k, v in sorted(h.items(), key=lambda kv: -kv[1])[:6])  # noqa: E731
-        lines.append(f"  sizes: {top(d['sizes'])}" + (" ..." if len(d["sizes"]) > 6 else ""))
-        lines.append(f"  modes: {top(d['modes'])}")
-        lines.append(f"  formats: {top(d['formats'])}")
-        if d["skipped"]:
+                lines.append("  " + split.ljust(6) + "".join(str(counts[c]).rjust(width) for c in names) + str(total).rjust(8))
+
+        def top(hist: dict[str, int]) -> str:
+            text = ", ".join(f"{k}: {v}" for k, v in sorted(hist.items(), key=lambda kv: -kv[1])[:6])
+            return text + (" ..." if len(hist) > 6 else "")
+
+        lines.append(f"  sizes: {top(self.sizes)}")
+        lines.append(f"  modes: {top(self.modes)}")
+        lines.append(f"  formats: {top(self.formats)}")
+        if self.skipped:
             lines.append("  skipped files:")
-            for s in d["skipped"][:max_groups]:
-                lines.append(f"    {s['path']}: {s['reason']}")
-            if len(d["skipped"]) > max_groups:
-                lines.append(f"    ... and {len(d['skipped']) - max_groups} more (use --format json for all)")
+            for s in self.skipped[:max_groups]:
+                lines.append(f"    {s.path}: {s.reason}")
+            if len(self.skipped) > max_groups:
+                lines.append(f"    ... and {len(self.skipped) - max_groups} more (use --format json for all)")
+        if self.groups is not None:
+            lines.append(self.groups.format(max_groups))
         lines.append(
-            f"  exact duplicates (same bytes): {len(dup['exact_within_split'])} groups within a split, "
-            f"{len(dup['exact_cross_split'])} groups across splits"
+            f"  exact duplicates (same bytes): {len(dup.exact_within_split)} groups within a split, "
+            f"{len(dup.exact_cross_split)} groups across splits"
         )
-        by_class = ", ".join(f"{k} {v}" for k, v in dup["test_with_train_copy_by_class"].items() if v)
+        by_class = ", ".join(f"{k} {v}" for k, v in dup.test_with_train_copy_by_class.items() if v)
         lines.append(
-            f"  test files with a byte-identical copy in training: {dup['test_with_train_copy']}"
+            f"  test files with a byte-identical copy in training: {dup.test_with_train_copy}"
             + (f" ({by_class})" if by_class else "")
         )
-        if dup["test_with_train_copy"]:
+        if dup.test_with_train_copy:
             lines.append("    -> report accuracy on the de-duplicated test set too (dedup=True)")
         lines.append(
-            f"  near duplicates (pHash, <= {dup['near_threshold']} of 64 bits): {len(dup['near_within_split'])} groups "
-            f"within a split, {len(dup['near_cross_split'])} groups across splits"
+            f"  near duplicates (pHash, <= {dup.near_threshold} of 64 bits): {len(dup.near_within_split)} groups "
+            f"within a split, {len(dup.near_cross_split)} groups across splits"
         )
-        for g in dup["near_cross_split"][:max_groups]:
+        for g in dup.near_cross_split[:max_groups]:
             lines.append("    " + "  ~  ".join(g))
-        lines.append(f"  duplicate groups whose labels disagree: {len(dup['label_conflicts'])}")
-        for c in dup["label_conflicts"][:max_groups]:
-            lines.append(f"    [{c['kind']}] " + ", ".join(f"{p} ({lab})" for p, lab in zip(c["paths"], c["labels"])))
+        lines.append(f"  duplicate groups whose labels disagree: {len(dup.label_conflicts)}")
+        for c in dup.label_conflicts[:max_groups]:
+            lines.append(f"    [{c.kind}] " + ", ".join(f"{p} ({lab})" for p, lab in zip(c.paths, c.labels)))
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
 
 
 def audit_dataset(ds: Dataset, *, near_threshold: int, progress: bool = True) -> AuditReport:
@@ -186,12 +252,13 @@ def audit_dataset(ds: Dataset, *, near_threshold: int, progress: bool = True) ->
     modes = Counter(i.mode for i in infos)
     formats = Counter(i.format for i in infos)
 
-    def describe(groups: list[list[int]]) -> tuple[list[list[str]], list[list[str]]]:
-        within, cross = [], []
+    def describe(groups: list[list[int]]) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]:
+        within: list[tuple[str, ...]] = []
+        cross: list[tuple[str, ...]] = []
         for g in sorted(groups, key=lambda g: ident[g[0]]):
-            paths = [ident[i] for i in sorted(g, key=lambda i: ident[i])]
+            paths = tuple(ident[i] for i in sorted(g, key=lambda i: ident[i]))
             (cross if len({splits[i] for i in g}) > 1 else within).append(paths)
-        return within, cross
+        return tuple(within), tuple(cross)
 
     by_digest: dict[str, list[int]] = defaultdict(list)
     for i, dg in enumerate(ds._digests):
@@ -204,38 +271,38 @@ def audit_dataset(ds: Dataset, *, near_threshold: int, progress: bool = True) ->
     near_groups = [g for g in _components(n, pairs) if len({ds._digests[i] for i in g}) > 1]
     near_within, near_cross = describe(near_groups)
 
-    conflicts = []
+    conflicts: list[LabelConflict] = []
     for kind, groups in (("exact", exact_groups), ("near", near_groups)):
         for g in groups:
             if len({int(labels[i]) for i in g}) > 1:
                 g = sorted(g, key=lambda i: ident[i])
-                conflicts.append({"kind": kind, "paths": [ident[i] for i in g], "labels": [names[labels[i]] for i in g]})
+                conflicts.append(LabelConflict(kind, tuple(ident[i] for i in g), tuple(names[labels[i]] for i in g)))
 
     dup_test = ds.duplicate_test_indices()
     test_labels = ds.labels("test")[dup_test]
     by_class = {c: int(np.sum(test_labels == k)) for k, c in enumerate(names)}
-    data = {
-        "source": ds.source,
-        "layout": ds.layout,
-        "images": n,
-        "class_names": list(names),
-        "classes": ds.counts(),
-        "skipped": [s.to_dict() for s in ds.skipped],
-        "sizes": dict(sizes.most_common()),
-        "modes": dict(modes.most_common()),
-        "formats": dict(formats.most_common()),
-        "duplicates": {
-            "hash": "blake2b-128 of the file bytes",
-            "perceptual_hash": "pHash-64 (8x8 low-frequency DCT of a 32x32 grayscale thumbnail)",
-            "near_threshold": int(near_threshold),
-            "distinct_images": len(by_digest),
-            "exact_within_split": exact_within,
-            "exact_cross_split": exact_cross,
-            "near_within_split": near_within,
-            "near_cross_split": near_cross,
-            "test_with_train_copy": len(dup_test),
-            "test_with_train_copy_by_class": by_class,
-            "label_conflicts": conflicts,
-        },
-    }
-    return AuditReport(data)
+    return AuditReport(
+        source=ds.source,
+        layout=ds.layout,
+        images=n,
+        class_names=tuple(names),
+        classes=ds.counts(),
+        skipped=tuple(ds.skipped),
+        sizes=dict(sizes.most_common()),
+        modes=dict(modes.most_common()),
+        formats=dict(formats.most_common()),
+        duplicates=DuplicateReport(
+            hash="blake2b-128 of the file bytes",
+            perceptual_hash="pHash-64 (8x8 low-frequency DCT of a 32x32 grayscale thumbnail)",
+            near_threshold=int(near_threshold),
+            distinct_images=len(by_digest),
+            exact_within_split=exact_within,
+            exact_cross_split=exact_cross,
+            near_within_split=near_within,
+            near_cross_split=near_cross,
+            test_with_train_copy=len(dup_test),
+            test_with_train_copy_by_class=by_class,
+            label_conflicts=tuple(conflicts),
+        ),
+        groups=ds._group_report(),
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -9,26 +11,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from neuroxai.data._images import (
-    THUMB_SIZE,
-    ImageInfo,
-    SkippedFile,
-    _check_size,
-    as_uint8,
-    digest_bytes,
-    probe_files,
-    to_channels,
-)
+from neuroxai.data._files import SkippedFile
+from neuroxai.data._images import ImageInfo, as_uint8, check_model_input, digest_bytes, probe_files, thumbnail
 from neuroxai.data._index import scan
 from neuroxai.data._splits import carve
+from neuroxai.data._summary import DatasetSummary, DuplicateSummary, GroupReport, group_report
+from neuroxai.data._transforms import binarize_mask
 from neuroxai.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
     from neuroxai.data._audit import AuditReport
+    from neuroxai.data._pipeline import Source
 
 __all__ = ["SPLITS", "Dataset"]
+
+log = logging.getLogger(__name__)
 
 #: Split names, in order.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -59,7 +58,7 @@ class Dataset:
     - **Class folders**: one folder per class; stratified, seeded validation
       and test splits of ``val_fraction`` and ``test_fraction`` are carved.
     - **CSV manifest**: a ``.csv`` file with a header and columns
-      ``path,label[,split][,mask]``; paths are relative to the CSV file. Rows
+      ``path,label[,split][,mask][,patient]``; paths are relative to the CSV file. Rows
       with a ``split`` of train / val / test (also training, validation,
       testing) keep it and rows without one count as train; val is carved
       from train when no row says val. Without a split column val and test
@@ -78,6 +77,13 @@ class Dataset:
 
     Splits are stratified and seeded, and byte-identical files are kept on the
     same side of a carved split, so carving never leaks a duplicate.
+
+    Groups: a manifest column ``patient`` (or ``group``, ``groups``) gives each
+    row a group (``from_arrays(groups=...)`` likewise). Carved splits (val,
+    test, :meth:`kfold`) then keep every group on one side, so no patient's
+    slices sit in both training and evaluation; splits given by the manifest
+    are kept as they are, and :meth:`summary` and :meth:`audit` list the
+    groups they put on more than one side. See :meth:`groups`.
 
     Args:
         path: Kaggle-layout folder, folder of class folders, or CSV manifest.
@@ -113,6 +119,7 @@ class Dataset:
         raw = scan(path)
         skipped = list(raw.skipped)
         entries = raw.entries
+        log.info("Reading %d image files under %s", len(entries), path)
         infos = probe_files([e.path for e in entries], progress=progress, desc="Reading images")
         mask_paths = sorted({e.mask for e in entries if e.mask})
         mask_infos = dict(zip(mask_paths, probe_files(mask_paths, progress=progress, desc="Reading masks")))
@@ -143,22 +150,25 @@ class Dataset:
                 f"Class {missing[0]!r} has no readable images under {path};{example}. "
                 "Replace the broken files or remove the class folder."
             )
+        kept = [info for info in infos if not isinstance(info, str)]
+        if skipped:
+            log.info("Skipped %d files under %s (see Dataset.skipped for the reasons)", len(skipped), path)
         self._init_common(
             source=str(path),
             layout=raw.layout,
             class_names=class_names,
             labels=np.array([class_names.index(entries[i].label) for i in keep], np.int64),
             given_splits=[None if raw.layout == "train-only" else entries[i].split for i in keep],
-            digests=[infos[i].digest for i in keep],  # type: ignore[union-attr]
-            thumbs=np.stack([infos[i].thumb for i in keep]),  # type: ignore[union-attr]
-            infos=[infos[i] for i in keep],  # type: ignore[misc]
+            infos=kept,
+            groups=[entries[i].group for i in keep],
+            group_column=raw.group_column,
             val_fraction=val_fraction,
             test_fraction=test_fraction,
             seed=seed,
         )
         self._paths: list[str] | None = [entries[i].path for i in keep]
         self._mask_paths: list[str | None] = [entries[i].mask for i in keep]
-        self._mask_infos = {k: v for k, v in mask_infos.items() if not isinstance(v, str)}
+        self._mask_infos: dict[str, ImageInfo] = {k: v for k, v in mask_infos.items() if not isinstance(v, str)}
         self._images: list[np.ndarray] | None = None
         self._masks: list[np.ndarray | None] | None = None
         self.skipped: list[SkippedFile] = skipped
@@ -172,9 +182,9 @@ class Dataset:
         class_names: Sequence[str],
         labels: np.ndarray,
         given_splits: Sequence[str | None],
-        digests: list[str],
-        thumbs: np.ndarray,
         infos: list[ImageInfo],
+        groups: Sequence[str | None] | None,
+        group_column: str | None,
         val_fraction: float,
         test_fraction: float,
         seed: int,
@@ -185,10 +195,14 @@ class Dataset:
         self.seed = int(seed)
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
+        self.fold: tuple[int, int] | None = None
         self._labels = labels
-        self._digests = digests
-        self._thumbs = thumbs
         self._infos = infos
+        self._digests = [i.digest for i in infos]
+        self._thumbs = np.stack([i.thumb for i in infos])
+        has_groups = groups is not None and group_column is not None and any(g is not None for g in groups)
+        self._groups: list[str | None] | None = list(groups) if has_groups and groups is not None else None
+        self._group_column = group_column if has_groups else None
         splits = np.array([s or "" for s in given_splits], dtype=object)
         any_given = bool(np.any(splits != ""))
         has_val = bool(np.any(splits == "val"))
@@ -203,13 +217,29 @@ class Dataset:
             names.append("test")
         pool = np.flatnonzero((splits == "") | (splits == "train"))
         if names and len(pool):
-            parts = carve(labels[pool], [digests[i] for i in pool], fracs, self.seed)
+            parts = carve(
+                labels[pool],
+                [self._digests[i] for i in pool],
+                fracs,
+                self.seed,
+                None if self._groups is None else [self._groups[i] for i in pool],
+            )
             for name, part in zip(names, parts[:-1]):
                 splits[pool[part]] = name
             splits[pool[parts[-1]]] = "train"
         splits[splits == ""] = "train"
         self._splits = splits.astype(str)
         self._val_carved = not has_val
+        report = self._group_report()
+        if report is not None and report.straddling:
+            log.warning(
+                "%s: %d %s have samples on more than one side of the given splits (e.g. %s); "
+                "Dataset.audit() lists them. Carve the splits instead (no split column) to keep them apart.",
+                source,
+                len(report.straddling),
+                report.noun,
+                report.straddling[0].group,
+            )
 
     @classmethod
     def from_arrays(
@@ -220,6 +250,7 @@ class Dataset:
         class_names: Sequence[str],
         masks: np.ndarray | Sequence[Any] | None = None,
         splits: Sequence[str] | None = None,
+        groups: Sequence[Any] | np.ndarray | None = None,
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         seed: int = 1337,
@@ -231,10 +262,14 @@ class Dataset:
                 images (uint8 0..255, uint16, or float 0..1).
             labels: Integer class per image, in ``range(len(class_names))``.
             class_names: Class names, in label order.
-            masks: Optional ``[N,H,W]`` masks (non-zero = tumour) or a list with ``None`` for "no mask".
+            masks: Optional ``[N,H,W]`` masks or a list with ``None`` for "no mask".
+                Non-zero is tumour; a mask whose values are all <= 1 is read as 0/1
+                (tumour above 0.5).
             splits: Optional split name per image ("train", "val", "test"). Without
                 it val and test are carved; with it, val is carved from train when
                 no image is marked "val", and test is never carved.
+            groups: Optional group per image (e.g. a patient id; ``None`` for none).
+                Carved splits keep every group on one side.
             val_fraction: Fraction carved for validation.
             test_fraction: Fraction carved for testing (when ``splits`` has no "test").
             seed: Split seed.
@@ -268,17 +303,18 @@ class Dataset:
             )
         mask_list: list[np.ndarray | None] | None = None
         if masks is not None:
-            mask_list = [None if m is None else np.asarray(m) for m in masks]
-            if len(mask_list) != n:
-                raise DataError(f"from_arrays: got {n} images but {len(mask_list)} masks.")
-            for k, (im, m) in enumerate(zip(items, mask_list)):
+            given_masks = [None if m is None else np.asarray(m) for m in masks]
+            if len(given_masks) != n:
+                raise DataError(f"from_arrays: got {n} images but {len(given_masks)} masks.")
+            mask_list = []
+            for k, (im, m) in enumerate(zip(items, given_masks)):
                 if m is None:
+                    mask_list.append(None)
                     continue
                 m2 = m[..., 0] if m.ndim == 3 else m
                 if m2.shape != im.shape[:2]:
                     raise DataError(f"from_arrays: mask {k} has shape {m.shape}, image {k} has {im.shape[:2]}; they must match.")
-                thr = 0.5 if float(np.max(m2, initial=0)) <= 1 else 127.5
-                mask_list[k] = (m2 > thr).astype(np.uint8)
+                mask_list.append(binarize_mask(m2))
         given: list[str | None] = [None] * n
         if splits is not None:
             given = []
@@ -291,25 +327,21 @@ class Dataset:
                 given.append(norm)
             if len(given) != n:
                 raise DataError(f"from_arrays: got {n} images but {len(given)} split names.")
-        from PIL import Image
-
-        digests = [digest_bytes(np.ascontiguousarray(im).tobytes() + str(im.shape).encode()) for im in items]
-        thumbs = np.stack(
-            [
-                np.asarray(Image.fromarray(to_channels(im, 1)[..., 0]).resize((THUMB_SIZE, THUMB_SIZE), Image.BILINEAR), np.uint8)
-                for im in items
-            ]
-        )
+        group_list: list[str | None] | None = None
+        if groups is not None:
+            group_list = [None if g is None or (isinstance(g, str) and not g) else str(g) for g in groups]
+            if len(group_list) != n:
+                raise DataError(f"from_arrays: got {n} images but {len(group_list)} groups; give one group per image.")
         infos = [
             ImageInfo(
                 "array",
                 "L" if (im.ndim == 2 or im.shape[-1] == 1) else ("RGB" if im.shape[-1] == 3 else "RGBA"),
                 int(im.shape[1]),
                 int(im.shape[0]),
-                d,
-                t,
+                digest_bytes(np.ascontiguousarray(im).tobytes() + str(im.shape).encode()),
+                thumbnail(im),
             )
-            for im, d, t in zip(items, digests, thumbs)
+            for im in items
         ]
         self = cls.__new__(cls)
         self._init_common(
@@ -318,9 +350,9 @@ class Dataset:
             class_names=names,
             labels=y,
             given_splits=given,
-            digests=digests,
-            thumbs=thumbs,
             infos=infos,
+            groups=group_list,
+            group_column="groups",
             val_fraction=_check_fraction("val_fraction", val_fraction),
             test_fraction=_check_fraction("test_fraction", test_fraction),
             seed=seed,
@@ -390,7 +422,8 @@ class Dataset:
         Raises:
             DataError: On an unknown split name.
         """
-        return self._labels[self._indices(split, dedup)].copy()
+        out: np.ndarray = self._labels[self._indices(split, dedup)].copy()
+        return out
 
     def paths(self, split: str, *, dedup: bool = False) -> list[str | None]:
         """File paths of a split, in the same order as :meth:`labels` (``None`` for in-memory data)."""
@@ -398,6 +431,26 @@ class Dataset:
         if self._paths is None:
             return [None] * len(idx)
         return [self._paths[i] for i in idx]
+
+    def groups(self, split: str, *, dedup: bool = False) -> list[str | None]:
+        """Group (e.g. patient id) of each sample of a split, in the order of :meth:`labels`.
+
+        Groups come from a manifest's ``patient`` (or ``group``, ``groups``)
+        column or from ``from_arrays(groups=...)``; ``None`` where a sample has
+        none (every sample of a folder layout).
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.arange(8, dtype=np.uint8)[:, None, None] * np.ones((1, 4, 4), np.uint8)
+            >>> ds = Dataset.from_arrays(x, [0, 1] * 4, class_names=["a", "b"], groups=["p1", "p1", "p2", "p2"] * 2,
+            ...                          splits=["train"] * 8, val_fraction=0.0)
+            >>> ds.groups("train")[:3]
+            ['p1', 'p1', 'p2']
+        """
+        idx = self._indices(split, dedup)
+        if self._groups is None:
+            return [None] * len(idx)
+        return [self._groups[i] for i in idx]
 
     def mask_paths(self, split: str, *, dedup: bool = False) -> list[str | None]:
         """Mask file of each sample of a split (``None`` where there is none)."""
@@ -449,25 +502,94 @@ class Dataset:
         test = self._indices("test")
         return np.array([k for k, i in enumerate(test) if self._digests[i] in train], dtype=np.int64)
 
-    def summary(self) -> dict[str, Any]:
-        """A JSON-able description for run specs and logs.
+    def _group_report(self) -> GroupReport | None:
+        if self._groups is None or self._group_column is None:
+            return None
+        return group_report(self._group_column, self._groups, list(self._splits))
+
+    def summary(self) -> DatasetSummary:
+        """A typed description for run specs and logs (``.to_dict()`` for JSON).
 
         Returns:
-            ``{"source", "layout", "class_names", "counts", "skipped", "has_masks",
-            "duplicates": {"test_in_train": n}, "seed", "val_fraction", "test_fraction"}``.
+            A :class:`~neuroxai.data.DatasetSummary`: source, layout, class names,
+            counts per split and class, number of skipped files, whether masks
+            exist, the number of test samples duplicated in training, the split
+            seed and fractions, and how the groups (patients) fall into the splits.
+
+        Example:
+            >>> import numpy as np
+            >>> ds = Dataset.from_arrays(np.zeros((4, 8, 8), np.uint8), [0, 0, 1, 1], class_names=["a", "b"],
+            ...                          splits=["train", "train", "train", "test"])
+            >>> s = ds.summary()
+            >>> s.counts["test"], s.duplicates.test_in_train
+            ({'a': 0, 'b': 1}, 1)
         """
-        return {
-            "source": self.source,
-            "layout": self.layout,
-            "class_names": list(self.class_names),
-            "counts": self.counts(),
-            "skipped": len(self.skipped),
-            "has_masks": self.has_masks,
-            "duplicates": {"test_in_train": len(self.duplicate_test_indices())},
-            "seed": self.seed,
-            "val_fraction": self.val_fraction,
-            "test_fraction": self.test_fraction,
-        }
+        return DatasetSummary(
+            source=self.source,
+            layout=self.layout,
+            class_names=self.class_names,
+            counts=self.counts(),
+            skipped=len(self.skipped),
+            has_masks=self.has_masks,
+            duplicates=DuplicateSummary(test_in_train=len(self.duplicate_test_indices())),
+            seed=self.seed,
+            val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction,
+            groups=self._group_report(),
+            fold=self.fold,
+        )
+
+    def kfold(self, k: int = 5, *, seed: int | None = None) -> list[Dataset]:
+        """Stratified (and grouped) k-fold cross-validation over the training side; the test split is untouched.
+
+        The training side (train and val together) is carved into ``k`` folds
+        with the same rules as the val split: stratified by class, seeded,
+        byte-identical files together and, when the data has groups
+        (patients), every group in one fold.
+
+        Args:
+            k: Number of folds (at least 2).
+            seed: Seed of the folds (default: the dataset's :attr:`seed`).
+
+        Returns:
+            ``k`` datasets sharing this one's files: in dataset ``i`` the split
+            "val" is fold ``i`` and "train" the other ``k - 1`` folds; "test" is
+            the same in all. Each has ``fold == (i, k)``.
+
+        Raises:
+            DataError: ``k`` is not an integer >= 2, or larger than the number
+                of training-side samples.
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.arange(30, dtype=np.uint8)[:, None, None] * np.ones((1, 4, 4), np.uint8)
+            >>> ds = Dataset.from_arrays(x, np.arange(30) % 2, class_names=["a", "b"], splits=["train"] * 30)
+            >>> [len(f.labels("val")) for f in ds.kfold(3, seed=0)]
+            [10, 10, 10]
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+            raise DataError(f"kfold: k must be an integer >= 2; got {k!r}.")
+        pool = np.flatnonzero(self._splits != "test")
+        if k > len(pool):
+            raise DataError(f"kfold: k={k} folds but only {len(pool)} training-side samples; use a smaller k.")
+        parts = carve(
+            self._labels[pool],
+            [self._digests[i] for i in pool],
+            [1.0 / k] * (k - 1),
+            self.seed if seed is None else int(seed),
+            None if self._groups is None else [self._groups[i] for i in pool],
+        )
+        folds: list[Dataset] = []
+        for i, part in enumerate(parts):
+            fold = copy.copy(self)
+            splits = self._splits.copy()
+            splits[pool] = "train"
+            splits[pool[part]] = "val"
+            fold._splits = splits
+            fold._val_carved = True
+            fold.fold = (i, int(k))
+            folds.append(fold)
+        return folds
 
     # ------------------------------------------------------------------ pipeline
     def pipeline(
@@ -526,7 +648,7 @@ class Dataset:
         """
         from neuroxai.data._pipeline import build_pipeline
 
-        size, channels, rng = _check_size(image_size, channels, input_range)
+        size, channels, rng = check_model_input(image_size, channels, input_range)
         if int(batch_size) < 1:
             raise DataError(f"batch_size must be >= 1; got {batch_size}.")
         if with_masks and not self.has_masks:
@@ -551,21 +673,24 @@ class Dataset:
             seed=seed,
         )
 
-    def _source(self, idx: np.ndarray) -> Any:
+    def _source(self, idx: np.ndarray) -> Source:
         from neuroxai.data._pipeline import Source
 
         labels = self._labels[idx]
         if self._paths is None:
+            assert self._images is not None
             masks = [self._masks[i] for i in idx] if self._masks is not None else None
-            return Source(labels=labels, images=[self._images[i] for i in idx], masks=masks)  # type: ignore[index]
+            return Source(labels=labels, images=[self._images[i] for i in idx], masks=masks)
         mpaths = [self._mask_paths[i] for i in idx]
-        mtf = np.array([bool(m) and self._mask_infos[m].tf_decodable for m in mpaths], dtype=bool)
+        minfo = [self._mask_infos[m] if m else None for m in mpaths]
         return Source(
             labels=labels,
             paths=[self._paths[i] for i in idx],
             tf_ok=np.array([self._infos[i].tf_decodable for i in idx], dtype=bool),
+            colour=np.array([self._infos[i].channels == 3 for i in idx], dtype=bool),
             mask_paths=mpaths,
-            mask_tf_ok=mtf,
+            mask_tf_ok=np.array([m is not None and m.tf_decodable for m in minfo], dtype=bool),
+            mask_colour=np.array([m is not None and m.channels == 3 for m in minfo], dtype=bool),
         )
 
     def arrays(
@@ -599,7 +724,7 @@ class Dataset:
         """
         from neuroxai.data._pipeline import build_pipeline
 
-        size, channels, rng = _check_size(image_size, channels, input_range)
+        size, channels, rng = check_model_input(image_size, channels, input_range)
         if with_masks and not self.has_masks:
             raise DataError(f"with_masks=True but {self.source} has no masks.")
         idx = self._indices(split, dedup)
@@ -636,7 +761,7 @@ class Dataset:
 
     # ------------------------------------------------------------------ audit
     def audit(self, progress: bool = True, *, near_threshold: int | None = None) -> AuditReport:
-        """Audit the data: counts, sizes, modes, unreadable files, exact and near duplicates.
+        """Audit the data: counts, sizes, modes, unreadable files, exact and near duplicates, straddling groups.
 
         Args:
             progress: Show a progress bar while comparing hashes.
@@ -645,7 +770,7 @@ class Dataset:
                 :data:`neuroxai.data.NEAR_DUPLICATE_THRESHOLD`).
 
         Returns:
-            An :class:`~neuroxai.data.AuditReport` (``.to_dict()``, ``.summary()``).
+            An :class:`~neuroxai.data.AuditReport` (attributes, ``.to_dict()``, ``.format()``).
         """
         from neuroxai.data._audit import NEAR_DUPLICATE_THRESHOLD, audit_dataset
 

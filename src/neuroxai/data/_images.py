@@ -21,18 +21,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from neuroxai._progress import progress as _progress
+from neuroxai.data._checks import check_channels, check_image_size, check_input_range
+from neuroxai.data._files import SkippedFile
+from neuroxai.data._transforms import resize_batch, scale_to_range, to_channels
 from neuroxai.errors import DataError
 
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "ImageInfo",
-    "SkippedFile",
-    "load_images",
-    "to_model_input",
-]
-
-#: File name endings read as images (case-insensitive).
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
+__all__ = ["ImageInfo", "as_uint8", "load_images", "pil_to_array", "probe_files", "read_array", "to_model_input"]
 
 # Modes TensorFlow's own decoders handle exactly like PIL does; everything else
 # (TIFF, BMP, GIF, WebP, 16-bit, CMYK ...) is decoded with PIL inside the pipeline.
@@ -43,22 +37,8 @@ THUMB_SIZE = 32
 
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I;16S"}
 
-
-@dataclass(frozen=True)
-class SkippedFile:
-    """A file that was not used, and why.
-
-    Attributes:
-        path: The file or folder, as found on disk (or as listed in a manifest).
-        reason: What was wrong and how to fix it.
-    """
-
-    path: str
-    reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        """Return ``{"path": ..., "reason": ...}`` (JSON-able)."""
-        return {"path": self.path, "reason": self.reason}
+# Modes :func:`pil_to_array` turns into one channel (everything else becomes RGB).
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F"} | _SIXTEEN_BIT)
 
 
 @dataclass(frozen=True)
@@ -86,10 +66,27 @@ class ImageInfo:
         """True when ``tf.io.decode_image`` reads this file exactly (else PIL is used)."""
         return self.mode in _TF_FORMATS.get(self.format, set())
 
+    @property
+    def channels(self) -> int:
+        """1 for single-channel modes (gray, gray + alpha, bilevel, 16-bit ...), else 3: what decoding yields."""
+        return 1 if self.mode in _GRAY_MODES else 3
+
+
+def thumbnail(arr: np.ndarray) -> np.ndarray:
+    """The ``THUMB_SIZE`` x ``THUMB_SIZE`` uint8 grayscale thumbnail of a uint8 image (perceptual hash input)."""
+    gray = to_channels(arr, 1)[..., 0]
+    return np.asarray(Image.fromarray(gray).resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BILINEAR), dtype=np.uint8)
+
 
 def digest_bytes(data: bytes) -> str:
     """BLAKE2b (128-bit) hex digest of ``data``."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _sixteen_bit_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """16-bit values scaled by the full 16-bit range: ``rint(value * 255 / 65535)``."""
+    out: np.ndarray = np.clip(np.rint(arr.astype(np.float32) * np.float32(255.0 / 65535.0)), 0, 255).astype(np.uint8)
+    return out
 
 
 def pil_to_array(img: Image.Image) -> np.ndarray:
@@ -107,8 +104,7 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     """
     mode = img.mode
     if mode in _SIXTEEN_BIT:
-        arr = np.asarray(img).astype(np.float32)
-        return np.clip(np.rint(arr * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
+        return _sixteen_bit_to_uint8(np.asarray(img))
     if mode in ("I", "F"):
         arr = np.asarray(img).astype(np.float64)
         lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
@@ -126,26 +122,6 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     if mode in ("RGBA", "RGBa", "RGBX"):
         return np.asarray(img, dtype=np.uint8)[..., :3]
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
-
-
-def to_channels(arr: np.ndarray, channels: int) -> np.ndarray:
-    """Return ``arr`` (``[H,W]``, ``[H,W,1]``, ``[H,W,3]`` or ``[H,W,4]``) with ``channels`` channels.
-
-    RGB to gray uses ITU-R 601-2 luma (as PIL, libjpeg and TensorFlow do).
-    """
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.shape[-1] == 4:
-        arr = arr[..., :3]
-    have = arr.shape[-1]
-    if have == channels:
-        return arr
-    if channels == 3 and have == 1:
-        return np.repeat(arr, 3, axis=-1)
-    if channels == 1 and have == 3:
-        gray = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
-        return np.clip(np.rint(gray), 0, 255).astype(np.uint8)[..., None]
-    raise DataError(f"Cannot convert an image with {have} channels to {channels}; expected 1 or 3 channels.")
 
 
 def read_array(path: str | os.PathLike[str]) -> np.ndarray:
@@ -195,9 +171,7 @@ def probe_file(path: str) -> ImageInfo | str:
     with img:
         fmt, mode, (width, height) = str(img.format), img.mode, img.size
         arr = pil_to_array(img)
-    gray = to_channels(arr, 1)[..., 0]
-    thumb = np.asarray(Image.fromarray(gray).resize((THUMB_SIZE, THUMB_SIZE), Image.BILINEAR), dtype=np.uint8)
-    return ImageInfo(format=fmt, mode=mode, width=int(width), height=int(height), digest=digest_bytes(data), thumb=thumb)
+    return ImageInfo(format=fmt, mode=mode, width=int(width), height=int(height), digest=digest_bytes(data), thumb=thumbnail(arr))
 
 
 def probe_files(paths: Sequence[str], *, progress: bool = False, desc: str = "Reading images") -> list[ImageInfo | str]:
@@ -210,7 +184,7 @@ def probe_files(paths: Sequence[str], *, progress: bool = False, desc: str = "Re
         return []
     workers = min(32, (os.cpu_count() or 1) * 4)
     out: list[ImageInfo | str] = []
-    bar = _progress(total=len(paths), desc=desc, enabled=progress and len(paths) > 200)
+    bar: Any = _progress(total=len(paths), desc=desc, enabled=progress and len(paths) > 200)
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for result in pool.map(probe_file, paths, chunksize=16):
@@ -221,62 +195,9 @@ def probe_files(paths: Sequence[str], *, progress: bool = False, desc: str = "Re
     return out
 
 
-def resize_batch(arrays: Sequence[np.ndarray], image_size: tuple[int, int]) -> np.ndarray:
-    """Resize uint8 ``[H,W,C]`` arrays to ``image_size`` with the pipeline's resize.
-
-    Arrays of equal shape are resized together in one ``tf.image.resize`` call
-    (bilinear, antialiased), exactly as the tf.data pipeline resizes.
-
-    Returns:
-        float32 ``[N, H, W, C]`` on the 0..255 scale, rounded like the pipeline's cache.
-    """
-    import tensorflow as tf
-
-    height, width = int(image_size[0]), int(image_size[1])
-    n = len(arrays)
-    if n == 0:
-        return np.zeros((0, height, width, 1), np.float32)
-    channels = arrays[0].shape[-1]
-    out = np.empty((n, height, width, channels), np.float32)
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, arr in enumerate(arrays):
-        groups.setdefault(arr.shape, []).append(i)
-    for shape, idx in groups.items():
-        for start in range(0, len(idx), 256):
-            chunk = idx[start : start + 256]
-            batch = np.stack([arrays[i] for i in chunk])
-            if shape[0] == height and shape[1] == width:
-                out[chunk] = batch.astype(np.float32)
-                continue
-            resized = tf.image.resize(batch, (height, width), method="bilinear", antialias=True)
-            out[chunk] = np.clip(np.rint(resized.numpy()), 0, 255)
-    return out
-
-
-def scale_to_range(x: np.ndarray, input_range: tuple[float, float]) -> np.ndarray:
-    """Map 0..255 values to ``input_range`` (``(0, 1)`` divides by 255; ``(0, 255)`` keeps them)."""
-    lo, hi = float(input_range[0]), float(input_range[1])
-    if (lo, hi) == (0.0, 255.0):
-        return x.astype(np.float32, copy=False)
-    return (x * np.float32((hi - lo) / 255.0) + np.float32(lo)).astype(np.float32, copy=False)
-
-
-def _check_size(image_size: Any, channels: int, input_range: Any) -> tuple[tuple[int, int], int, tuple[float, float]]:
-    try:
-        h, w = (int(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise DataError(f"image_size must be (height, width); got {image_size!r}.") from None
-    if h <= 0 or w <= 0:
-        raise DataError(f"image_size must be positive; got {image_size!r}.")
-    if channels not in (1, 3):
-        raise DataError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
-    try:
-        lo, hi = (float(v) for v in input_range)
-    except (TypeError, ValueError):
-        raise DataError(f"input_range must be (low, high), e.g. (0, 1) or (0, 255); got {input_range!r}.") from None
-    if not hi > lo:
-        raise DataError(f"input_range must have high > low; got {input_range!r}.")
-    return (h, w), channels, (lo, hi)
+def check_model_input(image_size: Any, channels: Any, input_range: Any) -> tuple[tuple[int, int], int, tuple[float, float]]:
+    """Check the three settings of a model's input together (see :mod:`neuroxai.data._checks`)."""
+    return check_image_size(image_size), check_channels(channels), check_input_range(input_range)
 
 
 def _read_for_model(path: str) -> np.ndarray | str:
@@ -319,11 +240,11 @@ def load_images(
     Example:
         >>> x, ok, skipped = load_images(["scan.png"], image_size=(128, 128), channels=1)  # doctest: +SKIP
     """
-    size, channels, rng = _check_size(image_size, channels, input_range)
+    size, channels, rng = check_model_input(image_size, channels, input_range)
     names = [os.fspath(p) for p in paths]
     results: list[np.ndarray | str] = []
     if names:
-        bar = _progress(total=len(names), desc="Loading images", enabled=progress)
+        bar: Any = _progress(total=len(names), desc="Loading images", enabled=progress)
         with ThreadPoolExecutor(max_workers=min(32, (os.cpu_count() or 1) * 4)) as pool:
             for res in pool.map(_read_for_model, names, chunksize=8):
                 results.append(res)
@@ -370,7 +291,7 @@ def to_model_input(
         >>> to_model_input(np.zeros((64, 64), np.uint8), (32, 32), 3).shape
         (1, 32, 32, 3)
     """
-    size, channels, rng = _check_size(image_size, channels, input_range)
+    size, channels, rng = check_model_input(image_size, channels, input_range)
     if isinstance(images, Image.Image):
         items: list[Any] = [images]
     elif isinstance(images, np.ndarray):
@@ -383,6 +304,8 @@ def to_model_input(
     else:
         items = list(images)
     arrays = [to_channels(as_uint8(item), channels) for item in items]
+    if not arrays:
+        return np.zeros((0, size[0], size[1], channels), np.float32)
     return scale_to_range(resize_batch(arrays, size), rng)
 
 
@@ -398,7 +321,7 @@ def as_uint8(item: Any) -> np.ndarray:
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8) * 255
     if arr.dtype == np.uint16:
-        return np.clip(np.rint(arr.astype(np.float32) * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
+        return _sixteen_bit_to_uint8(arr)
     arr = arr.astype(np.float32)
     if arr.size and float(np.nanmax(arr)) <= 1.0:
         arr = arr * 255.0

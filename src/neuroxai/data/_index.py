@@ -1,8 +1,12 @@
 """Finding samples on disk: Kaggle layout, a folder of class folders, or a CSV manifest.
 
+Which files are images, hidden or masks is decided in :mod:`neuroxai.data._files`.
 Mask convention (folders): a mask sits beside its image and is named after it
-with ``_mask`` added to the stem, in any image format: ``Tr-gl-0001.jpg`` ->
-``Tr-gl-0001_mask.png``. Mask files are never counted as samples.
+with ``_mask`` added to the stem (any case), in any image format:
+``Tr-gl-0001.jpg`` -> ``Tr-gl-0001_mask.png``. Mask files are never counted as samples.
+
+Groups (manifests): a ``patient``, ``group`` or ``groups`` column gives each
+row a group; carved splits keep every group on one side.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuroxai.data._images import IMAGE_EXTENSIONS, SkippedFile
+from neuroxai.data._files import SkippedFile, file_kind, is_hidden, walk_folder
 from neuroxai.errors import DataError
 
 __all__ = ["Entry", "RawIndex", "scan"]
@@ -20,13 +24,11 @@ __all__ = ["Entry", "RawIndex", "scan"]
 TRAIN_NAMES = frozenset({"training", "train"})
 TEST_NAMES = frozenset({"testing", "test"})
 VAL_NAMES = frozenset({"validation", "val", "valid"})
-MASK_SUFFIX = "_mask"
 _SPLIT_ALIASES = {
     **dict.fromkeys(TRAIN_NAMES, "train"),
     **dict.fromkeys(TEST_NAMES, "test"),
     **dict.fromkeys(VAL_NAMES, "val"),
 }
-_DEBRIS = frozenset({"__macosx", "thumbs.db", "desktop.ini"})
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Entry:
     label: str
     split: str | None
     mask: str | None = None
+    group: str | None = None
 
 
 @dataclass
@@ -47,62 +50,32 @@ class RawIndex:
     skipped: list[SkippedFile]
     layout: str
     class_names: tuple[str, ...]
-
-
-def _hidden(name: str) -> bool:
-    return name.startswith(".") or name.lower() in _DEBRIS
-
-
-def _is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    group_column: str | None = None
 
 
 def _scan_class_folder(folder: Path, label: str, split: str | None, skipped: list[SkippedFile]) -> list[Entry]:
     """All images under ``folder`` (recursively), pairing ``<stem>_mask.*`` masks."""
     entries: list[Entry] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for d in list(dirnames):
-            if _hidden(d):
-                dirnames.remove(d)
-                full = os.path.join(dirpath, d)
-                n = sum(len(f) for _, _, f in os.walk(full))
-                skipped.append(SkippedFile(full, f"hidden folder ({n} files inside not counted as samples)"))
-        images: list[tuple[str, str]] = []
-        masks: dict[str, str] = {}
-        for name in sorted(filenames):
-            full = os.path.join(dirpath, name)
-            if _hidden(name):
-                skipped.append(SkippedFile(full, "hidden file; not counted as a sample"))
-                continue
-            if not _is_image_name(name):
-                ext = os.path.splitext(name)[1] or "no extension"
-                skipped.append(
-                    SkippedFile(full, f"not an image file ({ext}); expected one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
-                )
-                continue
-            stem = os.path.splitext(name)[0]
-            if stem.lower().endswith(MASK_SUFFIX):
-                masks[stem[: -len(MASK_SUFFIX)]] = full
-            else:
-                images.append((stem, full))
+    for contents in walk_folder(folder):
+        skipped.extend(contents.skipped)
         used: set[str] = set()
-        for stem, full in images:
-            mask = masks.get(stem)
+        for stem, full in contents.images:
+            mask = contents.masks.get(stem)
             if mask is not None:
                 used.add(stem)
             entries.append(Entry(full, label, split, mask))
-        for stem, full in masks.items():
-            if stem in used:
-                continue
-            skipped.append(SkippedFile(full, f"mask with no image beside it (expected an image named {stem}.<ext>); not used"))
+        for stem, full in contents.masks.items():
+            if stem not in used:
+                skipped.append(
+                    SkippedFile(full, f"mask with no image beside it (expected an image named {stem}.<ext>); not used")
+                )
     return entries
 
 
 def _class_dirs(folder: Path, skipped: list[SkippedFile]) -> list[Path]:
     dirs: list[Path] = []
     for child in sorted(folder.iterdir(), key=lambda p: p.name):
-        if _hidden(child.name):
+        if is_hidden(child.name):
             if child.is_dir():
                 n = sum(len(f) for _, _, f in os.walk(child))
                 skipped.append(SkippedFile(str(child), f"hidden folder ({n} files inside not counted as samples)"))
@@ -118,7 +91,7 @@ def _class_dirs(folder: Path, skipped: list[SkippedFile]) -> list[Path]:
 def _scan_split_folder(folder: Path, split: str | None, skipped: list[SkippedFile]) -> dict[str, list[Entry]]:
     dirs = _class_dirs(folder, skipped)
     if not dirs:
-        loose = [s for s in skipped if os.path.dirname(s.path) == str(folder) and _is_image_name(s.path)]
+        loose = [s for s in skipped if os.path.dirname(s.path) == str(folder) and file_kind(s.path) in ("image", "mask")]
         hint = " It holds image files directly; move them into one folder per class." if loose else ""
         raise DataError(f"No class folders in {folder}: expected one sub-folder per class (e.g. {folder}/glioma/*.jpg).{hint}")
     out: dict[str, list[Entry]] = {}
@@ -135,7 +108,7 @@ def _scan_split_folder(folder: Path, split: str | None, skipped: list[SkippedFil
 
 def _scan_folders(root: Path) -> RawIndex:
     skipped: list[SkippedFile] = []
-    children = {c.name.lower(): c for c in sorted(root.iterdir()) if c.is_dir() and not _hidden(c.name)}
+    children = {c.name.lower(): c for c in sorted(root.iterdir()) if c.is_dir() and not is_hidden(c.name)}
     train = next((children[n] for n in ("training", "train") if n in children), None)
     test = next((children[n] for n in ("testing", "test") if n in children), None)
     val = next((children[n] for n in ("validation", "val", "valid") if n in children), None)
@@ -152,7 +125,7 @@ def _scan_folders(root: Path) -> RawIndex:
     for child in sorted(root.iterdir()):
         if child in (train, test, val):
             continue
-        kind = "hidden " if _hidden(child.name) else ""
+        kind = "hidden " if is_hidden(child.name) else ""
         what = "folder" if child.is_dir() else "file"
         skipped.append(SkippedFile(str(child), f"{kind}{what} beside the split folders; not counted as samples"))
     train_classes = _scan_split_folder(train, "train", skipped)
@@ -180,6 +153,8 @@ def _scan_folders(root: Path) -> RawIndex:
 
 _PATH_COLS = ("path", "image", "file", "filename", "filepath")
 _LABEL_COLS = ("label", "class", "diagnosis")
+#: Manifest columns read as the group of a row (first one present wins).
+GROUP_COLUMNS = ("patient", "group", "groups")
 
 
 def _scan_manifest(csv_path: Path) -> RawIndex:
@@ -191,27 +166,32 @@ def _scan_manifest(csv_path: Path) -> RawIndex:
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"Cannot read manifest {csv_path}: {exc}. Expected a UTF-8 CSV file.") from exc
     if not rows:
-        raise DataError(f"Manifest {csv_path} is empty; expected a header row 'path,label[,split][,mask]' and one row per image.")
+        raise DataError(
+            f"Manifest {csv_path} is empty; expected a header row 'path,label[,split][,mask][,patient]' and one row per image."
+        )
     header = [h.strip().lower() for h in rows[0]]
     col_path = next((header.index(c) for c in _PATH_COLS if c in header), None)
     col_label = next((header.index(c) for c in _LABEL_COLS if c in header), None)
     if col_path is None or col_label is None:
         raise DataError(
             f"Manifest {csv_path} has columns {rows[0]}; expected a header with 'path' and 'label' "
-            "(and optionally 'split' and 'mask'), paths relative to the CSV file."
+            "(and optionally 'split', 'mask' and 'patient' or 'group'), paths relative to the CSV file."
         )
     col_split = header.index("split") if "split" in header else None
     col_mask = header.index("mask") if "mask" in header else None
+    group_column = next((c for c in GROUP_COLUMNS if c in header), None)
+    col_group = header.index(group_column) if group_column is not None else None
+
+    def cell(row: list[str], col: int | None) -> str:
+        return row[col].strip() if col is not None and col < len(row) else ""
+
     entries: list[Entry] = []
     for lineno, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
         where = f"{csv_path.name} line {lineno}"
 
-        def cell(col: int | None) -> str:
-            return row[col].strip() if col is not None and col < len(row) else ""
-
-        rel, label = cell(col_path), cell(col_label)
+        rel, label = cell(row, col_path), cell(row, col_label)
         if not rel:
             skipped.append(SkippedFile(f"{csv_path}:{lineno}", f"{where}: empty path; fill in the image path"))
             continue
@@ -220,7 +200,7 @@ def _scan_manifest(csv_path: Path) -> RawIndex:
             skipped.append(SkippedFile(full, f"{where}: empty label; fill in the class name"))
             continue
         split = None
-        raw_split = cell(col_split)
+        raw_split = cell(row, col_split)
         if raw_split:
             split = _SPLIT_ALIASES.get(raw_split.lower())
             if split is None:
@@ -232,13 +212,13 @@ def _scan_manifest(csv_path: Path) -> RawIndex:
             skipped.append(SkippedFile(full, f"{where} lists this file but it does not exist; fix the path (relative to {base})"))
             continue
         mask = None
-        raw_mask = cell(col_mask)
+        raw_mask = cell(row, col_mask)
         if raw_mask:
             mask = str(base / raw_mask) if not os.path.isabs(raw_mask) else raw_mask
             if not os.path.isfile(mask):
                 skipped.append(SkippedFile(mask, f"{where}: mask file does not exist; the image is kept without a mask"))
                 mask = None
-        entries.append(Entry(full, label, split, mask))
+        entries.append(Entry(full, label, split, mask, cell(row, col_group) or None))
     if not entries:
         raise DataError(
             f"Manifest {csv_path} lists no usable images ({len(skipped)} rows skipped); "
@@ -252,7 +232,7 @@ def _scan_manifest(csv_path: Path) -> RawIndex:
             f"Manifest {csv_path}: label(s) {', '.join(unknown)} appear only in val/test rows, not in training rows "
             f"(training classes: {', '.join(class_names) or 'none'}). Add training rows for them or fix the labels."
         )
-    return RawIndex(entries, skipped, "manifest", class_names)
+    return RawIndex(entries, skipped, "manifest", class_names, group_column)
 
 
 def scan(path: str | os.PathLike[str]) -> RawIndex:
@@ -271,7 +251,7 @@ def scan(path: str | os.PathLike[str]) -> RawIndex:
         if root.suffix.lower() not in (".csv", ".tsv", ".txt"):
             raise DataError(f"{root} is a file but not a CSV manifest; expected a .csv with columns path,label[,split][,mask].")
         return _scan_manifest(root)
-    visible = [c for c in root.iterdir() if not _hidden(c.name)]
+    visible = [c for c in root.iterdir() if not is_hidden(c.name)]
     if not visible:
         raise DataError(
             f"Data folder {root} is empty. Put one folder per class in it (e.g. {root}/glioma/*.jpg), "

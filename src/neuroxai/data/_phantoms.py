@@ -10,12 +10,16 @@ against known masks. Nothing here is clinically meaningful.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from neuroxai.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neuroxai.data._dataset import Dataset
 
 __all__ = ["PHANTOM_CLASSES", "phantoms", "render_phantoms", "write_phantoms"]
 
@@ -90,6 +94,16 @@ def _draw_params(labels: np.ndarray, rng: np.random.Generator) -> dict[str, np.n
     return p
 
 
+def _columns(params: dict[str, np.ndarray], sel: np.ndarray | None) -> Callable[[str], np.ndarray]:
+    """A getter of per-image parameters as float32 ``[B, 1, 1]`` (of the images ``sel``; all for None)."""
+
+    def get(key: str) -> np.ndarray:
+        values = params[key] if sel is None else params[key][sel]
+        return values.astype(np.float32)[:, None, None]
+
+    return get
+
+
 def render_phantoms(params: dict[str, np.ndarray], image_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Render a batch of phantoms from drawn parameters (vectorised over the batch).
 
@@ -98,7 +112,7 @@ def render_phantoms(params: dict[str, np.ndarray], image_size: int, rng: np.rand
     """
     s = int(image_size)
     b = len(params["labels"])
-    col = lambda k: params[k].astype(np.float32)[:, None, None]  # noqa: E731
+    col = _columns(params, None)
     lin = np.linspace(-1.0, 1.0, s, dtype=np.float32)
     y, x = np.meshgrid(lin, lin, indexing="ij")
     x, y = x[None], y[None]
@@ -123,9 +137,9 @@ def render_phantoms(params: dict[str, np.ndarray], image_size: int, rng: np.rand
     vs = col("vent_scale")
     for sgn in (-1.0, 1.0):
         cu, cv = sgn * 0.11 * vs, col("vent_dy")
-        a, c = float(np.cos(sgn * 0.35)), float(np.sin(sgn * 0.35))
+        ca, sa = float(np.cos(sgn * 0.35)), float(np.sin(sgn * 0.35))
         du, dv = u - cu, v - cv
-        ru, rv = du * a + dv * c, -du * c + dv * a
+        ru, rv = du * ca + dv * sa, -du * sa + dv * ca
         vent = (ru / (0.055 * vs)) ** 2 + (rv / (0.19 * vs)) ** 2 < 1.0
         img = np.where(vent, col("csf"), img)
     fissure = (np.abs(u) < 0.012) & (v < -0.35)
@@ -146,7 +160,7 @@ def render_phantoms(params: dict[str, np.ndarray], image_size: int, rng: np.rand
     sel = np.flatnonzero(lab == _GLIOMA)
     if len(sel):
         # glioma: irregular mass in one hemisphere with surrounding oedema and an optional necrotic core
-        c = lambda k: params[k][sel].astype(np.float32)[:, None, None]  # noqa: E731
+        c = _columns(params, sel)
         us, vs_, rs = u[sel], v[sel], rho[sel]
         gu, gv = c("side") * c("t_u"), c("t_v")
         d = np.sqrt((us - gu) ** 2 + (vs_ - gv) ** 2)
@@ -168,7 +182,7 @@ def render_phantoms(params: dict[str, np.ndarray], image_size: int, rng: np.rand
     sel = np.flatnonzero(lab == _MENINGIOMA)
     if len(sel):
         # meningioma: round, sharp, homogeneous, pressed against the inner skull
-        c = lambda k: params[k][sel].astype(np.float32)[:, None, None]  # noqa: E731
+        c = _columns(params, sel)
         mr = c("m_r")
         mc = brain_edge - 0.75 * mr
         mu, mv = mc * np.cos(c("m_angle")), mc * np.sin(c("m_angle"))
@@ -178,7 +192,7 @@ def render_phantoms(params: dict[str, np.ndarray], image_size: int, rng: np.rand
     sel = np.flatnonzero(lab == _PITUITARY)
     if len(sel):
         # pituitary: small midline mass low in the brain (sella region)
-        c = lambda k: params[k][sel].astype(np.float32)[:, None, None]  # noqa: E731
+        c = _columns(params, sel)
         pr = c("p_r")
         p_mass = ((u[sel] - c("p_u")) / pr) ** 2 + ((v[sel] - c("p_v")) / (1.25 * pr)) ** 2 < 1.0
         img[sel] = np.where(p_mass, c("wm") + c("t_c"), img[sel])
@@ -239,7 +253,7 @@ def phantoms(
     shortcut: bool | float = False,
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
-) -> Any:
+) -> Dataset:
     """Synthetic brain MRI phantoms with tumour masks, as a :class:`~neuroxai.data.Dataset`.
 
     SYNTHETIC, NOT MEDICAL DATA: drawn pictures that imitate an axial brain
@@ -286,10 +300,10 @@ def phantoms(
         >>> bool(m[y == 2].any())
         False
     """
-    from neuroxai.data._dataset import Dataset
+    from neuroxai.data import _dataset
 
     images, masks, labels = _generate(n_per_class, image_size, seed, shortcut)
-    ds = Dataset.from_arrays(
+    ds = _dataset.Dataset.from_arrays(
         images,
         labels,
         class_names=PHANTOM_CLASSES,

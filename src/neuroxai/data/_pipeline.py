@@ -2,8 +2,9 @@
 
 Order of the stages (per element, then per batch)::
 
-    read file -> decode (tf.io for JPEG/PNG, PIL via tf.numpy_function otherwise)
-      -> channels -> resize (bilinear, antialiased) -> uint8
+    read file -> decode at the file's own channel count (tf.io for JPEG/PNG, PIL via tf.numpy_function otherwise)
+      -> channels -> resize (bilinear, antialiased) -> uint8   (both from neuroxai.data._transforms,
+                                                                  shared with load_images / to_model_input)
       -> cache (decoded, resized, un-augmented: uint8 keeps it 4x smaller than float)
       -> shuffle -> random flip, and (half the time) rotation + zoom, per image on uint8
          (train only; masks move with images)
@@ -14,16 +15,19 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from neuroxai.data._images import pil_to_array, to_channels
+from neuroxai.data._images import pil_to_array
+from neuroxai.data._transforms import tf_resize_image, tf_resize_mask, tf_scale_to_range, tf_to_channels, to_channels
 
 __all__ = ["Source", "augment_batch", "build_pipeline"]
 
-log = logging.getLogger("neuroxai.data")
+log = logging.getLogger(__name__)
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -40,15 +44,22 @@ AUGMENT = {
 
 @dataclass
 class Source:
-    """What the pipeline reads, one entry per sample (files or in-memory arrays)."""
+    """What the pipeline reads, one entry per sample (files or in-memory arrays).
+
+    For files, ``tf_ok`` says TensorFlow's decoder reads the file exactly (else
+    PIL is used) and ``colour`` that it decodes to three channels (else one);
+    both come from indexing (:class:`~neuroxai.data._images.ImageInfo`).
+    """
 
     labels: np.ndarray
     paths: list[str] | None = None
     tf_ok: np.ndarray | None = None
-    mask_paths: list[str] | None = None
+    colour: np.ndarray | None = None
+    mask_paths: list[str | None] | None = None
     mask_tf_ok: np.ndarray | None = None
-    images: list[np.ndarray] | np.ndarray | None = None
-    masks: list[np.ndarray | None] | np.ndarray | None = None
+    mask_colour: np.ndarray | None = None
+    images: list[np.ndarray] | None = None
+    masks: list[np.ndarray | None] | None = None
 
 
 def _pil_decode(path: bytes, channels: np.ndarray) -> np.ndarray:
@@ -60,10 +71,29 @@ def _pil_decode(path: bytes, channels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(to_channels(arr, int(channels)))
 
 
-def _decode(path: tf.Tensor, tf_ok: tf.Tensor, channels: int) -> tf.Tensor:
+def _decode(path: tf.Tensor, tf_ok: tf.Tensor, colour: tf.Tensor, channels: int) -> tf.Tensor:
+    """Decode one file to uint8 ``[H, W, channels]``.
+
+    TensorFlow decodes JPEG and PNG files at their own channel count (1 or 3,
+    as PIL would; JPEG with libjpeg's accurate integer DCT, as PIL), then the
+    shared :func:`tf_to_channels` converts, so the pixels equal the numpy
+    path's (RGB to gray is the shared luma, not the decoder's own conversion).
+    """
+
     def with_tf() -> tf.Tensor:
         data = tf.io.read_file(path)
-        return tf.io.decode_image(data, channels=channels, expand_animations=False, dtype=tf.uint8)
+
+        def decode(have: int) -> tf.Tensor:
+            img = tf.cond(
+                tf.io.is_jpeg(data),
+                # the accurate integer DCT is what PIL (libjpeg's default) uses: the same pixels as load_images
+                lambda: tf.io.decode_jpeg(data, channels=have, dct_method="INTEGER_ACCURATE"),
+                lambda: tf.io.decode_png(data, channels=have, dtype=tf.uint8),
+            )
+            img.set_shape([None, None, have])
+            return tf_to_channels(img, channels)
+
+        return tf.cond(colour, lambda: decode(3), lambda: decode(1))
 
     def with_pil() -> tf.Tensor:
         out = tf.numpy_function(_pil_decode, [path, np.int64(channels)], tf.uint8, stateful=False)
@@ -72,38 +102,6 @@ def _decode(path: tf.Tensor, tf_ok: tf.Tensor, channels: int) -> tf.Tensor:
     img = tf.cond(tf_ok, with_tf, with_pil)
     img.set_shape([None, None, channels])
     return img
-
-
-def _convert_channels(img: tf.Tensor, channels: int) -> tf.Tensor:
-    have = img.shape[-1]
-    if have == 4:
-        img = img[..., :3]
-        have = 3
-    if have == channels:
-        return img
-    if channels == 3:
-        return tf.repeat(img, 3, axis=-1)
-    gray = tf.image.rgb_to_grayscale(tf.cast(img, tf.float32))
-    return tf.cast(tf.clip_by_value(tf.round(gray), 0, 255), tf.uint8)
-
-
-def _resize_image(img: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
-    def resize() -> tf.Tensor:
-        out = tf.image.resize(img, size, method="bilinear", antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
-
-    same = tf.logical_and(tf.equal(tf.shape(img)[0], size[0]), tf.equal(tf.shape(img)[1], size[1]))
-    out = tf.cond(same, lambda: tf.identity(img), resize)
-    out.set_shape([size[0], size[1], img.shape[-1]])
-    return out
-
-
-def _binarize_mask(mask: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
-    m = tf.cast(mask, tf.float32)
-    threshold = tf.where(tf.reduce_max(m) <= 1.0, 0.5, 127.5)
-    m = tf.cast(m > threshold, tf.float32)
-    m = tf.image.resize(m, size, method="bilinear")
-    return tf.cast(m >= 0.5, tf.uint8)
 
 
 def _geometry(
@@ -184,6 +182,54 @@ def augment_batch(
     return _intensity(images, seeds[1], p), masks
 
 
+def _file_elements(source: Source, order: np.ndarray, labels: np.ndarray, with_masks: bool) -> tf.data.Dataset:
+    n = len(order)
+    assert source.paths is not None and source.tf_ok is not None and source.colour is not None
+    paths = np.array([source.paths[i] for i in order], dtype=object).astype(str) if n else np.zeros(0, str)
+    tf_ok = source.tf_ok[order].astype(bool)
+    colour = source.colour[order].astype(bool)
+    if not with_masks:
+        return tf.data.Dataset.from_tensor_slices((paths, tf_ok, colour, labels))
+    mpaths = [(source.mask_paths[i] or "") if source.mask_paths else "" for i in order]
+    mtf = source.mask_tf_ok[order].astype(bool) if source.mask_tf_ok is not None else np.zeros(n, bool)
+    mcol = source.mask_colour[order].astype(bool) if source.mask_colour is not None else np.zeros(n, bool)
+    has = np.array([bool(p) for p in mpaths], dtype=bool)
+    mpaths_arr = np.array(mpaths, dtype=object).astype(str) if n else np.zeros(0, str)
+    return tf.data.Dataset.from_tensor_slices((paths, tf_ok, colour, labels, mpaths_arr, mtf, mcol, has))
+
+
+def _array_elements(source: Source, order: np.ndarray, labels: np.ndarray, with_masks: bool, channels: int) -> tf.data.Dataset:
+    """Elements ``(uint8 image [H,W,C], label[, uint8 mask [H,W,1]])`` from in-memory arrays."""
+    assert source.images is not None
+    images = [source.images[i] for i in order]
+    masks: list[np.ndarray | None] = [source.masks[i] if source.masks is not None else None for i in order]
+    n = len(images)
+    if len({im.shape for im in images}) <= 1 and n:
+        arr = np.stack(images)
+        if arr.ndim == 3:
+            arr = arr[..., None]
+        if not with_masks:
+            return tf.data.Dataset.from_tensor_slices((arr, labels))
+        mk = np.stack([m if m is not None else np.zeros(arr.shape[1:3], np.uint8) for m in masks]).astype(np.uint8)
+        return tf.data.Dataset.from_tensor_slices((arr, labels, mk[..., None]))
+    c = 3 if any(im.ndim == 3 and im.shape[-1] >= 3 for im in images) else 1
+
+    def gen() -> Iterator[tuple[np.ndarray, ...]]:
+        for k, im in enumerate(images):
+            im3 = to_channels(im, c)
+            if with_masks:
+                m = masks[k]
+                mk = np.zeros(im.shape[:2], np.uint8) if m is None else m.astype(np.uint8)
+                yield im3, labels[k], mk[..., None]
+            else:
+                yield im3, labels[k]
+
+    sig: tuple[tf.TensorSpec, ...] = (tf.TensorSpec([None, None, c], tf.uint8), tf.TensorSpec([], tf.int32))
+    if with_masks:
+        sig = (*sig, tf.TensorSpec([None, None, 1], tf.uint8))
+    return tf.data.Dataset.from_generator(gen, output_signature=sig)
+
+
 def build_pipeline(
     source: Source,
     *,
@@ -206,94 +252,49 @@ def build_pipeline(
         # Shuffle the file order once so the cache (and a bounded shuffle buffer) is well mixed.
         order = np.random.default_rng(seed).permutation(n)
     labels = source.labels[order].astype(np.int32)
+    empty_mask = tf.zeros([size[0], size[1], 1], tf.uint8)
 
+    ds: tf.data.Dataset
     if source.paths is not None:
-        paths = np.array([source.paths[i] for i in order], dtype=object).astype(str) if n else np.zeros(0, str)
-        tf_ok = source.tf_ok[order].astype(bool) if n else np.zeros(0, bool)
-        if with_masks:
-            mpaths = [source.mask_paths[i] or "" for i in order] if source.mask_paths else [""] * n
-            mtf = source.mask_tf_ok[order].astype(bool) if source.mask_tf_ok is not None else np.zeros(n, bool)
-            has = np.array([bool(p) for p in mpaths], dtype=bool)
-            ds = tf.data.Dataset.from_tensor_slices(
-                (paths, tf_ok, labels, np.array(mpaths, dtype=object).astype(str) if n else np.zeros(0, str), mtf, has)
-            )
+        ds = _file_elements(source, order, labels, with_masks)
 
-            def load(path, ok, label, mpath, mok, has_mask):  # type: ignore[no-untyped-def]
-                img = _resize_image(_decode(path, ok, channels), size)
-                mask = tf.cond(
-                    has_mask,
-                    lambda: _binarize_mask(_decode(mpath, mok, 1), size),
-                    lambda: tf.zeros([size[0], size[1], 1], tf.uint8),
-                )
-                return img, label, mask
-        else:
-            ds = tf.data.Dataset.from_tensor_slices((paths, tf_ok, labels))
-
-            def load(path, ok, label):  # type: ignore[no-untyped-def]
-                return _resize_image(_decode(path, ok, channels), size), label
-    else:
-        images = [source.images[i] for i in order]  # type: ignore[index]
-        mask_list = [source.masks[i] if source.masks is not None else None for i in order] if with_masks else None
-        same = len({im.shape for im in images}) <= 1
-
-        if same and n:
-            arr = np.stack(images)
-            if arr.ndim == 3:
-                arr = arr[..., None]
-            tensors: tuple = (arr, labels)
-            if with_masks:
-                mk = np.stack(
-                    [m if m is not None else np.zeros(arr.shape[1:3], np.uint8) for m in mask_list]  # type: ignore[union-attr]
-                ).astype(np.uint8)
-                tensors = (arr, labels, mk[..., None])
-            ds = tf.data.Dataset.from_tensor_slices(tensors)
-        else:
-            in_ch = max((im.shape[-1] if im.ndim == 3 else 1) for im in images) if images else channels
-
-            def gen():  # type: ignore[no-untyped-def]
-                for k, im in enumerate(images):
-                    im3 = to_channels(im, 3 if in_ch >= 3 else 1)
-                    if with_masks:
-                        m = mask_list[k]  # type: ignore[index]
-                        m = np.zeros(im.shape[:2], np.uint8) if m is None else m.astype(np.uint8)
-                        yield im3, labels[k], m[..., None]
-                    else:
-                        yield im3, labels[k]
-
-            c = 3 if in_ch >= 3 else 1
-            sig: tuple = (tf.TensorSpec([None, None, c], tf.uint8), tf.TensorSpec([], tf.int32))
-            if with_masks:
-                sig = (*sig, tf.TensorSpec([None, None, 1], tf.uint8))
-            ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
-
-        def load(img, label, mask=None):  # type: ignore[no-untyped-def]
-            img = _resize_image(_convert_channels(img, channels), size)
-            if mask is None:
+        def load_file(path: tf.Tensor, ok: tf.Tensor, colour: tf.Tensor, label: tf.Tensor, *mask: tf.Tensor) -> Any:
+            img = tf_resize_image(_decode(path, ok, colour, channels), size)
+            if not mask:
                 return img, label
-            return img, label, _binarize_mask(mask, size)
+            mpath, mok, mcolour, has_mask = mask
+            m = tf.cond(has_mask, lambda: tf_resize_mask(_decode(mpath, mok, mcolour, 1), size), lambda: empty_mask)
+            return img, label, m
 
-    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+        ds = ds.map(load_file, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+    else:
+        ds = _array_elements(source, order, labels, with_masks, channels)
+
+        def load_array(img: tf.Tensor, label: tf.Tensor, *mask: tf.Tensor) -> Any:
+            img = tf_resize_image(tf_to_channels(img, channels), size)
+            return (img, label) if not mask else (img, label, tf_resize_mask(mask[0], size))
+
+        ds = ds.map(load_array, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
     if ignore_errors:
         ds = ds.ignore_errors(log_warning=True)
     if cache:
         ds = ds.cache(cache if isinstance(cache, str) else "")
     if shuffle:
         ds = ds.shuffle(min(max(n, 1), 2048), seed=seed, reshuffle_each_iteration=True)
-    lo, hi = float(input_range[0]), float(input_range[1])
     p = dict(AUGMENT)
     if augment:
         # geometry per image (parallel across cores) on uint8, before batching
         no_flip = dict(p, flip=0.0)
 
-        def geometry(seed_pair, element):  # type: ignore[no-untyped-def]
+        def geometry(seed_pair: tf.Tensor, element: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
             seeds = tf.random.experimental.stateless_split(tf.cast(seed_pair, tf.int64), num=3)
-            parts = (element[0], element[2]) if with_masks else (element[0],)
+            parts: tuple[tf.Tensor, ...] = (element[0], element[2]) if with_masks else (element[0],)
             flip = tf.random.stateless_uniform([], seeds[0]) < p["flip"]
             parts = tf.cond(flip, lambda: tuple(tf.reverse(t, [1]) for t in parts), lambda: parts)
 
-            def affine():  # type: ignore[no-untyped-def]
+            def affine() -> tuple[tf.Tensor, ...]:
                 img, mask = _geometry(parts[0][None], parts[1][None] if with_masks else None, seeds[2], no_flip)
-                return (img[0], mask[0]) if with_masks else (img[0],)
+                return (img[0], mask[0]) if mask is not None else (img[0],)
 
             rotate = tf.random.stateless_uniform([], seeds[1]) < p["affine"]
             parts = tf.cond(rotate, affine, lambda: parts)
@@ -307,11 +308,11 @@ def build_pipeline(
         # epoch 1); the number of batches is known unless a file went bad after indexing.
         ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // int(batch_size))))
 
-    def finish(seed_pair, batch):  # type: ignore[no-untyped-def]
-        images = tf.cast(batch[0], tf.float32) / 255.0
+    def finish(seed_pair: tf.Tensor, batch: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
+        images = tf.cast(batch[0], tf.float32)
         if augment:
-            images = _intensity(images, seed_pair, p)
-        images = images * (hi - lo) + lo
+            images = _intensity(images / 255.0, seed_pair, p) * 255.0
+        images = tf_scale_to_range(images, input_range)
         if with_masks:
             return images, batch[1], tf.cast(batch[2], tf.float32)
         return images, batch[1]
