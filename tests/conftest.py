@@ -29,3 +29,12 @@ def real_data_path() -> str | None:
     """The real dataset folder from NEUROXAI_DATA, or None when it is absent."""
     path = os.environ.get("NEUROXAI_DATA")
     return path if path and os.path.isdir(path) else None
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugin_host():
+    """Each test sees a plugin host without the plugins an earlier test installed or registered."""
+    yield
+    from neuroxai.plugins import reset_plugin_manager
+
+    reset_plugin_manager()

@@ -44,7 +44,7 @@ def test_train_on_folder(tmp_path):
     out = run_example("train_on_folder.py", "data", "--epochs", "1", "--image-size", "32", "--out", "run", cwd=tmp_path)
     assert "notes.txt" in out  # the stray file is reported, not trained on
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["test"]["n"] > 0
+    assert metrics["metrics"]["n"] > 0 and metrics["split"] == "test"
 
 
 def test_explain_keras_model(tmp_path):

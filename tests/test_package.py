@@ -101,13 +101,47 @@ def test_write_json_converts_numpy_and_non_finite(tmp_path):
     assert json.loads(path.read_text()) == {"x": 0.25, "arr": [0, 1, 2], "nan": None}
 
 
-def test_cli_help_lists_every_subcommand():
-    from neuroxai.cli import COMMAND_MODULES, build_parser
+def test_cli_help_lists_every_subcommand_in_order():
+    from neuroxai.cli import CommandRegistry, build_parser
 
-    help_text = build_parser().format_help()
-    for command in ("demo", "audit", "models", "train", "evaluate", "predict", "explain"):
-        assert command in help_text, command
-    assert len(COMMAND_MODULES) >= 5
+    registry = CommandRegistry(autoload=False)
+    names = [c.name for c in registry.in_order()]
+    assert names == ["demo", "audit", "models", "train", "evaluate", "predict", "explain", "evaluate-xai"]
+    help_text = build_parser(registry).format_help()
+    assert [n for n in names if n in help_text] == names
+    assert "-v, --verbose" in help_text and "-q, --quiet" in help_text
+
+
+def test_python_dash_m_runs_the_command():
+    out = subprocess.run([sys.executable, "-m", "neuroxai", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"neuroxai {neuroxai.__version__}"
+
+
+def test_tensorflow_start_up_noise_is_filtered_but_errors_are_kept():
+    from neuroxai._tf import is_startup_noise
+
+    noise = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1796235354.385487   20396 port.cc:153] oneDNN custom operations are on. You may see ...",
+        "I0000 00:00:1796235354.385902   20396 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.",
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate compiler flags.",
+    ]
+    assert all(is_startup_noise(line) for line in noise)
+    kept = [
+        "E0000 00:00:1796235354.385902   20396 op.cc:31] a real error",
+        "Traceback (most recent call last):",
+        "neuroxai: error: x",
+    ]
+    assert not any(is_startup_noise(line) for line in kept)
+
+
+def test_a_command_that_runs_tensorflow_prints_no_start_up_noise(tmp_path):
+    # `neuroxai models` builds both models with TensorFlow: stderr must stay empty
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-m", "neuroxai", "models"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "efficientnetb0" in out.stdout
+    assert out.stderr == "", out.stderr
 
 
 def test_cli_version(capsys):

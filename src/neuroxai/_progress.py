@@ -9,7 +9,7 @@ scripts and notebooks. Bars go to stderr and are disabled automatically when
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
@@ -27,7 +27,7 @@ def progress(
     unit: str = "img",
     enabled: bool = True,
     **kwargs: Any,
-) -> Iterator[T] | Any:
+) -> Any:
     """Wrap ``iterable`` in a progress bar (or return a manual bar if ``iterable`` is None).
 
     Args:

@@ -76,8 +76,7 @@ class Record:
 def _hints(cls: type) -> dict[str, Any]:
     hints = _HINTS.get(cls)
     if hints is None:
-        module = __import__(cls.__module__, fromlist=["_"])
-        hints = get_type_hints(cls, globalns=vars(module))
+        hints = get_type_hints(cls)  # each class's annotations resolve in its own module
         _HINTS[cls] = hints
     return hints
 

@@ -64,8 +64,8 @@ def test_evaluate_json_matches_the_run(run_dir, data_dir, capsys):
     assert main(["evaluate", str(run_dir), "--data", str(data_dir), "--format", "json", "--no-progress"]) == 0
     out = json.loads(capsys.readouterr().out)
     saved = json.loads((run_dir / "metrics.json").read_text())
-    assert out["test"]["confusion_matrix"] == saved["test"]["confusion_matrix"]
-    assert out["class_names"] == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert out == saved  # the same EvaluationReport, metrics and de-duplicated metrics
+    assert out["class_names"] == ["glioma", "meningioma", "notumor", "pituitary"] and out["split"] == "test"
     assert main(["evaluate", str(run_dir), "--data", str(data_dir), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "accuracy=" in text and "confusion matrix" in text

@@ -21,7 +21,7 @@ def test_models_json_pattern_and_no_params(capsys):
     assert main(["models", "eff*", "--format", "json", "--no-params"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == ["efficientnetb0"]
-    assert rows[0]["source"] == "neuroxai" and rows[0]["input_shape"] == [224, 224, 3] and "params" not in rows[0]
+    assert rows[0]["source"] == "neuroxai" and rows[0]["input_shape"] == [224, 224, 3] and rows[0]["params"] is None
 
 
 def test_models_no_match_and_plugins(capsys):
@@ -29,4 +29,5 @@ def test_models_no_match_and_plugins(capsys):
     assert "No model matches 'resnet*'. Available: cnn, efficientnetb0" in capsys.readouterr().out
     assert main(["models", "--plugins", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert rows[0]["name"] == "neuroxai.models.builtin" and rows[0]["models"] == ["cnn", "efficientnetb0"]
+    builtin = next(r for r in rows if r["info"]["name"] == "neuroxai.models.builtin")
+    assert builtin["models"] == ["cnn", "efficientnetb0"] and builtin["info"]["builtin"] is True

@@ -90,6 +90,6 @@ def test_rejects_wrong_channel_count_at_call_time(built):
 
 
 def test_every_model_rejects_a_2d_input_shape_at_create(registry, offline_options):
-    for spec in registry:
+    for _, spec in registry.items():
         with pytest.raises(ValueError, match="Add the channel axis"):
             registry.create(spec.name, input_shape=(32, 32), **offline_options(spec))

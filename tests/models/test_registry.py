@@ -38,7 +38,8 @@ def test_builtin_names_and_wildcards(fresh):
     assert fresh.names("EFF*") == ["efficientnetb0"]
     assert fresh.names("resnet*") == []
     assert len(fresh) == 2
-    assert [spec.name for spec in fresh] == ["cnn", "efficientnetb0"]
+    assert list(fresh) == ["cnn", "efficientnetb0"]  # iteration yields names, as a dict does
+    assert [spec.name for _, spec in fresh.items()] == ["cnn", "efficientnetb0"]
 
 
 def test_contains(fresh):
@@ -194,12 +195,10 @@ def test_plugin_object_registers_after_builtins_and_gets_its_source():
     registry = ModelRegistry(autoload=False, plugins=[AcmePlugin()])
     assert registry.names() == ["acme", "cnn", "efficientnetb0"]
     assert registry.get("acme").source != "neuroxai"
-    described = {row["name"]: row for row in registry.plugins()}
-    assert described["neuroxai.models.builtin"]["models"] == ["cnn", "efficientnetb0"]
-    assert described["neuroxai.models.builtin"]["builtin"] is True
-    [acme] = [row for row in registry.plugins() if row["models"] == ["acme"]]
-    assert acme["builtin"] is False and acme["hooks"] == ["neuroxai_register_models"]
-    assert next(iter(described)) == "neuroxai.models.builtin"
+    described = {row.info.name: row for row in registry.plugins()}
+    assert described["neuroxai.models.builtin"].models == ("cnn", "efficientnetb0")
+    assert described["neuroxai.models.builtin"].info.builtin is True
+    assert registry.origin("acme").builtin is False and registry.origin("cnn").name == "neuroxai.models.builtin"
 
 
 def test_plugin_overriding_a_builtin_needs_override():
@@ -253,13 +252,13 @@ def test_exception_inside_a_hook_names_the_plugin_and_chains():
 
 def test_describe_is_json_and_counts_params(fresh):
     rows = fresh.describe()
-    assert [r["name"] for r in rows] == ["cnn", "efficientnetb0"]
-    json.dumps(rows)
+    assert [r.name for r in rows] == ["cnn", "efficientnetb0"]
+    json.dumps([r.to_dict() for r in rows])
     cnn = rows[0]
-    assert cnn["source"] == "neuroxai" and cnn["input_shape"] == [128, 128, 1] and cnn["input_range"] == [0.0, 1.0]
-    assert cnn["params"] == fresh.create("cnn").count_params()
-    assert cnn["options"] == {"width": 1.0, "dropout": 0.3, "feature_stride": 16}
-    assert rows[1]["two_phase"] is True and rows[1]["params"] > 4_000_000
+    assert cnn.source == "neuroxai" and cnn.input_shape == (128, 128, 1) and cnn.input_range == (0.0, 1.0)
+    assert cnn.params == fresh.create("cnn").count_params()
+    assert cnn.options == {"width": 1.0, "dropout": 0.3, "feature_stride": 16}
+    assert rows[1].two_phase is True and rows[1].params > 4_000_000
 
 
 def test_unregister(fresh):

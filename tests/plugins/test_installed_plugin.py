@@ -43,9 +43,9 @@ def test_registry_autoloads_the_installed_plugin(tinyresnet_site, on_path):
     spec = registry.get("tinyresnet")
     assert spec.source == "neuroxai-tinyresnet"
     assert spec.target_layer == "stage3_out"
-    [plugin] = [p for p in registry.plugins() if p["models"] == ["tinyresnet"]]
-    assert plugin["distribution"] == "neuroxai-tinyresnet" and plugin["version"] == "0.1.0"
-    assert plugin["entry_point"] == "tinyresnet = neuroxai_tinyresnet.plugin" and plugin["builtin"] is False
+    [plugin] = [p for p in registry.plugins() if p.models == ("tinyresnet",)]
+    assert plugin.info.distribution == "neuroxai-tinyresnet" and plugin.info.version == "0.1.0"
+    assert plugin.info.entry_point == "tinyresnet = neuroxai_tinyresnet.plugin" and plugin.info.builtin is False
 
     model = registry.create("tinyresnet", num_classes=3, input_shape=(32, 32, 1), base_filters=8)
     probs = np.asarray(model(np.zeros((2, 32, 32, 1), "float32")))

@@ -1,16 +1,14 @@
-"""The plugin manager: built-ins first, optional explain plugin, autoload switch, hook specs."""
+"""The plugin host: one per process, built-ins first, hooks called through pluggy, errors that name the plugin."""
 
 from __future__ import annotations
-
-import importlib
 
 import pluggy
 import pytest
 
 import neuroxai
-from neuroxai import plugins
-from neuroxai.errors import PluginError
-from neuroxai.plugins import PROJECT, autoload_enabled, get_plugin_manager, hookimpl, hookspecs
+from neuroxai.errors import ModelError, PluginError
+from neuroxai.models import ModelRegistry, ModelSpec
+from neuroxai.plugins import PROJECT, PluginManager, autoload_enabled, current_plugin, get_plugin_manager, hookimpl, hookspecs
 
 
 def test_markers_and_project_name():
@@ -19,18 +17,38 @@ def test_markers_and_project_name():
     assert isinstance(hookimpl, pluggy.HookimplMarker) and hookimpl.project_name == "neuroxai"
 
 
-def test_builtins_registered_first_and_hooks_known():
+def test_one_host_per_process_and_each_registry_adds_its_builtin():
     pm = get_plugin_manager(autoload=False)
-    names = [info.name for _, info in plugins.registered_plugins(pm)]
-    assert names[0] == "neuroxai.models.builtin"
-    assert all(info.builtin for _, info in plugins.registered_plugins(pm))
-    assert pm.hook.neuroxai_register_models.has_spec()
-    assert pm.hook.neuroxai_register_explainers.has_spec()
+    assert isinstance(pm, PluginManager) and isinstance(pm, pluggy.PluginManager)
+    assert get_plugin_manager(autoload=False) is pm
+    ModelRegistry(autoload=False)
+    from neuroxai.explain import MethodRegistry
+
+    MethodRegistry(autoload=False)
+    infos = {info.name: info for _, info in pm.registered()}
+    assert {"neuroxai.models.builtin", "neuroxai.explain._plugin"} <= set(infos)
+    assert all(info.builtin for info in infos.values())
+    for hook in (
+        "neuroxai_register_models",
+        "neuroxai_register_explainers",
+        "neuroxai_register_metrics",
+        "neuroxai_register_commands",
+    ):
+        assert getattr(pm.hook, hook).has_spec(), hook
+        assert "registry" in getattr(hookspecs, hook).__doc__
 
 
-def test_hookspecs_are_documented():
-    for name in ("neuroxai_register_models", "neuroxai_register_explainers"):
-        assert "registry" in getattr(hookspecs, name).__doc__
+def test_plugins_do_not_import_layers_above_them():
+    # the host knows no built-in by name: the explanation registry must not need the model registry's plugin
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from neuroxai.explain import MethodRegistry; MethodRegistry(autoload=False); "
+        "print('neuroxai.models.builtin' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize(("value", "expected"), [("1", False), ("true", False), ("0", True), ("", True)])
@@ -40,57 +58,89 @@ def test_autoload_environment_switch(monkeypatch, value, expected):
     assert autoload_enabled(True) is True and autoload_enabled(False) is False
 
 
-def test_missing_explain_plugin_is_tolerated_but_other_import_errors_are_not(monkeypatch):
-    real = importlib.import_module
+def tiny_factory(*, num_classes, input_shape=(16, 16, 1)):
+    import keras
 
-    def fake(name, *args, **kwargs):
-        if name == "neuroxai.explain._plugin":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(plugins.importlib, "import_module", fake)
-    pm = get_plugin_manager(autoload=False)
-    assert not pm.has_plugin("neuroxai.explain._plugin")
-    assert pm.has_plugin("neuroxai.models.builtin")
-
-    def broken_dependency(name, *args, **kwargs):
-        if name == "neuroxai.explain._plugin":
-            raise ModuleNotFoundError("No module named 'cv2'", name="cv2")
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(plugins.importlib, "import_module", broken_dependency)
-    with pytest.raises(ModuleNotFoundError, match="cv2"):
-        get_plugin_manager(autoload=False)
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(2, 3, name="features")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, keras.layers.Activation("softmax", name="probabilities")(x))
 
 
-def test_call_hook_runs_in_registration_order_and_names_current_plugin():
+def spec(name="tiny", **kw):
+    return ModelSpec(
+        name=name, factory=tiny_factory, input_shape=(16, 16, 1), input_range=(0.0, 1.0), target_layer="features", **kw
+    )
+
+
+def test_wrapper_implementations_run_around_the_others():
+    # hooks go through pluggy: a new-style wrapper sees the registry before and after every other implementation
     seen = []
 
-    class First:
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def neuroxai_register_models(self, registry):
+            seen.append(("before", sorted(registry.names())))
+            result = yield
+            seen.append(("after", sorted(registry.names())))
+            return result
+
+    class Adds:
         @hookimpl
-        def neuroxai_register_explainers(self, registry):
-            seen.append(("first", plugins.current_plugin().name))
+        def neuroxai_register_models(self, registry):
+            registry.register(spec())
 
-    class Second:
+    registry = ModelRegistry(autoload=False, plugins=[Wrapper(), Adds()])
+    assert seen == [("before", []), ("after", ["cnn", "efficientnetb0", "tiny"])]
+    assert "tiny" in registry
+
+
+def test_explicit_plugins_serve_one_registry_only_and_are_named_as_the_source():
+    class Adds:
         @hookimpl
-        def neuroxai_register_explainers(self, registry):
-            seen.append(("second", plugins.current_plugin().name))
+        def neuroxai_register_models(self, registry):
+            registry.register(spec())
+            seen.append(current_plugin())
 
-    first, second = First(), Second()
-    pm = get_plugin_manager(autoload=False, plugins=[first, second])
-
-    class Registry:
-        def register(self, name, cls, override=False):
-            pass
-
-    plugins.call_hook(pm, "neuroxai_register_explainers", registry=Registry())
-    ours = [s for s in seen if s[0] in {"first", "second"}]
-    assert [s[0] for s in ours] == ["first", "second"]
-    assert ours[0][1] == pm.get_name(first)
-    assert plugins.current_plugin() is None
+    seen: list = []
+    plugin = Adds()
+    registry = ModelRegistry(autoload=False, plugins=[plugin])
+    assert registry.origin("tiny").name == seen[0].name and not seen[0].builtin
+    assert current_plugin() is None  # reset after the hook
+    assert not get_plugin_manager(autoload=False).is_registered(plugin)
+    assert "tiny" not in ModelRegistry(autoload=False)
 
 
-def test_misspelt_hook_in_plugin_object_fails_at_manager_creation():
+def test_builtins_run_first_so_replacing_one_needs_override():
+    class Clash:
+        @hookimpl
+        def neuroxai_register_models(self, registry):
+            registry.register(spec(name="cnn"))
+
+    with pytest.raises(ModelError, match="Model 'cnn' from '.*' is already registered by 'neuroxai'. Pass override=True"):
+        ModelRegistry(autoload=False, plugins=[Clash()])
+
+    class Replaces:
+        @hookimpl
+        def neuroxai_register_models(self, registry):
+            registry.register(spec(name="cnn"), override=True)
+
+    assert ModelRegistry(autoload=False, plugins=[Replaces()]).get("cnn").target_layer == "features"
+
+
+def test_a_failing_hook_is_reported_with_its_plugin():
+    class Fails:
+        @hookimpl
+        def neuroxai_register_models(self, registry):
+            raise RuntimeError("boom")
+
+    with pytest.raises(PluginError, match="failed in hook 'neuroxai_register_models': RuntimeError: boom") as info:
+        ModelRegistry(autoload=False, plugins=[Fails()])
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_misspelt_hook_fails_loudly_with_a_suggestion():
     class Typo:
         @hookimpl
         def neuroxai_register_explainer(self, registry):
@@ -99,7 +149,8 @@ def test_misspelt_hook_in_plugin_object_fails_at_manager_creation():
     with pytest.raises(
         PluginError, match=r"unknown hook 'neuroxai_register_explainer'\. Did you mean 'neuroxai_register_explainers'\?"
     ):
-        get_plugin_manager(autoload=False, plugins=[Typo()])
+        ModelRegistry(autoload=False, plugins=[Typo()])
+    assert not any(isinstance(p, Typo) for p in get_plugin_manager(autoload=False).get_plugins())
 
 
 def test_optional_unknown_hook_is_allowed():
@@ -108,5 +159,4 @@ def test_optional_unknown_hook_is_allowed():
         def neuroxai_register_datasets(self, registry):
             pass
 
-    pm = get_plugin_manager(autoload=False, plugins=[Future()])
-    assert len(plugins.registered_plugins(pm)) >= 2
+    assert "cnn" in ModelRegistry(autoload=False, plugins=[Future()])

@@ -31,15 +31,33 @@ def test_metrics_match_sklearn_on_a_known_confusion():
 
     y, pred, proba = _known()
     m = classification_metrics(y, proba, NAMES)
-    assert m["confusion_matrix"] == [[2, 1, 0], [0, 2, 1], [1, 0, 3]]
-    assert m["accuracy"] == pytest.approx(0.7)
-    assert m["n"] == 10
-    assert m["per_class"] == classification_report(y, pred, target_names=NAMES, output_dict=True, zero_division=0)
-    assert m["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
-    assert m["per_class"]["c"]["recall"] == pytest.approx(3 / 4)
-    assert m["per_class"]["macro avg"]["f1-score"] == pytest.approx(f1_score(y, pred, average="macro"))
-    assert m["roc_auc"] == pytest.approx(roc_auc_score(y, proba, multi_class="ovr", average="macro"))
-    assert m["roc_auc_reason"] is None
+    assert m.confusion_matrix == ((2, 1, 0), (0, 2, 1), (1, 0, 3))
+    assert m.accuracy == pytest.approx(0.7)
+    assert m.n == 10
+    report = classification_report(y, pred, target_names=NAMES, output_dict=True, zero_division=0)
+    for row in (*m.per_class, m.macro_avg, m.weighted_avg):
+        expected = report[row.name]
+        assert (row.precision, row.recall, row.f1, row.support) == pytest.approx(
+            (expected["precision"], expected["recall"], expected["f1-score"], expected["support"])
+        ), row.name
+    assert m.for_class("b").precision == pytest.approx(2 / 3)
+    assert m.for_class("c").recall == pytest.approx(3 / 4)
+    assert m.macro_avg.f1 == pytest.approx(f1_score(y, pred, average="macro"))
+    assert m.roc_auc == pytest.approx(roc_auc_score(y, proba, multi_class="ovr", average="macro"))
+    assert m.roc_auc_reason is None
+
+
+def test_metrics_round_trip_through_json():
+    import json
+
+    from neuroxai.runs import ClassificationMetrics
+
+    y, _, proba = _known()
+    m = classification_metrics(y, proba, NAMES)
+    assert ClassificationMetrics.from_dict(json.loads(json.dumps(m.to_dict()))) == m
+    empty = classification_metrics([], np.zeros((0, 3)), NAMES)
+    assert empty.n == 0 and empty.accuracy is None and empty.roc_auc is None and "no samples" in empty.roc_auc_reason
+    assert ClassificationMetrics.from_dict(json.loads(json.dumps(empty.to_dict()))) == empty
 
 
 def test_ece_hand_computed():
@@ -78,9 +96,9 @@ def test_ece_is_a_fraction(n, k, seed):
 def test_roc_auc_single_class_is_none_with_a_reason():
     proba = np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1]])
     m = classification_metrics([0, 0], proba, NAMES)
-    assert m["roc_auc"] is None
-    assert "only one class" in m["roc_auc_reason"]
-    assert m["accuracy"] == 1.0
+    assert m.roc_auc is None
+    assert "only one class" in m.roc_auc_reason
+    assert m.accuracy == 1.0
 
 
 def test_roc_auc_leaves_out_absent_classes_and_says_so():
@@ -89,10 +107,10 @@ def test_roc_auc_leaves_out_absent_classes_and_says_so():
     proba = np.array([[0.7, 0.2, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.3, 0.6, 0.1]])
     y = np.array([0, 1, 1, 0])
     m = classification_metrics(y, proba, NAMES)
-    assert "c" in m["roc_auc_reason"]
-    assert m["roc_auc_per_class"]["c"] is None
+    assert "c" in m.roc_auc_reason
+    assert m.roc_auc_per_class["c"] is None
     expected = np.mean([roc_auc_score(y == 0, proba[:, 0]), roc_auc_score(y == 1, proba[:, 1])])
-    assert m["roc_auc"] == pytest.approx(expected)
+    assert m.roc_auc == pytest.approx(expected)
 
 
 def test_shape_mismatch_is_a_data_error():

@@ -38,7 +38,7 @@ print("FINISHED")
 
 
 def _run(out, log, kill_after=None):
-    code = "import sys; sys.argv = ['x', {!r}, {!r}]\n".format(str(out), str(log)) + SCRIPT
+    code = f"import sys; sys.argv = ['x', {str(out)!r}, {str(log)!r}]\n" + SCRIPT
     return run_python(code, env={"KILL_AFTER": str(kill_after or 0)})
 
 
@@ -65,7 +65,10 @@ def test_killed_run_resumes_from_the_next_epoch(tmp_path, kill_after):
     assert float(rows[4]["learning_rate"]) == pytest.approx(float(rows[0]["learning_rate"]) * 0.1, rel=1e-5)
     assert (out / "model.keras").is_file() and not (out / "backup").exists()
     spec = json.loads((out / "neuroxai.json").read_text())
-    assert [(p["name"], p["first_epoch"], p["last_epoch"]) for p in spec["phases"]] == [("head", 1, 3), ("fine_tune", 4, 5)]
+    assert [(p["name"], p["first_epoch"], p["last_epoch"]) for p in spec["phases"]] == [
+        ("head", 1, 3),
+        ("fine_tune", 4, 5),
+    ]  # the file format
 
 
 def test_resume_refuses_a_folder_of_another_run(tmp_path, tiny_spec, tiny_ds):

@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
+import neuroxai
 from neuroxai.errors import ModelError, NotFittedError
+from neuroxai.runs import RunDirectory
 from neuroxai.training import NOT_FITTED_MESSAGE, Trainer, load
 
 pytestmark = pytest.mark.slow
@@ -40,6 +42,36 @@ def test_init_only_stores_settings(tiny_spec):
     assert t.model is tiny_spec and t.epochs == 3 and t.model_options is opts and t.image_size == (32, 32)
     assert not [k for k in vars(t) if k.endswith("_")]
     assert t.get_params()["epochs"] == 3
+
+
+def test_scikit_learn_contract_get_set_params_and_clone(tiny_spec):
+    from sklearn.base import clone
+
+    t = Trainer("cnn", epochs=3, learning_rate=2e-3, model_options={"width": 0.5})
+    params = t.get_params()
+    assert params["epochs"] == 3 and params["model"] == "cnn" and params["model_options"] == {"width": 0.5}
+    assert set(params) == set(t.get_params(deep=False)) >= {"epochs", "batch_size", "learning_rate", "seed", "registry"}
+    assert t.set_params(epochs=5, seed=9) is t and (t.epochs, t.seed) == (5, 9)
+    with pytest.raises(ModelError, match="no setting 'epoch'"):
+        t.set_params(epoch=4)
+    c = clone(t)
+    assert c is not t and c.get_params() == t.get_params() and not hasattr(c, "model_")
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"epochs": 0}, "epochs to be an integer >= 1"),
+        ({"batch_size": 2.5}, "batch_size to be an integer >= 1"),
+        ({"learning_rate": -1.0}, "learning_rate to be a finite number > 0"),
+        ({"learning_rate": float("nan")}, "learning_rate to be a finite number > 0"),
+        ({"lr_schedule": "step"}, "lr_schedule to be one of"),
+        ({"image_size": (0, 32)}, "image_size must be at least"),
+    ],
+)
+def test_nonsense_settings_fail_before_training(tiny_spec, tiny_ds, setting, message):
+    with pytest.raises(ModelError, match=message):
+        Trainer(tiny_spec, progress=False, **setting).fit(tiny_ds)
 
 
 @pytest.mark.parametrize("call", ["evaluate", "save", "predict", "predict_proba"])
@@ -75,7 +107,7 @@ def test_two_phases_trainable_flags_bn_frozen_and_lr_drops(tiny_spec, tiny_ds):
     assert float(np.asarray(t.model_.optimizer.learning_rate)) == pytest.approx(1e-3)
     assert t.history_["epoch"] == [1, 2, 3, 4]
     assert t.history_["phase"] == ["head", "head", "fine_tune", "fine_tune"]
-    assert [p["name"] for p in t.phases_] == ["head", "fine_tune"]
+    assert [p.name for p in t.phases_] == ["head", "fine_tune"]
     assert t.classes_ == tiny_ds.class_names
     assert t.input_shape_ == (32, 32, 1)
 
@@ -152,7 +184,6 @@ def test_user_keras_model_and_custom_compile(tiny_ds):
 def test_run_directory_and_round_trip_through_load(tiny_spec, phantom_dir, tmp_path):
     from PIL import Image
 
-    import neuroxai
     from neuroxai.data import Dataset
 
     ds = Dataset(phantom_dir, progress=False, seed=3)
@@ -177,11 +208,12 @@ def test_run_directory_and_round_trip_through_load(tiny_spec, phantom_dir, tmp_p
     assert spec["target_layer"] == "bb_conv2" and spec["model"] == "tiny-transfer"
     assert set(spec["versions"]) >= {"neuroxai", "keras", "tensorflow"}
     assert spec["settings"]["epochs"] == 2 and spec["seed"] == 5
-    assert spec["data"]["counts"] == ds.summary()["counts"]
+    assert spec["data"]["counts"] == ds.summary().to_dict()["counts"]
+    assert neuroxai.load(run).spec.data == ds.summary()
     header, *rows = (run / "history.csv").read_text().splitlines()
     assert header.startswith("epoch,phase,") and [r.split(",")[0] for r in rows] == ["1", "2"]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["test"]["n"] == len(ds.labels("test"))
+    assert metrics["metrics"]["n"] == len(ds.labels("test")) and metrics["split"] == "test"
 
     predictor = neuroxai.load(run)
     assert predictor.class_names == ds.class_names
@@ -199,7 +231,7 @@ def test_run_directory_and_round_trip_through_load(tiny_spec, phantom_dir, tmp_p
     assert load(run / "model.keras").class_names == ds.class_names
     # the evaluation of the loaded model equals the trainer's
     again = predictor.evaluate(ds)
-    assert again["test"]["confusion_matrix"] == metrics["test"]["confusion_matrix"]
+    assert again == t.metrics_ == RunDirectory(run).read_evaluation()
 
 
 def test_load_refuses_code_and_missing_files(tmp_path):
@@ -229,8 +261,8 @@ def test_evaluate_adds_deduplicated_test_set(plain_spec):
     assert len(ds.duplicate_test_indices()) == 3
     t = Trainer(plain_spec, epochs=1, progress=False).fit(ds)
     m = t.evaluate(ds)
-    assert m["test"]["n"] == len(yt) + 3
-    assert m["test_dedup"]["n"] == len(yt) and m["test_dedup"]["removed_duplicates"] == 3
+    assert m.metrics.n == len(yt) + 3
+    assert m.dedup.n == len(yt) and m.removed_duplicates == 3 and m.headline() is m.dedup
     assert t.metrics_ is m
 
 
@@ -238,8 +270,8 @@ def test_efficientnet_from_scratch_trains_in_one_phase_by_default():
     from neuroxai.models import ModelRegistry
 
     spec = ModelRegistry(autoload=False).get("efficientnetb0")
-    assert [p[0] for p in Trainer(spec, epochs=10)._plan(spec)] == ["head", "fine_tune"]  # pretrained: freeze first
+    assert [p.name for p in Trainer(spec, epochs=10)._plan(spec).phases] == ["head", "fine_tune"]  # pretrained: freeze first
     scratch = Trainer(spec, epochs=10, model_options={"weights": None})
-    assert [p[0] for p in scratch._plan(spec)] == ["single"]  # a frozen random backbone would never learn
+    assert [p.name for p in scratch._plan(spec).phases] == ["single"]  # a frozen random backbone would never learn
     forced = Trainer(spec, epochs=10, model_options={"weights": None}, two_phase=True)
-    assert [p[0] for p in forced._plan(spec)] == ["head", "fine_tune"]
+    assert [p.name for p in forced._plan(spec).phases] == ["head", "fine_tune"]

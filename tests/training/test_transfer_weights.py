@@ -70,7 +70,7 @@ def test_efficientnet_two_phases_from_a_local_weights_file(weights_file, tiny_ds
         reduce_lr_patience=None,
     ).fit(tiny_ds)
     head, fine = probe.phases
-    assert [p["name"] for p in trainer.phases_] == ["head", "fine_tune"]
+    assert [p.name for p in trainer.phases_] == ["head", "fine_tune"]
     assert trainer.history_["phase"] == ["head", "fine_tune"]
 
     # the file's weights are what the backbone starts from

@@ -60,14 +60,21 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``neuroxai`` command; returns the process exit status."""
     from neuroxai._tf import quiet_tensorflow
-    from neuroxai.errors import NeuroxaiError
+    from neuroxai.errors import NeuroxaiError, PluginError
 
     quiet_tensorflow()
     command = "neuroxai"
     try:
-        parser = build_parser()
+        broken: PluginError | None = None
+        try:
+            registry = CommandRegistry()
+        except PluginError as exc:  # a broken plugin must not take `--help` and the built-in commands down with it
+            broken, registry = exc, CommandRegistry(autoload=False)
+        parser = build_parser(registry)
         args = parser.parse_args(argv)
         _configure_logging(args.verbose, args.quiet)
+        if broken is not None:
+            logging.getLogger("neuroxai.cli").warning("installed plugins' commands are not available: %s", broken)
         if getattr(args, "func", None) is None:
             parser.print_help()
             return 0

@@ -70,7 +70,7 @@ class CommandRegistry(Registry[Command]):
 
         return _plugin
 
-    def _check(self, name: str, item: Command, origin: PluginInfo | None) -> Command:
+    def _check(self, name: str, item: object, origin: PluginInfo | None) -> Command:
         if not isinstance(item, Command):
             who = f" (from {origin.describe().lower()})" if origin else ""
             raise PluginError(f"registry.register expects a neuroxai.cli.Command, got {type(item).__name__}{who}.")
@@ -86,10 +86,7 @@ class CommandRegistry(Registry[Command]):
         Raises:
             PluginError: Not a :class:`Command`, or the name is taken and ``override`` is false.
         """
-        name = command.name if isinstance(command, Command) else ""
-        if not isinstance(command, Command):
-            self._check(name, command, None)
-        return self._add(name, command, override=override)
+        return self._add(str(getattr(command, "name", "?")), command, override=override)
 
     def in_order(self) -> list[Command]:
         """The commands in registration order (built-ins first, in the order ``neuroxai --help`` lists them)."""

@@ -173,15 +173,15 @@ def run(args: argparse.Namespace) -> int:
         model_options={"feature_stride": DEMO_DEFAULTS["feature_stride"]},
     )
     trainer.fit(ds, out_dir=out)
-    metrics = getattr(trainer, "metrics_", {}) or {}
-    test = metrics.get("test") or {}
-    acc = test.get("accuracy")
+    report = getattr(trainer, "metrics_", None)
+    acc = report.metrics.accuracy if report is not None else None
     _step("Evaluated on the test split", t0)
-    for key in ("test", "test_dedup"):
-        m = metrics.get(key)
-        if m:
-            auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.3f}"
-            print(f"    {key}: n={m['n']}  accuracy={m['accuracy']:.3f}  macro ROC AUC={auc}  ECE={m['ece']:.3f}")
+    if report is not None:
+        rows = [("test", report.metrics)] + ([("test_dedup", report.dedup)] if report.dedup is not None else [])
+        for key, m in rows:
+            auc = "n/a" if m.roc_auc is None else f"{m.roc_auc:.3f}"
+            ece = "n/a" if m.ece is None else f"{m.ece:.3f}"
+            print(f"    {key}: n={m.n}  accuracy={m.accuracy or 0:.3f}  macro ROC AUC={auc}  ECE={ece}")
 
     predictor = trainer.to_predictor()
     _explain_and_measure(predictor, ds, out, t0, args.progress)

@@ -10,6 +10,7 @@ from typing import Any
 
 from neuroxai.cli._commands import Command
 from neuroxai.cli._common import add_format_option, add_progress_option, print_json
+from neuroxai.runs import ClassificationMetrics, EvaluationReport
 from neuroxai.training import LR_SCHEDULES
 
 __all__ = ["COMMANDS", "run_evaluate", "run_predict", "run_train"]
@@ -109,70 +110,83 @@ def run_train(args: argparse.Namespace) -> int:
         lr_schedule=args.lr_schedule,
     )
     trainer.fit(ds, out_dir=args.out)
-    metrics = getattr(trainer, "metrics_", None) or {}
+    report = getattr(trainer, "metrics_", None)
     if args.format == "json":
-        print_json({"run_dir": str(args.out), "phases": trainer.phases_, "metrics": metrics})
+        print_json(
+            {
+                "run_dir": str(args.out),
+                "phases": [p.to_dict() for p in trainer.phases_],
+                "metrics": report.to_dict() if report is not None else None,
+            }
+        )
         return 0
     print(
-        f"Trained {trainer.spec_.name} for {trainer.history_['epoch'][-1] if trainer.history_.get('epoch') else 0} epochs "
-        f"({', '.join(p['name'] for p in trainer.phases_)}); run directory: {args.out}"
+        f"Trained {trainer.spec_.name} for {trainer.epochs_trained_} epochs "
+        f"({', '.join(p.name for p in trainer.phases_)}); run directory: {args.out}"
     )
-    _print_metrics(metrics)
+    if report is not None:
+        _print_metrics(report)
     return 0
 
 
-def _print_metrics(metrics: dict[str, Any]) -> None:
-    for key, m in metrics.items():
-        if not isinstance(m, dict) or "accuracy" not in m:
-            continue
-        auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.3f}"
-        ece = "n/a" if m["ece"] is None else f"{m['ece']:.3f}"
-        acc = "n/a" if m["accuracy"] is None else f"{m['accuracy']:.3f}"
-        print(f"{key:>10}: n={m['n']}  accuracy={acc}  macro ROC AUC={auc}  ECE={ece}")
-        if m.get("roc_auc_reason"):
-            print(f"{'':>12}(ROC AUC: {m['roc_auc_reason']})")
+def _metric_lines(report: EvaluationReport) -> list[tuple[str, ClassificationMetrics]]:
+    rows = [(report.split, report.metrics)]
+    if report.dedup is not None:
+        rows.append((f"{report.split}_dedup", report.dedup))
+    return rows
 
 
-def _format_report(m: dict[str, Any], names: list[str]) -> str:
+def _print_metrics(report: EvaluationReport) -> None:
+    for key, m in _metric_lines(report):
+        auc = "n/a" if m.roc_auc is None else f"{m.roc_auc:.3f}"
+        ece = "n/a" if m.ece is None else f"{m.ece:.3f}"
+        acc = "n/a" if m.accuracy is None else f"{m.accuracy:.3f}"
+        print(f"{key:>10}: n={m.n}  accuracy={acc}  macro ROC AUC={auc}  ECE={ece}")
+        if m.roc_auc_reason:
+            print(f"{'':>12}(ROC AUC: {m.roc_auc_reason})")
+    if report.dedup is not None:
+        print(f"{'':>12}({report.split}_dedup leaves out {report.removed_duplicates} image(s) byte-identical to training images)")
+
+
+def _format_report(m: ClassificationMetrics) -> str:
     lines = [f"{'class':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
-    for c in [*names, "macro avg", "weighted avg"]:
-        r = m["per_class"].get(c)
-        if r:
-            lines.append(f"{c:<14}{r['precision']:>10.3f}{r['recall']:>10.3f}{r['f1-score']:>10.3f}{int(r['support']):>9}")
+    for r in [*m.per_class, m.macro_avg, m.weighted_avg]:
+        if r is not None:
+            lines.append(f"{r.name:<14}{r.precision:>10.3f}{r.recall:>10.3f}{r.f1:>10.3f}{r.support:>9}")
     lines.append("confusion matrix (rows true, columns predicted):")
-    width = max(len(str(v)) for row in m["confusion_matrix"] for v in row) + 1
-    for c, row in zip(names, m["confusion_matrix"]):
-        lines.append(f"  {c:<12}" + "".join(f"{v:>{width}}" for v in row))
+    width = max(len(str(v)) for row in m.confusion_matrix for v in row) + 1
+    for r, row in zip(m.per_class, m.confusion_matrix):
+        lines.append(f"  {r.name:<12}" + "".join(f"{v:>{width}}" for v in row))
     return "\n".join(lines)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a run on a dataset; prints text or JSON. Returns 0."""
     from neuroxai.data import Dataset
-    from neuroxai.training import load
+    from neuroxai.runs import load
 
     predictor = load(args.run_dir)
-    data = predictor.spec.get("data") or {}
+    data = predictor.spec.data if predictor.spec is not None else None
 
-    def setting(given: Any, key: str, default: Any) -> Any:  # the run's own split, so its test set is the same
-        return given if given is not None else (data.get(key) if data.get(key) is not None else default)
+    def setting(given: Any, run_value: Any, default: Any) -> Any:  # the run's own split, so its test set is the same
+        return given if given is not None else (run_value if run_value is not None else default)
 
     ds = Dataset(
         args.data,
-        val_fraction=setting(args.val_fraction, "val_fraction", 0.15),
-        test_fraction=setting(args.test_fraction, "test_fraction", 0.15),
-        seed=setting(args.seed, "seed", predictor.spec.get("seed", 1337)),
+        val_fraction=setting(args.val_fraction, data.val_fraction if data else None, 0.15),
+        test_fraction=setting(args.test_fraction, data.test_fraction if data else None, 0.15),
+        seed=setting(args.seed, data.seed if data else None, 1337),
         progress=args.progress,
     )
-    metrics = predictor.evaluate(ds, split=args.split, batch_size=args.batch_size)
+    report = predictor.evaluate(ds, split=args.split, batch_size=args.batch_size)
     if args.format == "json":
-        print_json(metrics)
+        print_json(report.to_dict())
         return 0
-    _print_metrics(metrics)
-    for key, m in metrics.items():
-        if isinstance(m, dict) and m.get("n"):
+    _print_metrics(report)
+    for key, m in _metric_lines(report):
+        if m.n:
             print(f"\n[{key}]")
-            print(_format_report(m, list(predictor.class_names)))
+            print(_format_report(m))
     return 0
 
 
@@ -191,8 +205,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from neuroxai._progress import progress
     from neuroxai.data import load_images
     from neuroxai.errors import DataError
-    from neuroxai.runs._predictor import _predict_array
-    from neuroxai.training import load
+    from neuroxai.runs import load, predict_array
 
     predictor = load(args.run_dir)
     skipped: list[tuple[str, str]] = []
@@ -211,7 +224,7 @@ def run_predict(args: argparse.Namespace) -> int:
         )
         skipped.extend((s.path, s.reason) for s in bad)
         if len(ok):
-            proba = _predict_array(predictor.model, x, step)
+            proba = predict_array(predictor.model, x, step)
             for path, pr in zip(ok, proba):
                 k = int(pr.argmax())
                 writer.writerow([path, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr]])

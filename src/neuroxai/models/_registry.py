@@ -122,13 +122,16 @@ class ModelRegistry(Registry[ModelSpec]):
 
         return builtin
 
-    def _check(self, name: str, item: ModelSpec, origin: PluginInfo | None) -> ModelSpec:
+    def _check(self, name: str, item: object, origin: PluginInfo | None) -> ModelSpec:
         if not isinstance(item, ModelSpec):
             who = f" (from {origin.describe().lower()})" if origin else ""
             raise ModelError(f"registry.register expects a neuroxai.ModelSpec, got {type(item).__name__}{who}.")
         if origin is not None and not origin.builtin and item.source == "neuroxai":
             item = dataclasses.replace(item, source=origin.source)
         return item
+
+    def _source(self, name: str, item: ModelSpec) -> str:
+        return item.source
 
     def register(self, spec: ModelSpec, override: bool = False) -> ModelSpec:
         """Add ``spec`` under ``spec.name``.
@@ -147,10 +150,7 @@ class ModelRegistry(Registry[ModelSpec]):
             ModelError: ``spec`` is not a :class:`ModelSpec`, or the name is
                 taken and ``override`` is false.
         """
-        name = spec.name if isinstance(spec, ModelSpec) else ""
-        if not isinstance(spec, ModelSpec):
-            self._check(name, spec, None)
-        return self._add(name, spec, override=override)
+        return self._add(str(getattr(spec, "name", "?")), spec, override=override)
 
     # ------------------------------------------------------------------ building
     def create(self, name: str, *, num_classes: int = 4, input_shape: Iterable[int] | None = None, **options: Any) -> keras.Model:

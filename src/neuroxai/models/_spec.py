@@ -37,37 +37,10 @@ def validate_input_shape(shape: Any, *, model: str | None = None, min_size: int 
         >>> validate_input_shape([128, 128, 1])
         (128, 128, 1)
     """
-    what = f" for model '{model}'" if model else ""
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        dims = None
-    ok = (
-        dims is not None
-        and len(dims) == 3
-        and all((isinstance(d, int) and not isinstance(d, bool)) or _is_int_like(d) for d in dims)
-    )
-    if not ok:
-        hint = ""
-        if dims is not None and len(dims) == 2:
-            hint = f" Add the channel axis, e.g. ({dims[0]}, {dims[1]}, 1) for grayscale or ({dims[0]}, {dims[1]}, 3) for RGB."
-        raise ModelError(f"Expected input_shape{what} as (height, width, channels) of three integers, got {shape!r}.{hint}")
-    dims = tuple(int(d) for d in dims)  # type: ignore[union-attr]
-    if any(d <= 0 for d in dims):
-        raise ModelError(f"Expected input_shape{what} with positive sizes, got {dims}. Use e.g. (128, 128, 1).")
-    if dims[0] < min_size or dims[1] < min_size:
-        raise ModelError(
-            f"Expected input_shape{what} of at least {min_size}x{min_size} pixels, got {dims[0]}x{dims[1]}. Use a larger image size."
-        )
-    return dims  # type: ignore[return-value]
+    from neuroxai.data import check_image_shape
 
-
-def _is_int_like(value: Any) -> bool:
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(value, np.integer)
+    name = f"input_shape for model '{model}'" if model else "input_shape"
+    return check_image_shape(shape, name=name, min_size=min_size, error=ModelError)
 
 
 @dataclass(frozen=True)

@@ -167,10 +167,9 @@ class PluginManager(pluggy.PluginManager):
                 raise
             for caller in self.get_hookcallers(plugin) or []:
                 for impl in caller.get_hookimpls():
-                    if impl.plugin is plugin:
-                        impl.function = _attributed(
-                            impl.function, info, caller.name, wrapper=bool(impl.wrapper or impl.hookwrapper)
-                        )
+                    if impl.plugin is plugin:  # pluggy declares `function` Final; we wrap it once, at registration
+                        wrapped = _attributed(impl.function, info, caller.name, wrapper=bool(impl.wrapper or impl.hookwrapper))
+                        setattr(impl, "function", wrapped)  # noqa: B010
             return name
 
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:

@@ -69,23 +69,27 @@ class Registry(Generic[T]):
         """The plugin module that registers this registry's built-ins."""
         raise NotImplementedError
 
-    def _check(self, name: str, item: T, origin: PluginInfo | None) -> T:
-        """Validate ``item`` before it is stored (may return a changed copy); raise ``error`` if it is malformed."""
-        return item
+    def _check(self, name: str, item: object, origin: PluginInfo | None) -> T:
+        """Validate ``item`` (plugins pass anything) and return it as stored (maybe a changed copy); raise ``error`` if it is malformed."""
+        return item  # type: ignore[return-value]  # subclasses narrow the type; the base accepts anything
+
+    def _source(self, name: str, item: T) -> str:
+        """Who an item comes from, in messages: the plugin that registered it, else "a direct call"."""
+        origin = self._origin.get(name)
+        return origin.source if origin is not None else "a direct call"
 
     # ------------------------------------------------------------------ registration
-    def _add(self, name: str, item: T, *, override: bool = False) -> T:
+    def _add(self, name: str, item: object, *, override: bool = False) -> T:
         origin = current_plugin()
         who = f" (from {origin.describe().lower()})" if origin is not None else ""
         if not isinstance(name, str) or not name.strip():
             raise self.error(f"Expected a non-empty {self.kind} name{who}; got {name!r}.")
         name = name.strip()
-        item = self._check(name, item, origin)
+        checked = self._check(name, item, origin)
         existing = self._key(name)
         if existing is not None and not override:
-            before = self._origin.get(existing)
-            by = before.source if before is not None else "a direct call"
-            now = origin.source if origin is not None else "a direct call"
+            by = self._source(existing, self._items[existing])
+            now = origin.source if origin is not None else self._source(name, checked)
             raise self.error(
                 f"{self.kind.capitalize()} {name!r} from '{now}' is already registered by '{by}'. "
                 "Pass override=True to replace it, or choose another name."
@@ -93,9 +97,9 @@ class Registry(Generic[T]):
         if existing is not None:
             del self._items[existing]
             self._origin.pop(existing, None)
-        self._items[name] = item
+        self._items[name] = checked
         self._origin[name] = origin
-        return item
+        return checked
 
     def unregister(self, name: str) -> T:
         """Remove and return the item ``name``.

@@ -1,18 +1,121 @@
-"""Classification metrics for a trained model: accuracy, per-class report, ROC AUC, calibration."""
+"""Classification metrics of a trained model: accuracy, per-class scores, ROC AUC, calibration.
+
+The results are typed records (:class:`ClassificationMetrics`,
+:class:`EvaluationReport`) that a run directory stores in ``metrics.json``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from neuroxai._records import Record
 from neuroxai.errors import DataError
 
-__all__ = ["ECE_BINS", "classification_metrics", "expected_calibration_error"]
+__all__ = [
+    "ECE_BINS",
+    "ClassMetrics",
+    "ClassificationMetrics",
+    "EvaluationReport",
+    "classification_metrics",
+    "expected_calibration_error",
+]
 
 #: Number of equal-width confidence bins of the expected calibration error.
 ECE_BINS = 15
+
+
+@dataclass(frozen=True)
+class ClassMetrics(Record):
+    """Precision, recall, F1 and support of one class (or of an average over classes).
+
+    Attributes:
+        name: The class name, or ``"macro avg"`` / ``"weighted avg"``.
+        precision: Of the samples predicted as this class, the fraction that are.
+        recall: Of the samples of this class, the fraction predicted as it.
+        f1: Harmonic mean of precision and recall.
+        support: Number of samples of this class (all samples for the averages).
+    """
+
+    name: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class ClassificationMetrics(Record):
+    """All classification metrics of one evaluation set.
+
+    Attributes:
+        n: Number of samples.
+        accuracy: Fraction predicted right (``None`` for an empty set).
+        per_class: One :class:`ClassMetrics` per class, in class order.
+        macro_avg: Unweighted mean over classes (``None`` for an empty set).
+        weighted_avg: Mean weighted by support (``None`` for an empty set).
+        confusion_matrix: Counts, rows true class, columns predicted class.
+        roc_auc: Macro one-vs-rest ROC AUC; ``None`` when undefined.
+        roc_auc_reason: Why ``roc_auc`` is ``None``, or which classes it leaves out.
+        roc_auc_per_class: One-vs-rest ROC AUC per class name (``None`` where undefined).
+        ece: Expected calibration error of the top-class confidence (``None`` for an empty set).
+        ece_bins: Number of equal-width confidence bins of ``ece``.
+    """
+
+    n: int
+    accuracy: float | None
+    per_class: tuple[ClassMetrics, ...]
+    macro_avg: ClassMetrics | None
+    weighted_avg: ClassMetrics | None
+    confusion_matrix: tuple[tuple[int, ...], ...]
+    roc_auc: float | None
+    roc_auc_reason: str | None
+    roc_auc_per_class: dict[str, float | None]
+    ece: float | None
+    ece_bins: int = ECE_BINS
+
+    def for_class(self, name: str) -> ClassMetrics:
+        """The :class:`ClassMetrics` of class ``name``.
+
+        Raises:
+            DataError: No class of that name.
+        """
+        for row in self.per_class:
+            if row.name == name:
+                return row
+        raise DataError(f"No class {name!r} in these metrics; classes: {[r.name for r in self.per_class]}.")
+
+
+@dataclass(frozen=True)
+class EvaluationReport(Record):
+    """Metrics of a model on one split of a dataset, plainly and without duplicated test images.
+
+    Attributes:
+        split: The split evaluated (``"test"``, ``"val"`` or ``"train"``).
+        class_names: The model's classes, in output order.
+        metrics: Metrics on every image of the split.
+        dedup: For the test split, metrics without the test images that are
+            byte-identical to a training image (``None`` when there are none).
+        removed_duplicates: How many images ``dedup`` leaves out.
+
+    Example:
+        >>> report = trainer.evaluate(dataset)  # doctest: +SKIP
+        >>> report.metrics.accuracy, report.dedup.accuracy if report.dedup else None  # doctest: +SKIP
+        (0.979, 0.978)
+    """
+
+    split: str
+    class_names: tuple[str, ...]
+    metrics: ClassificationMetrics
+    dedup: ClassificationMetrics | None = None
+    removed_duplicates: int = 0
+
+    def headline(self) -> ClassificationMetrics:
+        """The metrics to quote: the de-duplicated ones where test images repeat training images, else all."""
+        return self.dedup if self.dedup is not None else self.metrics
 
 
 def _check(y_true: Any, proba: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +195,9 @@ def _roc_auc(
     return float(np.mean(values)), reason, per_class
 
 
-def classification_metrics(y_true: Any, proba: Any, class_names: Sequence[str], *, n_bins: int = ECE_BINS) -> dict[str, Any]:
+def classification_metrics(
+    y_true: Any, proba: Any, class_names: Sequence[str], *, n_bins: int = ECE_BINS
+) -> ClassificationMetrics:
     """All classification metrics of one evaluation set.
 
     Args:
@@ -102,13 +207,8 @@ def classification_metrics(y_true: Any, proba: Any, class_names: Sequence[str], 
         n_bins: Bins of the expected calibration error.
 
     Returns:
-        A JSON-able dict: ``n``, ``accuracy``, ``per_class`` (scikit-learn
-        ``classification_report(output_dict=True)``: precision, recall,
-        f1-score and support per class plus ``macro avg`` and ``weighted avg``),
-        ``confusion_matrix`` (rows true, columns predicted), ``roc_auc``
-        (macro one-vs-rest; ``None`` when undefined) with ``roc_auc_reason``
-        (why it is ``None`` or which classes were left out) and
-        ``roc_auc_per_class``, ``ece`` and ``ece_bins``.
+        A :class:`ClassificationMetrics` (per-class precision, recall and F1 as
+        scikit-learn's ``classification_report`` computes them).
 
     Raises:
         DataError: Shapes disagree, labels are out of range, or the number of
@@ -116,29 +216,41 @@ def classification_metrics(y_true: Any, proba: Any, class_names: Sequence[str], 
 
     Example:
         >>> m = classification_metrics([0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], ["a", "b"])
-        >>> round(m["accuracy"], 3), m["confusion_matrix"]
-        (0.667, [[1, 0], [1, 1]])
+        >>> round(m.accuracy, 3), m.confusion_matrix
+        (0.667, ((1, 0), (1, 1)))
     """
-    from sklearn.metrics import classification_report, confusion_matrix
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     y, p = _check(y_true, proba)
     names = [str(c) for c in class_names]
     if len(names) != p.shape[1]:
         raise DataError(f"Expected {p.shape[1]} class names (one per probability column), got {len(names)}: {names}.")
     labels = list(range(len(names)))
-    pred = p.argmax(axis=1) if y.size else np.zeros(0, np.int64)
     auc, reason, per_class_auc = _roc_auc(y, p, names)
-    report: dict[str, Any] = {}
-    if y.size:
-        report = classification_report(y, pred, labels=labels, target_names=names, output_dict=True, zero_division=0)
-    return {
-        "n": int(y.size),
-        "accuracy": float(np.mean(pred == y)) if y.size else None,
-        "per_class": report,
-        "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist() if y.size else [[0] * len(names) for _ in names],
-        "roc_auc": auc,
-        "roc_auc_reason": reason,
-        "roc_auc_per_class": per_class_auc,
-        "ece": expected_calibration_error(y, p, n_bins) if y.size else None,
-        "ece_bins": int(n_bins),
-    }
+    if not y.size:
+        zero = tuple(ClassMetrics(c, 0.0, 0.0, 0.0, 0) for c in names)
+        return ClassificationMetrics(
+            n=0, accuracy=None, per_class=zero, macro_avg=None, weighted_avg=None,
+            confusion_matrix=tuple(tuple(0 for _ in names) for _ in names), roc_auc=auc, roc_auc_reason=reason,
+            roc_auc_per_class=per_class_auc, ece=None, ece_bins=int(n_bins),
+        )  # fmt: skip
+    pred = p.argmax(axis=1)
+    prec, rec, f1, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    per_class = tuple(ClassMetrics(c, float(prec[k]), float(rec[k]), float(f1[k]), int(support[k])) for k, c in enumerate(names))
+    averages = []
+    for avg in ("macro", "weighted"):
+        ap, ar, af, _ = precision_recall_fscore_support(y, pred, labels=labels, average=avg, zero_division=0)
+        averages.append(ClassMetrics(f"{avg} avg", float(ap), float(ar), float(af), int(y.size)))
+    return ClassificationMetrics(
+        n=int(y.size),
+        accuracy=float(np.mean(pred == y)),
+        per_class=per_class,
+        macro_avg=averages[0],
+        weighted_avg=averages[1],
+        confusion_matrix=tuple(tuple(int(v) for v in row) for row in confusion_matrix(y, pred, labels=labels)),
+        roc_auc=auc,
+        roc_auc_reason=reason,
+        roc_auc_per_class=per_class_auc,
+        ece=expected_calibration_error(y, p, n_bins),
+        ece_bins=int(n_bins),
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import weakref
 from collections.abc import Sequence
@@ -12,26 +11,32 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neuroxai.errors import DataError, ModelError
+from neuroxai.runs._run import MODEL_FILE, RunDirectory, RunSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
     from neuroxai.data import Dataset
+    from neuroxai.runs._metrics import EvaluationReport
 
-__all__ = ["Predictor", "evaluate_model", "load"]
-
-MODEL_FILE = "model.keras"
-SPEC_FILE = "neuroxai.json"
-
+__all__ = ["Predictor", "evaluate_model", "load", "predict_array"]
 
 _PREDICT_FNS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
-def _predict_array(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """Batched, compiled forward pass on this process's copy of the weights.
+def predict_array(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """The model's outputs for ``x``: a batched, compiled forward pass on this process's copy of the weights.
 
     Unlike ``model.predict`` this returns every row also when the model was
     built under a multi-worker strategy (where ``predict`` shards the input).
+
+    Args:
+        model: A Keras model with one output.
+        x: float32 inputs ``[N, H, W, C]``.
+        batch_size: Images per compiled call.
+
+    Returns:
+        float32 ``[N, K]``.
     """
     import tensorflow as tf
 
@@ -56,7 +61,7 @@ def evaluate_model(
     input_shape: Sequence[int],
     input_range: Sequence[float],
     batch_size: int = 32,
-) -> dict[str, Any]:
+) -> EvaluationReport:
     """Metrics of ``model`` on a dataset split, plus the de-duplicated test set where it differs.
 
     Args:
@@ -69,33 +74,41 @@ def evaluate_model(
         batch_size: Prediction batch size.
 
     Returns:
-        ``{"class_names": [...], split: metrics, split + "_dedup": metrics (when duplicates exist)}``.
+        An :class:`~neuroxai.runs.EvaluationReport`.
 
     Raises:
         DataError: Class names differ, or the split is empty.
     """
-    from neuroxai.runs._metrics import classification_metrics
+    from neuroxai.runs._metrics import EvaluationReport, classification_metrics
 
     if tuple(dataset.class_names) != tuple(class_names):
         raise DataError(
-            f"The model was trained on classes {list(class_names)} but {getattr(dataset, 'source', 'the dataset')} has "
+            f"The model was trained on classes {list(class_names)} but {dataset.source} has "
             f"{list(dataset.class_names)}. Evaluate on data with the same class folders."
         )
     y = dataset.labels(split)
     if len(y) == 0:
-        raise DataError(f"Split {split!r} of {getattr(dataset, 'source', 'the dataset')} is empty; nothing to evaluate.")
-    x, y = dataset.arrays(split, image_size=tuple(input_shape[:2]), channels=int(input_shape[2]), input_range=tuple(input_range))
-    proba = _predict_array(model, x, batch_size)
-    out: dict[str, Any] = {"class_names": list(class_names), split: classification_metrics(y, proba, class_names)}
+        raise DataError(f"Split {split!r} of {dataset.source} is empty; nothing to evaluate.")
+    x, y = dataset.arrays(
+        split,
+        image_size=(int(input_shape[0]), int(input_shape[1])),
+        channels=int(input_shape[2]),
+        input_range=(float(input_range[0]), float(input_range[1])),
+    )
+    proba = predict_array(model, x, batch_size)
+    names = tuple(str(c) for c in class_names)
+    dedup = None
+    removed = 0
     if split == "test":
         dup = np.asarray(dataset.duplicate_test_indices(), dtype=np.int64)
         if dup.size:
             keep = np.ones(len(y), bool)
             keep[dup] = False
-            m = classification_metrics(y[keep], proba[keep], class_names)
-            m["removed_duplicates"] = int(dup.size)
-            out["test_dedup"] = m
-    return out
+            dedup = classification_metrics(y[keep], proba[keep], names)
+            removed = int(dup.size)
+    return EvaluationReport(
+        split=split, class_names=names, metrics=classification_metrics(y, proba, names), dedup=dedup, removed_duplicates=removed
+    )
 
 
 class Predictor:
@@ -111,7 +124,7 @@ class Predictor:
         input_shape: ``(height, width, channels)``.
         input_range: Pixel range the model expects.
         target_layer: Default explanation layer (``None``: let the explainer search).
-        spec: The full ``neuroxai.json`` content (``{}`` if there was none).
+        spec: The run's :class:`~neuroxai.runs.RunSpec` (``None`` for a bare ``.keras`` file).
         path: Where the model was loaded from.
 
     Attributes:
@@ -131,15 +144,16 @@ class Predictor:
         input_shape: Sequence[int],
         input_range: Sequence[float] = (0.0, 1.0),
         target_layer: str | None = None,
-        spec: dict[str, Any] | None = None,
+        spec: RunSpec | None = None,
         path: str | Path | None = None,
     ) -> None:
         self.model = model
         self.class_names = tuple(str(c) for c in class_names)
-        self.input_shape = tuple(int(d) for d in input_shape)
+        h, w, c = (int(d) for d in input_shape)
+        self.input_shape: tuple[int, int, int] = (h, w, c)
         self.input_range = (float(input_range[0]), float(input_range[1]))
         self.target_layer = target_layer
-        self.spec = dict(spec or {})
+        self.spec = spec
         self.path = Path(path) if path is not None else None
 
     def __repr__(self) -> str:
@@ -164,7 +178,7 @@ class Predictor:
         """
         from neuroxai.data import load_images, to_model_input
 
-        size, channels = self.input_shape[:2], self.input_shape[2]
+        size, channels = (self.input_shape[0], self.input_shape[1]), self.input_shape[2]
         if isinstance(inputs, (str, os.PathLike)):
             items: list[Any] = [inputs]
         elif isinstance(inputs, np.ndarray):
@@ -176,7 +190,7 @@ class Predictor:
         if not items:
             return np.zeros((0, *self.input_shape), np.float32)
         path_pos = [i for i, it in enumerate(items) if isinstance(it, (str, os.PathLike))]
-        out: list[np.ndarray | None] = [None] * len(items)
+        out: list[np.ndarray | None] = [None] * len(items)  # filled in below: paths first, then arrays and PIL images
         if path_pos:
             x, _ok, skipped = load_images(
                 [items[i] for i in path_pos], image_size=size, channels=channels, input_range=self.input_range
@@ -191,7 +205,7 @@ class Predictor:
             x = to_model_input([items[i] for i in others], size, channels, self.input_range)
             for i, arr in zip(others, x):
                 out[i] = arr
-        return np.stack(out).astype(np.float32)  # type: ignore[arg-type]
+        return np.stack([a for a in out if a is not None]).astype(np.float32)
 
     def predict(self, inputs: Any, batch_size: int = 32) -> np.ndarray:
         """Class probabilities.
@@ -206,18 +220,18 @@ class Predictor:
         Raises:
             DataError: See :meth:`preprocess`.
         """
-        return _predict_array(self.model, self.preprocess(inputs), batch_size)
+        return predict_array(self.model, self.preprocess(inputs), batch_size)
 
     def predict_classes(self, inputs: Any, batch_size: int = 32) -> np.ndarray:
         """Index of the most probable class per input (``int64 [N]``)."""
-        return self.predict(inputs, batch_size=batch_size).argmax(axis=1)
+        return np.asarray(self.predict(inputs, batch_size=batch_size).argmax(axis=1), dtype=np.int64)
 
     def predict_names(self, inputs: Any, batch_size: int = 32) -> list[str]:
         """Name of the most probable class per input."""
         return [self.class_names[i] for i in self.predict_classes(inputs, batch_size=batch_size)]
 
-    def evaluate(self, dataset: Dataset, split: str = "test", batch_size: int = 32) -> dict[str, Any]:
-        """Metrics on a dataset split, as :meth:`neuroxai.Trainer.evaluate` returns them.
+    def evaluate(self, dataset: Dataset, split: str = "test", batch_size: int = 32) -> EvaluationReport:
+        """Metrics on a dataset split (an :class:`~neuroxai.runs.EvaluationReport`), as :meth:`neuroxai.Trainer.evaluate` returns them.
 
         Raises:
             DataError: The dataset's class names differ or the split is empty.
@@ -251,7 +265,8 @@ def load(path: str | os.PathLike[str]) -> Predictor:
 
     Raises:
         ModelError: Nothing to load at ``path``, or the file is not a valid
-            Keras model (or would need unsafe deserialisation).
+            Keras model (or would need unsafe deserialisation), or the spec
+            beside it does not fit the model.
 
     Example:
         >>> import neuroxai
@@ -263,9 +278,11 @@ def load(path: str | os.PathLike[str]) -> Predictor:
 
     p = Path(path)
     if p.is_dir():
-        model_file, spec_file = p / MODEL_FILE, p / SPEC_FILE
+        run = RunDirectory(p)
+        model_file = run.model_file
     else:
-        model_file, spec_file = p, p.parent / SPEC_FILE
+        run = RunDirectory(p.parent)
+        model_file = p
     if not model_file.is_file():
         raise ModelError(
             f"Expected a run directory with {MODEL_FILE} or a .keras file, but {model_file} does not exist. "
@@ -273,25 +290,21 @@ def load(path: str | os.PathLike[str]) -> Predictor:
         )
     try:
         model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
-    except Exception as exc:
+    except Exception as exc:  # Keras raises many types for a bad file; all mean "not loadable"  # noqa: BLE001
         raise ModelError(f"Could not load the Keras model {model_file}: {type(exc).__name__}: {exc}") from exc
-    spec: dict[str, Any] = {}
-    if spec_file.is_file():
-        try:
-            spec = json.loads(spec_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"Could not read {spec_file}: {exc}. Restore it or delete it to load the bare model.") from exc
+    spec = run.read_spec()
     k = int(model.outputs[0].shape[-1])
-    shape = spec.get("input_shape") or [int(d) for d in model.input_shape[1:]]
-    names = spec.get("class_names") or [f"class_{i}" for i in range(k)]
-    if len(names) != k:
-        raise ModelError(f"{spec_file} lists {len(names)} classes but the model {model_file} has {k} outputs.")
+    if spec is None:
+        shape = [int(d) for d in model.input_shape[1:]]
+        return Predictor(model, class_names=[f"class_{i}" for i in range(k)], input_shape=shape, path=p)
+    if len(spec.class_names) != k:
+        raise ModelError(f"{run.spec_file} lists {len(spec.class_names)} classes but the model {model_file} has {k} outputs.")
     return Predictor(
         model,
-        class_names=names,
-        input_shape=shape,
-        input_range=spec.get("input_range") or (0.0, 1.0),
-        target_layer=spec.get("target_layer"),
+        class_names=spec.class_names,
+        input_shape=spec.input_shape,
+        input_range=spec.input_range,
+        target_layer=spec.target_layer,
         spec=spec,
         path=p,
     )

@@ -1,40 +1,36 @@
-"""Training: the Trainer, saved runs and classification metrics.
+"""Training: the Trainer, its plan, callbacks and the Keras workarounds it needs.
 
 - :class:`Trainer`: fit a registry model (or your own Keras model) on a
   :class:`~neuroxai.data.Dataset`, with two-phase fine-tuning for transfer
-  models, early stopping, learning-rate reduction, checkpoints, resume after
+  models, early stopping, learning-rate schedules, checkpoints, resume after
   an interruption and ``tf.distribute`` strategies; evaluate it; write a run
-  directory.
-- :func:`load` / :class:`Predictor`: a saved run back, taking files, PIL
-  images or arrays.
-- :func:`classification_metrics`, :func:`expected_calibration_error`.
+  directory (:class:`~neuroxai.runs.RunDirectory`).
+- :class:`TrainingPlan` / :class:`PlannedPhase` / :func:`make_plan`: the
+  phases a fit runs, worked out before anything is built.
 
-Run directory layout (written atomically)::
-
-    run_dir/
-      model.keras            the trained model (Keras format, loads in safe mode)
-      neuroxai.json          class names, input shape/range, target layer, versions, settings, data summary
-      history.csv            one row per epoch (epoch, phase, loss, accuracy, val_*, learning_rate)
-      metrics.json           Trainer.evaluate() on the test split (and the de-duplicated test split)
-      confusion_matrix.png   training_curves.png
-      checkpoints/best.keras best model by validation loss
-      logs/                  TensorBoard log
-      backup/                resume state while training runs (removed when the run finishes)
+Saved runs, predictors and classification metrics live one layer below, in
+:mod:`neuroxai.runs`; the names most used with a trainer are re-exported here
+(:func:`load`, :class:`Predictor`, :func:`evaluate_model`,
+:func:`classification_metrics`, :func:`expected_calibration_error`).
 """
 
 from __future__ import annotations
 
 from neuroxai.runs import ECE_BINS, Predictor, classification_metrics, evaluate_model, expected_calibration_error, load
+from neuroxai.training._plan import PlannedPhase, TrainingPlan, make_plan
 from neuroxai.training._trainer import LR_SCHEDULES, NOT_FITTED_MESSAGE, Trainer
 
 __all__ = [
     "ECE_BINS",
     "LR_SCHEDULES",
     "NOT_FITTED_MESSAGE",
+    "PlannedPhase",
     "Predictor",
     "Trainer",
+    "TrainingPlan",
     "classification_metrics",
     "evaluate_model",
     "expected_calibration_error",
     "load",
+    "make_plan",
 ]

@@ -1,4 +1,4 @@
-"""Callbacks of the Trainer: per-epoch resume checkpoint and atomic best-model checkpoint.
+"""Callbacks of the Trainer: the run recorder (history and resume state), an atomic best-model checkpoint, cosine decay.
 
 Resume is our own rather than ``keras.callbacks.BackupAndRestore`` because a
 two-phase run is two ``fit`` calls with different trainable layers and
@@ -9,166 +9,131 @@ phase must not be re-run, and the history must never count an epoch twice.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
+import dataclasses
+import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
-from neuroxai._io import atomic_path, write_json, write_text
+from neuroxai.runs import PhaseRecord, ResumeState, RunDirectory
 
-__all__ = ["STATE_FILE", "BestCheckpoint", "RunCheckpoint", "history_to_csv", "load_weights_file", "read_state"]
-
-STATE_FILE = "state.json"
-_STATE_VERSION = 1
+__all__ = ["BestModelCheckpoint", "RunRecorder", "cosine_schedule"]
 
 
-def history_to_csv(history: dict[str, list[Any]]) -> str:
-    """Render history columns as CSV text (``epoch`` and ``phase`` first)."""
-    keys = [k for k in ("epoch", "phase") if k in history] + sorted(k for k in history if k not in ("epoch", "phase"))
-    n = max((len(v) for v in history.values()), default=0)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(keys)
-    for i in range(n):
-        row = []
-        for k in keys:
-            col = history[k]
-            v = col[i] if i < len(col) else ""
-            row.append(repr(float(v)) if isinstance(v, (float, np.floating)) else v)
-        writer.writerow(row)
-    return buf.getvalue()
+def cosine_schedule(lr: float, first_epoch: int, n_epochs: int) -> Callable[[int, Any], float]:
+    """Per-epoch cosine decay for ``keras.callbacks.LearningRateScheduler``.
 
+    Epoch ``first_epoch + i`` (0-based, as Keras counts across phases) gets
+    ``lr * (1 + cos(pi * i / n_epochs)) / 2``: the full rate in the phase's
+    first epoch, falling towards zero in its last.
 
-def read_state(backup_dir: Path) -> dict[str, Any] | None:
-    """The resume state in ``backup_dir``, or ``None`` when there is none."""
-    path = Path(backup_dir) / STATE_FILE
-    if not path.is_file():
-        return None
-    with open(path, encoding="utf-8") as f:
-        state = json.load(f)
-    if state.get("version") != _STATE_VERSION:
-        return None
-    return state
+    Args:
+        lr: The phase's starting learning rate.
+        first_epoch: 0-based index of the phase's first epoch.
+        n_epochs: Epochs in the phase (at least 1).
 
+    Returns:
+        ``schedule(epoch, current_lr) -> float``.
 
-def save_weights_file(path: Path, model: keras.Model, with_optimizer: bool) -> None:
-    """Atomically save model weights (and optimizer variables) as ``.npz``."""
-    arrays: dict[str, np.ndarray] = {f"w{i:05d}": np.asarray(w) for i, w in enumerate(model.get_weights())}
-    if with_optimizer and getattr(model, "optimizer", None) is not None:
-        for i, v in enumerate(model.optimizer.variables):
-            arrays[f"o{i:05d}"] = np.asarray(keras.ops.convert_to_numpy(v))
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-
-
-def load_weights_file(path: Path, model: keras.Model, with_optimizer: bool) -> None:
-    """Load a file written by :func:`save_weights_file` (optimizer variables too if asked)."""
-    with np.load(path) as data:
-        weights = [data[k] for k in sorted(k for k in data.files if k.startswith("w"))]
-        opt = [data[k] for k in sorted(k for k in data.files if k.startswith("o"))]
-    model.set_weights(weights)
-    if with_optimizer and opt:
-        optimizer = model.optimizer
-        if not optimizer.built:
-            optimizer.build(model.trainable_variables)
-        if len(optimizer.variables) == len(opt):
-            for var, value in zip(optimizer.variables, opt):
-                var.assign(value)
-
-
-class RunCheckpoint(keras.callbacks.Callback):
-    """Record the history of every epoch and, with a run folder, atomically save what a restart needs.
-
-    Writes ``backup/epoch-NNNN.npz`` (model weights and optimizer state),
-    then ``backup/state.json`` (phase, last finished epoch, history), then
-    ``history.csv``; older weight files are removed afterwards. A process
-    killed at any moment leaves a consistent last state behind.
+    Example:
+        >>> f = cosine_schedule(1e-3, 0, 4)
+        >>> [round(f(e, None), 6) for e in range(4)]
+        [0.001, 0.000854, 0.0005, 0.000146]
     """
 
-    def __init__(self, run_dir: Path | None, trainer_state: dict[str, Any]) -> None:
+    def schedule(epoch: int, current_lr: Any = None) -> float:
+        i = min(max(int(epoch) - int(first_epoch), 0), int(n_epochs))
+        return float(lr) * 0.5 * (1.0 + math.cos(math.pi * i / int(n_epochs)))
+
+    return schedule
+
+
+class RunRecorder(keras.callbacks.Callback):  # type: ignore[misc]  # Keras ships no type information
+    """Record every epoch's values and, with a run directory, save what a restart needs after each epoch.
+
+    The recorder owns the run's :class:`~neuroxai.runs.ResumeState`; the
+    trainer reads it through :attr:`state` and changes it only through
+    :meth:`start_phase` and :meth:`finish_phase`.
+
+    Args:
+        run: The run directory (``None``: record in memory only).
+        state: The state to continue from.
+    """
+
+    def __init__(self, run: RunDirectory | None, state: ResumeState) -> None:
         super().__init__()
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.backup_dir = self.run_dir / "backup" if self.run_dir is not None else None
-        self.state = trainer_state  # shared with the Trainer: phase, history, fingerprint ...
+        self.run = run
+        self.state = state
+        self._lr: float | None = None
+
+    def start_phase(self, name: str, first_epoch: int) -> None:
+        """A phase starts (or resumes) after ``first_epoch`` finished epochs."""
+        self.state = dataclasses.replace(self.state, phase=name, phase_start=int(first_epoch))
+
+    def finish_phase(self, record: PhaseRecord, best: float | None) -> None:
+        """A phase ended: record it and save its (best-restored) weights, without optimizer state."""
+        completed = (*tuple(p for p in self.state.completed if p.name != record.name), record)
+        self.state = dataclasses.replace(self.state, completed=completed, best=best, phase_start=record.last_epoch)
+        self._save(with_optimizer=False)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._lr = None
-        with contextlib.suppress(Exception):  # the rate used during this epoch (plateau reductions come at its end)
+        with contextlib.suppress(AttributeError, TypeError, ValueError):  # the rate of this epoch (plateau cuts come at its end)
             self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = dict(logs or {})
-        hist = self.state["history"]
-        row = {"epoch": epoch + 1, "phase": self.state["phase"]}
-        if getattr(self, "_lr", None) is not None:
+        row: dict[str, Any] = {"epoch": epoch + 1, "phase": self.state.phase}
+        if self._lr is not None:
             row["learning_rate"] = self._lr
-        for k, v in logs.items():
+        for k, v in (logs or {}).items():
             if k != "learning_rate":
                 row[k] = float(v)
-        n = len(hist.get("epoch", []))
-        for k in sorted(set(hist) | set(row)):
-            hist.setdefault(k, [None] * n).append(row.get(k))
-        self.state["epoch"] = epoch + 1
-        self.save(with_optimizer=True)
+        history = {k: list(v) for k, v in self.state.history.items()}
+        n = len(history.get("epoch", []))
+        for k in sorted(set(history) | set(row)):
+            history.setdefault(k, [None] * n).append(row.get(k))
+        self.state = dataclasses.replace(self.state, epoch=epoch + 1, history=history)
+        self._save(with_optimizer=True)
 
-    def save(self, *, with_optimizer: bool) -> None:
-        """Write weights, state and history.csv for the current epoch (nothing without a run folder)."""
-        if self.run_dir is None or self.backup_dir is None:
-            return
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
-        name = f"epoch-{self.state['epoch']:04d}-{self.state['phase']}.npz"
-        save_weights_file(self.backup_dir / name, self.model, with_optimizer)
-        self.state["weights"] = name
-        self.state["weights_has_optimizer"] = bool(with_optimizer)
-        write_json(self.backup_dir / STATE_FILE, {"version": _STATE_VERSION, **self.state})
-        write_text(self.run_dir / "history.csv", history_to_csv(self.state["history"]))
-        for old in self.backup_dir.glob("epoch-*.npz"):
-            if old.name != name:
-                with contextlib.suppress(OSError):
-                    old.unlink()
+    def _save(self, *, with_optimizer: bool) -> None:
+        if self.run is not None:
+            self.state = self.run.save_state(self.state, self.model, with_optimizer=with_optimizer)
 
 
-class BestCheckpoint(keras.callbacks.Callback):
-    """Atomically save the whole model whenever the monitored value improves.
+class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):  # type: ignore[misc]  # Keras ships no type information
+    """``keras.callbacks.ModelCheckpoint(save_best_only=True)`` whose file is replaced atomically.
+
+    Keras writes the model in place, so a crash during the save would leave a
+    broken ``best.keras``; here Keras writes a temporary file beside it, which
+    is renamed over the checkpoint once whole.
 
     Args:
         path: Destination ``.keras`` file.
         monitor: Log key, e.g. ``"val_loss"``.
-        mode: ``"min"`` or ``"max"``.
         best: Best value seen so far (carried over between phases and restarts).
     """
 
-    def __init__(self, path: Path, monitor: str = "val_loss", mode: str = "min", best: float | None = None) -> None:
-        super().__init__()
+    def __init__(self, path: Path, monitor: str = "val_loss", best: float | None = None) -> None:
         self.path = Path(path)
-        self.monitor = monitor
-        self.mode = mode
-        self.best = best
+        self._tmp = self.path.with_name(f".{self.path.stem}.tmp.keras")
+        super().__init__(str(self._tmp), monitor=monitor, mode="min", save_best_only=True, initial_value_threshold=best)
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        super().on_train_begin(logs)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        value = (logs or {}).get(self.monitor)
-        if value is None:
-            return
-        value = float(value)
-        better = self.best is None or (value < self.best if self.mode == "min" else value > self.best)
-        if better and np.isfinite(value):
-            self.best = value
-            with atomic_path(self.path) as tmp:
-                self.model.save(tmp)
+        super().on_epoch_end(epoch, logs)
+        if self._tmp.exists():
+            os.replace(self._tmp, self.path)
 
-
-def remove_backup(backup_dir: Path) -> None:
-    """Delete the resume files after a run finished."""
-    backup_dir = Path(backup_dir)
-    if not backup_dir.is_dir():
-        return
-    for f in backup_dir.iterdir():
-        with contextlib.suppress(OSError):
-            f.unlink()
-    with contextlib.suppress(OSError):
-        os.rmdir(backup_dir)
+    @property
+    def best_value(self) -> float | None:
+        """The best monitored value so far (``None`` before the first)."""
+        if self.best is None:
+            return None
+        best = float(self.best)
+        return best if math.isfinite(best) else None

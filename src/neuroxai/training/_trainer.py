@@ -1,19 +1,30 @@
-"""Trainer: fit a registry model on a Dataset, two-phase fine-tuning, resume, evaluation, run directory."""
+"""Trainer: fit a registry model on a Dataset, two-phase fine-tuning, resume, evaluation, run directory.
+
+The trainer is in parts: :mod:`~neuroxai.training._plan` works out the phases
+before anything is built; :class:`~neuroxai.runs.RunDirectory` owns the files
+(resume state, atomic commit); :mod:`~neuroxai.training._callbacks` records
+history and checkpoints; :mod:`~neuroxai.training._keras_fixes` holds the
+workarounds for Keras bugs. :meth:`Trainer.fit` only strings them together.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import logging
+import math
 import platform
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from neuroxai.errors import DataError, ModelError, NotFittedError
+from neuroxai.runs import EvaluationReport, PhaseRecord, Predictor, ResumeState, RunDirectory, RunSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -21,54 +32,29 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from neuroxai.data import Dataset
     from neuroxai.models import ModelRegistry, ModelSpec
+    from neuroxai.training._plan import PlannedPhase, TrainingPlan
 
-__all__ = ["NOT_FITTED_MESSAGE", "RUN_FORMAT", "Trainer"]
+__all__ = ["LR_SCHEDULES", "NOT_FITTED_MESSAGE", "Trainer"]
 
-RUN_FORMAT = "neuroxai-run"
-RUN_FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
 NOT_FITTED_MESSAGE = "This Trainer is not fitted yet; call fit(dataset) first"
-_DEFAULT_HEAD_FRACTION = 0.5
 #: Accepted values of ``Trainer(lr_schedule=...)``.
 LR_SCHEDULES = ("plateau", "cosine", "constant")
 
 
-def cosine_schedule(lr: float, first_epoch: int, n_epochs: int) -> Any:
-    """Per-epoch cosine decay for ``keras.callbacks.LearningRateScheduler``.
-
-    Epoch ``first_epoch + i`` (0-based, as Keras counts across phases) gets
-    ``lr * (1 + cos(pi * i / n_epochs)) / 2``: the full rate in the phase's
-    first epoch, falling towards zero in its last.
-
-    Args:
-        lr: The phase's starting learning rate.
-        first_epoch: 0-based index of the phase's first epoch.
-        n_epochs: Epochs in the phase (at least 1).
-
-    Returns:
-        ``schedule(epoch, current_lr) -> float``.
-
-    Example:
-        >>> f = cosine_schedule(1e-3, 0, 4)
-        >>> [round(f(e, None), 6) for e in range(4)]
-        [0.001, 0.000854, 0.0005, 0.000146]
-    """
-    import math
-
-    def schedule(epoch: int, current_lr: Any = None) -> float:
-        i = min(max(int(epoch) - int(first_epoch), 0), int(n_epochs))
-        return float(lr) * 0.5 * (1.0 + math.cos(math.pi * i / int(n_epochs)))
-
-    return schedule
-
-
 def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
     import keras
     import tensorflow as tf
 
-    from neuroxai import __version__
-
+    try:  # from the package metadata, not the package root (which sits above this layer)
+        ours = version("neuroxai")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without install
+        ours = "0.0.0+unknown"
     return {
-        "neuroxai": __version__,
+        "neuroxai": ours,
         "keras": keras.__version__,
         "tensorflow": tf.__version__,
         "numpy": np.__version__,
@@ -76,14 +62,27 @@ def _versions() -> dict[str, str]:
     }
 
 
-class Trainer:
-    """Train, fine-tune, evaluate and save a brain MRI classifier (scikit-learn style).
+@dataclass(frozen=True)
+class _Data:
+    """The pipelines and settings one fit uses."""
 
-    ``__init__`` only stores the settings; :meth:`fit` builds the model and
-    learns, and returns the trainer. Learned state ends in ``_``:
-    ``model_``, ``history_``, ``classes_``, ``spec_``, ``input_shape_``,
-    ``input_range_``, ``target_layer_``, ``phases_``, ``run_dir_`` and
-    (after :meth:`evaluate`) ``metrics_``.
+    train: Any
+    val: Any
+    monitor: str
+    class_weight: dict[int, float] | None
+
+
+class Trainer:
+    """Train, fine-tune, evaluate and save a brain MRI classifier (scikit-learn contract).
+
+    ``__init__`` only stores the settings; :meth:`fit` builds the model (always
+    through :meth:`ModelRegistry.create <neuroxai.models.ModelRegistry.create>`,
+    so its checks run), learns, and returns the trainer. ``get_params``,
+    ``set_params`` and ``sklearn.base.clone`` work as for any scikit-learn
+    estimator. Learned state ends in ``_``: ``model_``, ``history_``,
+    ``classes_``, ``spec_``, ``input_shape_``, ``input_range_``,
+    ``target_layer_``, ``phases_``, ``run_dir_``, ``data_summary_`` and (after
+    :meth:`evaluate`) ``metrics_``.
 
     **Two-phase transfer learning.** When the model's spec carries a
     :class:`~neuroxai.models.TransferSpec` (the built-in ``efficientnetb0``
@@ -166,7 +165,7 @@ class Trainer:
         >>> from neuroxai.data import phantoms
         >>> ds = phantoms(n_per_class=20, image_size=64)
         >>> trainer = Trainer("cnn", epochs=2, image_size=64, progress=False).fit(ds)  # doctest: +SKIP
-        >>> trainer.evaluate(ds)["test"]["accuracy"]  # doctest: +SKIP
+        >>> trainer.evaluate(ds).metrics.accuracy  # doctest: +SKIP
     """
 
     def __init__(
@@ -226,40 +225,56 @@ class Trainer:
         self.resume = resume
         self.tensorboard = tensorboard
 
-    # ------------------------------------------------------------------ settings
-    _PARAMS = (
-        "model",
-        "epochs",
-        "batch_size",
-        "learning_rate",
-        "optimizer",
-        "loss",
-        "metrics",
-        "image_size",
-        "two_phase",
-        "fine_tune_epochs",
-        "fine_tune_lr_factor",
-        "early_stopping_patience",
-        "reduce_lr_patience",
-        "lr_schedule",
-        "seed",
-        "out_dir",
-        "strategy",
-        "class_weight",
-        "augment",
-        "progress",
-        "model_options",
-        "input_range",
-        "resume",
-        "tensorboard",
-    )
+    # ------------------------------------------------------------------ scikit-learn contract
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        import inspect
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor settings as a JSON-able dict (objects by their name or class).
+        params = inspect.signature(cls.__init__).parameters.values()
+        return sorted(p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor settings, as scikit-learn's ``get_params`` returns them.
+
+        Args:
+            deep: Also return the settings of parameters that have
+                ``get_params`` themselves, as ``name__setting``.
 
         Returns:
-            ``{setting: value}`` for the settings recorded in ``neuroxai.json``.
+            ``{setting: value}`` for every argument of ``__init__``.
         """
+        out: dict[str, Any] = {}
+        for name in self._param_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{name}__{k}", v) for k, v in value.get_params().items())
+            out[name] = value
+        return out
+
+    def set_params(self, **params: Any) -> Trainer:
+        """Change settings (scikit-learn's ``set_params``); returns the trainer.
+
+        Raises:
+            ModelError: A name is not a setting of the trainer.
+        """
+        valid = set(self._param_names())
+        for name, value in params.items():
+            key, _, sub = name.partition("__")
+            if key not in valid:
+                raise ModelError(f"Trainer has no setting {key!r}; settings are: {', '.join(sorted(valid))}.")
+            if sub:
+                getattr(self, key).set_params(**{sub: value})
+            else:
+                setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        model = self.model if isinstance(self.model, str) else getattr(self.model, "name", type(self.model).__name__)
+        return f"Trainer(model={model!r}, epochs={self.epochs}, batch_size={self.batch_size}, learning_rate={self.learning_rate})"
+
+    # ------------------------------------------------------------------ settings
+    def settings(self) -> dict[str, Any]:
+        """The settings as JSON values (objects by their name or class), as ``neuroxai.json`` records them."""
 
         def plain(v: Any) -> Any:
             if v is None or isinstance(v, (bool, int, float, str)):
@@ -273,21 +288,38 @@ class Trainer:
             name = getattr(v, "name", None)
             return name if isinstance(name, str) else type(v).__name__
 
-        return {k: plain(getattr(self, k)) for k in self._PARAMS}
+        return {k: plain(v) for k, v in self.get_params(deep=False).items() if k not in ("registry", "callbacks")}
 
-    def __repr__(self) -> str:
-        model = self.model if isinstance(self.model, str) else getattr(self.model, "name", type(self.model).__name__)
-        return f"Trainer(model={model!r}, epochs={self.epochs}, batch_size={self.batch_size}, learning_rate={self.learning_rate})"
+    def _check_settings(self) -> None:
+        """Refuse nonsense before anything is built."""
+
+        def positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if allow_none else 1):
+                need = "an integer >= 0 or None" if allow_none else "an integer >= 1"
+                raise ModelError(f"Expected {name} to be {need}, got {value!r}.")
+
+        positive_int("epochs", self.epochs)
+        positive_int("batch_size", self.batch_size)
+        positive_int("early_stopping_patience", self.early_stopping_patience, allow_none=True)
+        positive_int("reduce_lr_patience", self.reduce_lr_patience, allow_none=True)
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ModelError(f"Expected learning_rate to be a finite number > 0, got {lr!r}. Try 1e-3.")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ModelError(f"Expected lr_schedule to be one of {', '.join(map(repr, LR_SCHEDULES))}, got {self.lr_schedule!r}.")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
             raise NotFittedError(NOT_FITTED_MESSAGE)
 
     # ------------------------------------------------------------------ model resolution
-    def _resolve_spec(self) -> tuple[ModelSpec, keras.Model | None]:
+    def _resolve(self) -> tuple[ModelSpec, keras.Model | None, ModelRegistry | None]:
+        """The spec to train, the user's own model (if given one) and the registry that builds it."""
         import keras
 
-        from neuroxai.models import ModelSpec
+        from neuroxai.models import ModelRegistry, ModelSpec
 
         if isinstance(self.model, keras.Model):
             user = self.model
@@ -300,41 +332,65 @@ class Trainer:
             name = re.sub(r"[^A-Za-z0-9_.+-]", "_", user.name) or "model"
             if not name[0].isalnum():
                 name = "m" + name
-            layer_names = {layer.name for layer in user.layers}
-            return (
-                ModelSpec(
-                    name=name,
-                    factory=lambda **_: user,
-                    input_shape=shape,
-                    input_range=tuple(self.input_range or (0.0, 1.0)),
-                    target_layer=None,
-                    description="user keras.Model",
-                    source="user",
-                    transfer=None,
-                ),
-                user if layer_names else user,
+            spec = ModelSpec(
+                name=name,
+                factory=lambda **_: user,
+                input_shape=shape,
+                input_range=tuple(self.input_range or (0.0, 1.0)),  # type: ignore[arg-type]  # ModelSpec checks it
+                target_layer=None,
+                description="user keras.Model",
+                source="user",
             )
+            return spec, user, None
         if isinstance(self.model, ModelSpec):
-            return self.model, None
+            registry = ModelRegistry(populate=False)
+            registry.register(self.model)
+            return self.model, None, registry
         if isinstance(self.model, str):
-            from neuroxai.models import ModelRegistry
-
             registry = self.registry if self.registry is not None else ModelRegistry()
-            return registry.get(self.model), None
+            return registry.get(self.model), None, registry
         raise ModelError(
             f"Expected model to be a registry name, a neuroxai.ModelSpec or a keras.Model, got {type(self.model).__name__}."
         )
 
     def _image_shape(self, spec: ModelSpec, user: keras.Model | None) -> tuple[int, int, int]:
+        from neuroxai.data import check_image_size
+
         if user is not None or self.image_size is None:
-            if user is not None and self.image_size is not None and _pair(self.image_size) != tuple(spec.input_shape[:2]):
+            if (
+                user is not None
+                and self.image_size is not None
+                and check_image_size(self.image_size, error=ModelError) != spec.input_shape[:2]
+            ):
                 raise ModelError(
                     f"image_size={self.image_size!r} differs from your model's input {spec.input_shape[:2]}; "
                     "leave image_size unset for a keras.Model."
                 )
-            return tuple(spec.input_shape)  # type: ignore[return-value]
-        h, w = _pair(self.image_size)
-        return (h, w, int(spec.input_shape[2]))
+            return spec.input_shape
+        h, w = check_image_size(self.image_size, error=ModelError)
+        return (h, w, spec.input_shape[2])
+
+    def _plan(self, spec: ModelSpec) -> TrainingPlan:
+        from neuroxai.training._plan import make_plan
+
+        return make_plan(
+            spec,
+            epochs=int(self.epochs),
+            learning_rate=self._base_lr(),
+            two_phase=self.two_phase,
+            fine_tune_epochs=self.fine_tune_epochs,
+            fine_tune_lr_factor=self.fine_tune_lr_factor,
+            model_options=self.model_options,
+        )
+
+    def _base_lr(self) -> float:
+        import keras
+
+        if self.optimizer is not None and isinstance(self.optimizer, keras.optimizers.Optimizer):
+            lr = self.optimizer.get_config().get("learning_rate")
+            if isinstance(lr, (int, float)):
+                return float(lr)
+        return float(self.learning_rate)
 
     def _make_optimizer(self, lr: float) -> keras.optimizers.Optimizer:
         import keras
@@ -348,15 +404,6 @@ class Trainer:
         config["learning_rate"] = lr
         return type(base).from_config(config)
 
-    def _base_lr(self) -> float:
-        import keras
-
-        if self.optimizer is not None and isinstance(self.optimizer, keras.optimizers.Optimizer):
-            lr = self.optimizer.get_config().get("learning_rate")
-            if isinstance(lr, (int, float)):
-                return float(lr)
-        return float(self.learning_rate)
-
     def _compile(self, model: keras.Model, lr: float) -> None:
         import keras
 
@@ -366,44 +413,56 @@ class Trainer:
             metrics=list(self.metrics) if self.metrics is not None else ["accuracy"],
         )
 
-    def _plan(self, spec: ModelSpec) -> list[tuple[str, int, float]]:
-        epochs = int(self.epochs)
-        if epochs < 1:
-            raise ModelError(f"Expected epochs >= 1, got {self.epochs!r}.")
-        transfer = spec.transfer
-        if self.two_phase is None:
-            # Freezing a backbone only makes sense when it holds pretrained weights: with
-            # weights=None (training from scratch) the frozen layers would never learn.
-            options = self.model_options or {}
-            from_scratch = "weights" in options and options["weights"] is None
-            two = transfer is not None and not from_scratch
+    @contextlib.contextmanager
+    def _scope(self) -> Iterator[None]:
+        """The strategy's scope (a new one each time: a scope object can be entered once)."""
+        if self.strategy is None:
+            yield
         else:
-            two = bool(self.two_phase)
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ModelError(f"Expected lr_schedule to be one of {', '.join(map(repr, LR_SCHEDULES))}, got {self.lr_schedule!r}.")
-        lr = self._base_lr()
-        if not two:
-            return [("single", epochs, lr)]
-        if transfer is None:
-            raise ModelError(
-                f"two_phase=True needs a model whose ModelSpec has a transfer=TransferSpec(...); "
-                f"model '{spec.name}' has none. Use two_phase=False or add a TransferSpec."
-            )
-        if self.fine_tune_epochs is not None:
-            ft = int(self.fine_tune_epochs)
+            with self.strategy.scope():
+                yield
+
+    def _build(
+        self,
+        spec: ModelSpec,
+        user: keras.Model | None,
+        registry: ModelRegistry | None,
+        num_classes: int,
+        shape: tuple[int, int, int],
+    ) -> keras.Model:
+        import keras
+
+        from neuroxai.training._keras_fixes import patch_symbolic_build
+
+        with self._scope():
+            if user is not None:
+                model = user
+                if self.strategy is not None:  # variables must live in the strategy's scope
+                    model = keras.models.clone_model(user)
+                    model.set_weights(user.get_weights())
+            else:
+                assert registry is not None  # _resolve returns one with every spec
+                model = registry.create(spec.name, num_classes=num_classes, input_shape=shape, **dict(self.model_options or {}))
+        patch_symbolic_build(model, self.strategy)
+        return model
+
+    def _data(self, dataset: Dataset, spec: ModelSpec, shape: tuple[int, int, int]) -> _Data:
+        pipe_args: dict[str, Any] = {
+            "image_size": shape[:2],
+            "channels": shape[2],
+            "input_range": spec.input_range,
+            "batch_size": int(self.batch_size),
+        }
+        train = dataset.pipeline("train", augment=bool(self.augment), seed=int(self.seed), **pipe_args)
+        has_val = len(dataset.labels("val")) > 0
+        val = dataset.pipeline("val", **pipe_args) if has_val else None
+        if self.class_weight is True:
+            class_weight: dict[int, float] | None = dataset.class_weights("train")
+        elif isinstance(self.class_weight, dict):
+            class_weight = {int(k): float(v) for k, v in self.class_weight.items()}
         else:
-            frac = transfer.head_epochs_fraction or _DEFAULT_HEAD_FRACTION
-            ft = epochs - max(1, round(epochs * frac))
-        head = epochs - ft
-        if head < 1 or ft < 1:
-            raise ModelError(
-                f"Two-phase training needs at least one epoch in each phase; epochs={epochs} with "
-                f"fine_tune_epochs={ft}. Raise epochs, set fine_tune_epochs between 1 and epochs-1, or use two_phase=False."
-            )
-        factor = float(self.fine_tune_lr_factor if self.fine_tune_lr_factor is not None else transfer.fine_tune_lr_factor)
-        if not 0.0 < factor <= 1.0:
-            raise ModelError(f"Expected fine_tune_lr_factor in (0, 1], got {factor!r}.")
-        return [("head", head, lr), ("fine_tune", ft, lr * factor)]
+            class_weight = None
+        return _Data(train=train, val=val, monitor="val_loss" if has_val else "loss", class_weight=class_weight)
 
     # ------------------------------------------------------------------ fit
     def fit(self, dataset: Dataset, *, out_dir: str | Path | None = None) -> Trainer:
@@ -426,9 +485,9 @@ class Trainer:
 
         Raises:
             UnknownModelError: The model name is not registered.
-            ModelError: Bad settings (epochs, phases, optimizer, image size),
-                or the folder holds an interrupted run of a different model
-                or settings.
+            ModelError: Bad settings (epochs, phases, optimizer, image size,
+                learning rate), or the folder holds an interrupted run of a
+                different model or settings.
             DataError: The training split is empty.
 
         Example:
@@ -436,201 +495,169 @@ class Trainer:
         """
         import keras
 
-        from neuroxai.training._callbacks import BestCheckpoint, RunCheckpoint, load_weights_file, read_state, remove_backup
-
-        spec, user = self._resolve_spec()
+        self._check_settings()
+        spec, user, registry = self._resolve()
         shape = self._image_shape(spec, user)
         plan = self._plan(spec)
-        n_train = len(dataset.labels("train"))
-        if n_train == 0:
-            raise DataError(f"The training split of {getattr(dataset, 'source', 'the dataset')} is empty; add training images.")
-        num_classes = dataset.num_classes
-        run_dir = Path(out_dir if out_dir is not None else self.out_dir) if (out_dir or self.out_dir) else None
+        if len(dataset.labels("train")) == 0:
+            raise DataError(f"The training split of {dataset.source} is empty; add training images.")
+        target = out_dir if out_dir is not None else self.out_dir
+        run = RunDirectory(target) if target else None
         keras.utils.set_random_seed(int(self.seed))
+        state = self._start_state(run, spec, dataset, shape, plan)
+        resumed = state.epoch > 0 and run is not None and run.has_weights(state)
+        model = self._build(spec, user, registry, dataset.num_classes, shape)
+        data = self._data(dataset, spec, shape)
 
-        fingerprint = {
-            "model": spec.name,
-            "num_classes": num_classes,
-            "class_names": list(dataset.class_names),
-            "input_shape": list(shape),
-            "plan": [[name, n, float(lr)] for name, n, lr in plan],
-            "seed": int(self.seed),
-            "lr_schedule": self.lr_schedule,
-        }
-        state: dict[str, Any] = {
-            "fingerprint": fingerprint,
-            "phase": plan[0][0],
-            "epoch": 0,
-            "history": {},
-            "completed": {},
-            "phase_start": 0,
-            "best": None,
-        }
-        resumed: dict[str, Any] | None = None
-        if run_dir is not None and self.resume:
-            resumed = read_state(run_dir / "backup")
-            if resumed is not None:
-                if resumed.get("fingerprint") != _jsonable(fingerprint):
-                    raise ModelError(
-                        f"{run_dir / 'backup' / 'state.json'} holds an interrupted run with other settings "
-                        f"({resumed.get('fingerprint')}); expected {fingerprint}. Use another out_dir, or delete "
-                        f"{run_dir / 'backup'} to start this folder over."
-                    )
-                state.update(
-                    {
-                        k: resumed[k]
-                        for k in (
-                            "phase",
-                            "epoch",
-                            "history",
-                            "completed",
-                            "phase_start",
-                            "best",
-                            "weights",
-                            "weights_has_optimizer",
-                        )
-                        if k in resumed
-                    }
-                )
+        from neuroxai.training._callbacks import BestModelCheckpoint, RunRecorder
 
-        def scope() -> Any:  # a strategy scope can be entered once per object: make a new one each time
-            return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
-
-        with scope():
-            if user is not None:
-                model = user
-                if self.strategy is not None:
-                    model = keras.models.clone_model(user)
-                    model.set_weights(user.get_weights())
-            else:
-                model = spec.factory(num_classes=num_classes, input_shape=shape, **dict(self.model_options or {}))
-
-        if self.strategy is not None:
-            _patch_symbolic_build(model)
-        channels = shape[2]
-        pipe_args = {
-            "image_size": shape[:2],
-            "channels": channels,
-            "input_range": spec.input_range,
-            "batch_size": int(self.batch_size),
-        }
-        train = dataset.pipeline("train", augment=bool(self.augment), seed=int(self.seed), **pipe_args)
-        has_val = len(dataset.labels("val")) > 0
-        val = dataset.pipeline("val", **pipe_args) if has_val else None
-        monitor = "val_loss" if has_val else "loss"
-        if self.class_weight is True:
-            class_weight = dataset.class_weights("train")
-        elif isinstance(self.class_weight, dict):
-            class_weight = {int(k): float(v) for k, v in self.class_weight.items()}
-        else:
-            class_weight = None
-
-        phases: list[dict[str, Any]] = []
-        checkpoint = RunCheckpoint(run_dir, state)
-        best_ckpt = (
-            BestCheckpoint(run_dir / "checkpoints" / "best.keras", monitor=monitor, best=state.get("best")) if run_dir else None
-        )
-        cursor = 0
-        for name, n_epochs, lr in plan:
-            done = state["completed"].get(name)
-            if done is not None:  # finished before an interruption
-                phases.append(done)
-                cursor = int(done["last_epoch"])
-                continue
-            mid_phase = resumed is not None and state["phase"] == name and int(state["epoch"]) > int(state.get("phase_start", 0))
-            begin = int(state["phase_start"]) if mid_phase else cursor
-            initial = int(state["epoch"]) if mid_phase else cursor
-            state["phase"], state["phase_start"] = name, begin
-            with scope():
-                counts = (
-                    spec.transfer.set_phase(model, name)
-                    if name != "single"
-                    else {"trainable": sum(1 for layer in model.layers if layer.trainable), "frozen": 0}
-                )
-                self._compile(model, lr)
-                if resumed is not None and state.get("weights") and (run_dir / "backup" / state["weights"]).is_file():
-                    with_opt = mid_phase and bool(state.get("weights_has_optimizer"))
-                    if with_opt:
-                        model.optimizer.build(model.trainable_variables)
-                    load_weights_file(run_dir / "backup" / state["weights"], model, with_optimizer=with_opt)
-                    resumed = None  # weights are in; later phases continue from memory
-            callbacks: list[Any] = []
-            if self.early_stopping_patience is not None:
-                callbacks.append(
-                    keras.callbacks.EarlyStopping(
-                        monitor=monitor, patience=int(self.early_stopping_patience), restore_best_weights=True
-                    )
-                )
-            if self.lr_schedule == "plateau" and self.reduce_lr_patience is not None:
-                callbacks.append(
-                    keras.callbacks.ReduceLROnPlateau(
-                        monitor=monitor, factor=0.5, patience=int(self.reduce_lr_patience), min_lr=lr * 1e-3
-                    )
-                )
-            elif self.lr_schedule == "cosine":
-                callbacks.append(keras.callbacks.LearningRateScheduler(cosine_schedule(lr, begin, n_epochs)))
-            if run_dir is not None and _tensorboard_enabled(self.tensorboard):
-                callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False, profile_batch=0))
-            if best_ckpt is not None:
-                callbacks.append(best_ckpt)
-            callbacks.append(checkpoint)
-            callbacks += list(self.callbacks or [])
-            end = begin + n_epochs
-            if initial < end:
-                with warnings.catch_warnings(), _multi_worker_reduce_fix(self.strategy):
-                    # tf.data pipelines that skip bad files have an unknown length; Keras learns it in epoch 1
-                    warnings.filterwarnings("ignore", message="Your input ran out of data")
-                    model.fit(
-                        train,
-                        validation_data=val,
-                        epochs=end,
-                        initial_epoch=initial,
-                        class_weight=class_weight,
-                        shuffle=False,
-                        callbacks=callbacks,
-                        verbose=2 if self.progress else 0,
-                    )
-            last = int(state["epoch"])
-            info = {
-                "name": name,
-                "first_epoch": begin + 1,
-                "last_epoch": last,
-                "learning_rate": float(lr),
-                "trainable_layers": counts["trainable"],
-                "frozen_layers": counts["frozen"],
-            }
-            phases.append(info)
-            state["completed"][name] = info
-            state["best"] = best_ckpt.best if best_ckpt is not None else None
-            cursor = last
-            # record the (best-restored) weights at the phase boundary
-            state["phase_start"] = cursor
-            checkpoint.set_model(model)
-            checkpoint.save(with_optimizer=False)
-        if resumed is not None and state.get("weights") and (run_dir / "backup" / state["weights"]).is_file():
-            # every phase had finished before the interruption: take the final weights
-            with scope():
-                load_weights_file(run_dir / "backup" / state["weights"], model, with_optimizer=False)
+        recorder = RunRecorder(run, state)
+        best = BestModelCheckpoint(run.best_file, monitor=data.monitor, best=state.best) if run is not None else None
+        for phase in plan.phases:
+            if recorder.state.completed_phase(phase.name) is not None:
+                continue  # finished before an interruption
+            self._run_phase(model, spec, plan, phase, data, recorder, best, run, load_backup=resumed)
+            resumed = False  # the backup's weights are in; later phases continue from memory
+        if resumed and run is not None:  # every phase had finished before the interruption: take the final weights
+            with self._scope():
+                run.load_weights(recorder.state, model, with_optimizer=False)
 
         self.spec_ = spec
         self.model_ = model
-        self.history_ = {k: list(v) for k, v in state["history"].items()}
+        self.history_ = {k: list(v) for k, v in recorder.state.history.items()}
         self.classes_ = tuple(dataset.class_names)
-        self.input_shape_ = tuple(shape)
-        self.input_range_ = tuple(spec.input_range)
+        self.input_shape_ = shape
+        self.input_range_ = spec.input_range
         self.target_layer_ = spec.target_layer
-        self.phases_ = phases
-        self.data_summary_ = _data_summary(dataset)
-        self.run_dir_ = run_dir
-        if run_dir is not None:
+        self.phases_ = recorder.state.completed
+        self.data_summary_ = dataset.summary()
+        self.run_dir_ = run.path if run is not None else None
+        if run is not None:
             if len(dataset.labels("test")) > 0:
                 self.evaluate(dataset)
-            self.save(run_dir)
-            remove_backup(run_dir / "backup")
+            self.save(run.path)
+            run.clear_state()
         return self
 
+    def _start_state(
+        self, run: RunDirectory | None, spec: ModelSpec, dataset: Dataset, shape: tuple[int, int, int], plan: TrainingPlan
+    ) -> ResumeState:
+        """A fresh state, or the interrupted run's in ``run`` (which must have been started with the same settings)."""
+        fingerprint = {
+            "model": spec.name,
+            "num_classes": dataset.num_classes,
+            "class_names": list(dataset.class_names),
+            "input_shape": list(shape),
+            "plan": [[p.name, p.epochs, p.learning_rate] for p in plan.phases],
+            "seed": int(self.seed),
+            "lr_schedule": self.lr_schedule,
+        }
+        fresh = ResumeState(fingerprint=fingerprint, phase=plan.phases[0].name)
+        if run is None or not self.resume:
+            return fresh
+        state = run.read_state()
+        if state is None:
+            return fresh
+        if state.fingerprint != ResumeState.from_dict(fresh.to_dict()).fingerprint:
+            raise ModelError(
+                f"{run.state_file} holds an interrupted run with other settings ({state.fingerprint}); expected "
+                f"{fingerprint}. Use another out_dir, or delete {run.backup_dir} to start this folder over."
+            )
+        log.info("Resuming %s after epoch %d (phase %s)", run.path, state.epoch, state.phase)
+        return state
+
+    def _callbacks(self, phase: PlannedPhase, first_epoch: int, data: _Data, run: RunDirectory | None) -> list[Any]:
+        import keras
+
+        callbacks: list[Any] = []
+        if self.early_stopping_patience is not None:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=data.monitor, patience=int(self.early_stopping_patience), restore_best_weights=True
+                )
+            )
+        if self.lr_schedule == "plateau" and self.reduce_lr_patience is not None:
+            callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor=data.monitor, factor=0.5, patience=int(self.reduce_lr_patience), min_lr=phase.learning_rate * 1e-3
+                )
+            )
+        elif self.lr_schedule == "cosine":
+            from neuroxai.training._callbacks import cosine_schedule
+
+            callbacks.append(
+                keras.callbacks.LearningRateScheduler(cosine_schedule(phase.learning_rate, first_epoch, phase.epochs))
+            )
+        if run is not None and _tensorboard_enabled(self.tensorboard):
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.logs_dir), write_graph=False, profile_batch=0))
+        return callbacks
+
+    def _run_phase(
+        self,
+        model: keras.Model,
+        spec: ModelSpec,
+        plan: TrainingPlan,
+        phase: PlannedPhase,
+        data: _Data,
+        recorder: Any,
+        best: Any,
+        run: RunDirectory | None,
+        *,
+        load_backup: bool,
+    ) -> None:
+        from neuroxai.training._keras_fixes import multi_worker_reduce_fix
+
+        state = recorder.state
+        mid_phase = load_backup and state.phase == phase.name and state.epoch > state.phase_start
+        first = state.phase_start if mid_phase else state.epoch
+        recorder.start_phase(phase.name, first)
+        recorder.set_model(model)  # also when no epoch is left to run in this phase (killed right at its end)
+        with self._scope():
+            trainable, frozen = plan.set_trainable(spec, model, phase)
+            self._compile(model, phase.learning_rate)
+            if load_backup and run is not None:
+                if mid_phase:
+                    model.optimizer.build(model.trainable_variables)
+                run.load_weights(state, model, with_optimizer=mid_phase)
+        callbacks = self._callbacks(phase, first, data, run)
+        callbacks += [c for c in (best, recorder) if c is not None]
+        callbacks += list(self.callbacks or [])
+        end = first + phase.epochs
+        log.info(
+            "Phase %s: epochs %d-%d at learning rate %g (%d layers trainable, %d frozen)",
+            phase.name,
+            first + 1,
+            end,
+            phase.learning_rate,
+            trainable,
+            frozen,
+        )
+        if state.epoch < end:
+            with warnings.catch_warnings(), multi_worker_reduce_fix(self.strategy):
+                # tf.data pipelines that skip bad files have an unknown length; Keras learns it in epoch 1
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                model.fit(
+                    data.train,
+                    validation_data=data.val,
+                    epochs=end,
+                    initial_epoch=state.epoch,
+                    class_weight=data.class_weight,
+                    shuffle=False,
+                    callbacks=callbacks,
+                    verbose=2 if self.progress else 0,
+                )
+        record = PhaseRecord(
+            name=phase.name,
+            first_epoch=first + 1,
+            last_epoch=recorder.state.epoch,
+            learning_rate=phase.learning_rate,
+            trainable_layers=trainable,
+            frozen_layers=frozen,
+        )
+        recorder.finish_phase(record, best.best_value if best is not None else None)
+
     # ------------------------------------------------------------------ evaluate
-    def evaluate(self, dataset: Dataset, split: str = "test") -> dict[str, Any]:
+    def evaluate(self, dataset: Dataset, split: str = "test") -> EvaluationReport:
         """Classification metrics of the fitted model on a split, and on its de-duplicated version.
 
         Args:
@@ -638,23 +665,20 @@ class Trainer:
             split: ``"test"`` (default), ``"val"`` or ``"train"``.
 
         Returns:
-            ``{split: metrics}`` and, when the dataset knows test images that
-            are byte-identical to training images, ``{split + "_dedup": metrics}``
-            without them; plus ``"class_names"``. Each ``metrics`` is
-            :func:`~neuroxai.training.classification_metrics` output:
-            ``accuracy``, ``per_class`` precision/recall/F1, ``confusion_matrix``,
-            ``roc_auc`` (macro one-vs-rest), ``ece`` (15 bins) ...
+            An :class:`~neuroxai.runs.EvaluationReport`: ``metrics`` on every
+            image of the split and, for the test split when it holds images
+            byte-identical to training images, ``dedup`` without them.
 
         Raises:
             NotFittedError: Called before :meth:`fit`.
             DataError: The split is empty or the class names differ.
 
         Example:
-            >>> trainer.evaluate(ds)["test"]["accuracy"]  # doctest: +SKIP
+            >>> trainer.evaluate(ds).metrics.accuracy  # doctest: +SKIP
             0.97
         """
         self._check_fitted()
-        from neuroxai.runs._predictor import evaluate_model
+        from neuroxai.runs import evaluate_model
 
         self.metrics_ = evaluate_model(
             self.model_,
@@ -668,15 +692,13 @@ class Trainer:
         return self.metrics_
 
     # ------------------------------------------------------------------ predict
-    def to_predictor(self) -> Any:
-        """The fitted model as a :class:`~neuroxai.training.Predictor` (same preprocessing as after loading).
+    def to_predictor(self) -> Predictor:
+        """The fitted model as a :class:`~neuroxai.runs.Predictor` (same preprocessing as after loading).
 
         Raises:
             NotFittedError: Called before :meth:`fit`.
         """
         self._check_fitted()
-        from neuroxai.runs._predictor import Predictor
-
         return Predictor(
             self.model_,
             self.classes_,
@@ -703,40 +725,44 @@ class Trainer:
             NotFittedError: Called before :meth:`fit`.
             DataError: An input cannot be read.
         """
-        return self.predict_proba(inputs, batch_size=batch_size).argmax(axis=1)
+        return np.asarray(self.predict_proba(inputs, batch_size=batch_size).argmax(axis=1), dtype=np.int64)
+
+    @property
+    def epochs_trained_(self) -> int:
+        """Epochs run in all phases (after :meth:`fit`)."""
+        self._check_fitted()
+        epochs = self.history_.get("epoch") or [0]
+        return int(epochs[-1])
 
     # ------------------------------------------------------------------ save
-    def run_spec(self) -> dict[str, Any]:
-        """The ``neuroxai.json`` content of this fitted trainer.
+    def run_spec(self) -> RunSpec:
+        """The ``neuroxai.json`` content of this fitted trainer, as a :class:`~neuroxai.runs.RunSpec`.
 
         Raises:
             NotFittedError: Called before :meth:`fit`.
         """
         self._check_fitted()
-        return {
-            "format": RUN_FORMAT,
-            "format_version": RUN_FORMAT_VERSION,
-            "model": self.spec_.name,
-            "model_source": self.spec_.source,
-            "class_names": list(self.classes_),
-            "input_shape": list(self.input_shape_),
-            "input_range": list(self.input_range_),
-            "target_layer": self.target_layer_,
-            "phases": self.phases_,
-            "epochs_trained": int(self.history_["epoch"][-1]) if self.history_.get("epoch") else 0,
-            "seed": int(self.seed),
-            "settings": self.get_params(),
-            "data": self.data_summary_,
-            "versions": _versions(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }
+        return RunSpec(
+            model=self.spec_.name,
+            model_source=self.spec_.source,
+            class_names=tuple(self.classes_),
+            input_shape=self.input_shape_,
+            input_range=self.input_range_,
+            target_layer=self.target_layer_,
+            phases=tuple(self.phases_),
+            epochs_trained=self.epochs_trained_,
+            seed=int(self.seed),
+            settings=self.settings(),
+            data=self.data_summary_,
+            versions=_versions(),
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        )
 
     def save(self, run_dir: str | Path) -> Path:
         """Write the run directory atomically (each file appears whole or not at all).
 
         Files: ``model.keras`` (Keras format, loadable in safe mode),
-        ``neuroxai.json`` (class names, input shape and range, explanation
-        target layer, model name, versions, settings, data summary, seed),
+        ``neuroxai.json`` (the :class:`~neuroxai.runs.RunSpec`),
         ``history.csv``, ``training_curves.png`` and, after :meth:`evaluate`,
         ``metrics.json`` and ``confusion_matrix.png``.
 
@@ -754,123 +780,9 @@ class Trainer:
             >>> neuroxai.load("runs/cnn").predict(["scan.png"])  # doctest: +SKIP
         """
         self._check_fitted()
-        from neuroxai._io import atomic_path, save_figure, write_json, write_text
-        from neuroxai.report.figures import plot_confusion_matrix, plot_training_curves
-        from neuroxai.training._callbacks import history_to_csv
-
-        run = Path(run_dir)
-        run.mkdir(parents=True, exist_ok=True)
-        with atomic_path(run / "model.keras") as tmp:
-            self.model_.save(tmp)
-        write_json(run / "neuroxai.json", self.run_spec())
-        write_text(run / "history.csv", history_to_csv(self.history_))
-        save_figure(plot_training_curves(self.history_, title=f"Training: {self.spec_.name}"), run / "training_curves.png")
-        metrics = getattr(self, "metrics_", None)
-        if metrics:
-            write_json(run / "metrics.json", metrics)
-            key = next(k for k in metrics if isinstance(metrics[k], dict) and "confusion_matrix" in metrics[k])
-            m = metrics[key]
-            title = f"Confusion matrix ({key}, n={m['n']}, accuracy={m['accuracy']:.3f})" if m["n"] else "Confusion matrix"
-            save_figure(plot_confusion_matrix(m["confusion_matrix"], self.classes_, title=title), run / "confusion_matrix.png")
-        return run
-
-
-def _pair(size: Any) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        return (int(size), int(size))
-    try:
-        h, w = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise ModelError(f"Expected image_size as an int or (height, width), got {size!r}.") from None
-    if h < 1 or w < 1:
-        raise ModelError(f"Expected a positive image_size, got {size!r}.")
-    return (h, w)
-
-
-def _jsonable(obj: Any) -> Any:
-    import json
-
-    from neuroxai._io import _jsonable as to_json
-
-    return json.loads(json.dumps(to_json(obj)))
-
-
-def _patch_symbolic_build(model: Any) -> None:
-    """Work around Keras 3 failing in ``fit`` under MultiWorkerMirroredStrategy.
-
-    Before the first step Keras builds the model symbolically from one batch,
-    which it first all-reduces (``strategy.reduce("MEAN", batch)``); the
-    collective all-reduce cannot take the ``(x, y)`` tuple and raises
-    "Attempt to convert a value (PerReplica ...) to a Tensor". Only the
-    batch's shapes and dtypes matter there, so this instance-level override
-    takes the local replica's batch instead (no communication at all).
-    """
-    import types
-
-    import keras
-    import tensorflow as tf
-
-    if not hasattr(model, "_maybe_symbolic_build") or not hasattr(model, "_symbolic_build"):
-        return
-
-    def _maybe_symbolic_build(self: Any, iterator: Any = None, data_batch: Any = None) -> None:
-        strategy = getattr(self, "_distribute_strategy", None)
-        if strategy is None:
-            return
-        if iterator is not None:
-            for _, _, it in iterator:
-                batch = next(it)
-                data_batch = keras.tree.map_structure(
-                    lambda v: strategy.experimental_local_results(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v,
-                    batch,
-                )
-                break
-        with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
-    object.__setattr__(model, "_maybe_symbolic_build", types.MethodType(_maybe_symbolic_build, model))
-
-
-@contextlib.contextmanager
-def _multi_worker_reduce_fix(strategy: Any) -> Any:
-    """Work around Keras 3 failing on scalar logs under MultiWorkerMirroredStrategy (tensorflow#72388).
-
-    Keras reduces each step's logs across workers with
-    ``strategy.reduce("MEAN", v, axis=0)``, which fails for the scalar loss
-    and metrics ("Invalid reduction dimension 0 for input with 0
-    dimensions"). Within this block, scalars are averaged over replicas with
-    ``axis=None`` instead; everything else is left to Keras. Only active for
-    multi-worker collective strategies.
-    """
-    try:
-        from keras.src.backend.tensorflow import trainer as tf_trainer
-    except ImportError:  # pragma: no cover - other Keras layouts
-        yield
-        return
-    is_multi = getattr(tf_trainer, "_collective_all_reduce_multi_worker", None)
-    original = getattr(tf_trainer, "reduce_per_replica", None)
-    if strategy is None or is_multi is None or original is None or not is_multi(strategy):
-        yield
-        return
-    import keras
-    import tensorflow as tf
-
-    def fixed(values: Any, strategy: Any, reduction: str = "auto") -> Any:
-        if reduction not in ("auto", "mean"):
-            return original(values, strategy, reduction=reduction)
-
-        def _reduce(v: Any) -> Any:
-            first = strategy.experimental_local_results(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v
-            rank = getattr(getattr(first, "shape", None), "rank", None)
-            return strategy.reduce("MEAN", v, axis=None if rank == 0 else 0)
-
-        return keras.tree.map_structure(_reduce, values)
-
-    tf_trainer.reduce_per_replica = fixed
-    try:
-        yield
-    finally:
-        tf_trainer.reduce_per_replica = original
+        run = RunDirectory(run_dir)
+        run.commit(self.model_, self.run_spec(), self.history_, getattr(self, "metrics_", None))
+        return run.path
 
 
 def _tensorboard_enabled(setting: bool | None) -> bool:
@@ -880,10 +792,3 @@ def _tensorboard_enabled(setting: bool | None) -> bool:
     if setting and not installed:
         raise ModelError("tensorboard=True but the tensorboard package is not installed; pip install tensorboard.")
     return installed if setting is None else bool(setting)
-
-
-def _data_summary(dataset: Any) -> dict[str, Any]:
-    try:
-        return _jsonable(dataset.summary())
-    except Exception as exc:  # a summary must never break a finished training run
-        return {"error": f"{type(exc).__name__}: {exc}"}
