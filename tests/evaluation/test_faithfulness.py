@@ -7,8 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from neuroxai.errors import DataError
-from neuroxai.evaluation import auc, baseline_fill, deletion_insertion_curves, faithfulness_report
+from neuroxai.errors import DataError, ExplainError
+from neuroxai.evaluation import (
+    Faithfulness,
+    FaithfulnessResult,
+    auc,
+    baseline_fill,
+    deletion_insertion_curves,
+    faithfulness_report,
+)
 
 
 def _mean_model(logits: bool = False):
@@ -52,14 +59,14 @@ def test_curves_hand_computed(logits):
     model = _mean_model(logits)
     good = x[..., 0]  # bright half first
     r = deletion_insertion_curves(model, x, good, [0], steps=4, deletion_baseline="zero", insertion_baseline="zero")
-    np.testing.assert_allclose(r["fractions"], [0, 0.25, 0.5, 0.75, 1])
-    np.testing.assert_allclose(r["deletion"][0], [0.5, 0.25, 0, 0, 0], atol=1e-5)
-    np.testing.assert_allclose(r["insertion"][0], [0, 0.25, 0.5, 0.5, 0.5], atol=1e-5)
-    assert r["deletion_auc"][0] == pytest.approx(0.125, abs=1e-5)
-    assert r["insertion_auc"][0] == pytest.approx(0.375, abs=1e-5)
+    np.testing.assert_allclose(r.fractions, [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(r.deletion[0], [0.5, 0.25, 0, 0, 0], atol=1e-5)
+    np.testing.assert_allclose(r.insertion[0], [0, 0.25, 0.5, 0.5, 0.5], atol=1e-5)
+    assert r.deletion_auc[0] == pytest.approx(0.125, abs=1e-5)
+    assert r.insertion_auc[0] == pytest.approx(0.375, abs=1e-5)
     # the reversed map removes the dark half first: a worse (higher) deletion area
     bad = deletion_insertion_curves(model, x, 1 - good, [0], steps=4, deletion_baseline="zero", insertion_baseline="zero")
-    assert bad["deletion_auc"][0] == pytest.approx(0.375, abs=1e-5)
+    assert bad.deletion_auc[0] == pytest.approx(0.375, abs=1e-5)
 
 
 def test_batched_equals_small_batches_and_padding():
@@ -70,12 +77,12 @@ def test_batched_equals_small_batches_and_padding():
     model = _mean_model()
     a = deletion_insertion_curves(model, x, maps, t, steps=8, batch_size=1000)
     b = deletion_insertion_curves(model, x, maps, t, steps=8, batch_size=40)  # 2 images per chunk, last padded
-    np.testing.assert_allclose(a["deletion"], b["deletion"], atol=1e-6)
-    np.testing.assert_allclose(a["insertion"], b["insertion"], atol=1e-6)
+    np.testing.assert_allclose(a.deletion, b.deletion, atol=1e-6)
+    np.testing.assert_allclose(a.insertion, b.insertion, atol=1e-6)
     # every curve starts at the model's prediction on the image (deletion) and ends on it (insertion)
     p = model.predict(x, verbose=0)[np.arange(7), t]
-    np.testing.assert_allclose(a["deletion"][:, 0], p, atol=1e-6)
-    np.testing.assert_allclose(a["insertion"][:, -1], p, atol=1e-6)
+    np.testing.assert_allclose(a.deletion[:, 0], p, atol=1e-6)
+    np.testing.assert_allclose(a.insertion[:, -1], p, atol=1e-6)
 
 
 def test_shapes_are_checked():
@@ -89,9 +96,19 @@ def test_report_beats_random_on_a_trained_model(trained_cnn, phantom_data):
     _, (x, y, _) = phantom_data
     maps = gradcam_fn(trained_cnn, x, y)
     r = faithfulness_report(trained_cnn, x, maps, y, steps=10, seed=3)
-    json.dumps(r)
-    assert len(r["fractions"]) == 11 and len(r["method"]["deletion"]["curve"]) == 11
-    assert len(r["random"]["deletion"]["auc_per_image"]) == len(x)
+    assert isinstance(r, FaithfulnessResult)
+    assert FaithfulnessResult.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+    assert len(r.fractions) == 11 and len(r.method.deletion.curve) == 11
+    assert len(r.random.deletion.auc_per_image) == len(x)
     # deleting what Grad-CAM points at hurts the model more than deleting random pixels
-    assert r["method"]["deletion"]["auc"] < r["random"]["deletion"]["auc"] - 0.05
-    assert r["method"]["insertion_minus_deletion"] > r["random"]["insertion_minus_deletion"]
+    assert r.method.deletion.auc < r.random.deletion.auc - 0.05
+    assert r.method.insertion_minus_deletion > r.random.insertion_minus_deletion
+
+
+def test_faithfulness_metric_checks_its_settings():
+    assert Faithfulness(steps=5, deletion_baseline=0.5).settings()["steps"] == 5
+    with pytest.raises(ExplainError, match="steps"):
+        Faithfulness(steps=0)
+    with pytest.raises(ExplainError, match="deletion_baseline"):
+        Faithfulness(deletion_baseline="noise")
+    assert Faithfulness().requires == {"model", "maps"}

@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
-from neuroxai.errors import DataError
+from neuroxai.errors import DataError, ExplainError
 from neuroxai.evaluation import (
+    Localization,
+    LocalizationResult,
     center_prior_map,
     dice,
     energy_pointing_game,
@@ -133,15 +135,38 @@ def test_report_per_class_excludes_empty_masks_and_is_json():
     maps[1] = 0
     maps[1, 0, 0] = 1  # class 1 image points outside
     r = localization_report(maps, masks, [0, 1, 2, 2], class_names=["a", "b", "c"], tolerance=0)
-    json.dumps(r)
-    assert r["n_images"] == 4 and r["n_scored"] == 2 and r["n_excluded_no_mask"] == 2
-    assert r["per_class"]["a"]["method"]["pointing_game"] == 1.0
-    assert r["per_class"]["b"]["method"]["pointing_game"] == 0.0
-    assert r["per_class"]["c"]["n_scored"] == 0 and r["per_class"]["c"]["n_excluded_no_mask"] == 2
-    assert r["per_class"]["c"]["method"]["iou"] is None
-    assert r["overall"]["method"]["pointing_game"] == 0.5
-    assert r["overall"]["uniform"]["energy"] == pytest.approx(16 / 256)
-    assert set(r["overall"]) == {"method", "uniform", "center_prior"}
+    assert isinstance(r, LocalizationResult)
+    assert r.n_images == 4 and r.n_scored == 2 and r.n_excluded_no_mask == 2
+    assert r.per_class["a"].method.pointing_game == 1.0
+    assert r.per_class["b"].method.pointing_game == 0.0
+    assert r.per_class["c"].n_scored == 0 and r.per_class["c"].n_excluded_no_mask == 2
+    assert r.per_class["c"].method.iou is None
+    assert r.overall.method.pointing_game == 0.5
+    assert r.overall.uniform.energy == pytest.approx(16 / 256)
+    assert r.overall.center_prior.value("energy") == r.overall.center_prior.energy
+    # the record round-trips through JSON unchanged
+    back = LocalizationResult.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back == r
+    assert json.loads(json.dumps(r.to_dict()))["per_class"]["c"]["method"]["iou"] is None
+
+
+def test_report_without_labels_has_one_group():
+    masks = np.zeros((2, 8, 8), bool)
+    masks[:, 2:4, 2:4] = True
+    r = localization_report(masks.astype(float), masks)
+    assert list(r.per_class) == ["all"] and r.per_class["all"].n_scored == 2
+
+
+def test_localization_metric_holds_its_settings_and_checks_them():
+    assert Localization(tolerance=0.0, top_k=0.1).settings() == {
+        "tolerance": 0.0,
+        "threshold": 0.5,
+        "top_k": 0.1,
+        "center_sigma": 0.25,
+    }
+    with pytest.raises(ExplainError, match="top_k"):
+        Localization(top_k=2.0)
+    assert Localization().requires == {"maps", "masks"} and not Localization().explainer_free
 
 
 # ---- properties ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from neuroxai.errors import ExplainError
-from neuroxai.evaluation import cascading_randomization, randomizable_layers, spearman_similarity, ssim
+from neuroxai.evaluation import Sanity, SanityResult, cascading_randomization, randomizable_layers, spearman_similarity, ssim
 from neuroxai.evaluation.sanity import _ssim_map
 
 
@@ -55,10 +55,10 @@ def test_broken_explainer_fails_and_users_model_is_untouched(trained_cnn, phanto
     _, (x, y, _) = phantom_data
     before = [w.copy() for w in trained_cnn.get_weights()]
     r = cascading_randomization(trained_cnn, x[:12], y[:12], sobel_fn)
-    json.dumps(r)
-    assert r["passed"] is False
-    assert r["layers"] == ["original", "logits", "last_conv", "conv2", "conv1"]
-    assert r["final"]["spearman"] == pytest.approx(1.0) and r["final"]["ssim"] == pytest.approx(1.0)
+    assert SanityResult.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+    assert r.passed is False
+    assert r.layers == ("original", "logits", "last_conv", "conv2", "conv1")
+    assert r.final.spearman == pytest.approx(1.0) and r.final.ssim == pytest.approx(1.0)
     for w0, w1 in zip(before, trained_cnn.get_weights()):
         np.testing.assert_array_equal(w0, w1)
 
@@ -68,10 +68,32 @@ def test_gradcam_passes(trained_cnn, phantom_data):
 
     _, (x, y, _) = phantom_data
     r = cascading_randomization(trained_cnn, x[:16], y[:16], gradcam_fn, seed=1)
-    assert r["passed"] is True, r
-    assert r["spearman"][0] == 1.0 and len(r["spearman"]) == 5
-    assert r["final"]["spearman"] < 0.5
-    assert r["final"]["ssim"] < 0.9 and r["ssim"][0] == 1.0
+    assert r.passed is True, r
+    assert r.spearman[0] == 1.0 and len(r.spearman) == 5
+    assert r.final.spearman < 0.5
+    assert r.final.ssim < 0.9 and r.ssim[0] == 1.0
+
+
+def test_given_original_maps_are_not_explained_again(trained_cnn, phantom_data):
+    from xai_helpers import gradcam_fn
+
+    _, (x, y, _) = phantom_data
+    calls = []
+
+    def counting(model, images, targets):
+        calls.append(model is trained_cnn)
+        return gradcam_fn(model, images, targets)
+
+    original = gradcam_fn(trained_cnn, x[:6], y[:6])
+    r = cascading_randomization(trained_cnn, x[:6], y[:6], counting, original_maps=original, max_layers=2)
+    assert calls == [False, False]  # only the randomized clone, once per layer
+    assert r.layers == ("original", "logits", "last_conv")
+
+
+def test_sanity_metric_checks_its_settings():
+    assert Sanity(n_images=4).requires == {"model", "maps", "explain_fn"}
+    with pytest.raises(ExplainError, match="threshold"):
+        Sanity(threshold=2.0)
 
 
 def test_explain_fn_shape_is_checked(trained_cnn, phantom_data):

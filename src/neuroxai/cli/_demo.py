@@ -90,7 +90,7 @@ def _explain_and_measure(predictor: Any, ds: Any, out: Path, t0: float, progress
 
     keep = order[: DEMO_DEFAULTS["n_xai"]]
     what = (
-        "localization vs masks, deletion/insertion, randomization sanity"
+        "localization vs masks, deletion/insertion, randomization sanity, tumour reliance"
         if masks is not None
         else "deletion/insertion, randomization sanity"
     )
@@ -99,25 +99,36 @@ def _explain_and_measure(predictor: Any, ds: Any, out: Path, t0: float, progress
         predictor, x[keep], None if masks is None else masks[keep], y[keep], "gradcam", progress=progress
     )
     report.save(out)
-    for method, row in report.summary().items():
-        if "pointing_game" in row:
+    for method in report.methods:
+        loc = report.localization.get(method)
+        if loc is not None and loc.n_scored:
+            ov = loc.overall
             print(
-                f"    {method} pointing game {row['pointing_game']:.3f} (uniform map {row['pointing_game_uniform']:.3f}, "
-                f"centre prior {row['pointing_game_center_prior']:.3f}); energy in mask {row['energy']:.3f}"
+                f"    {method} pointing game {ov.method.pointing_game:.3f} (uniform map {ov.uniform.pointing_game:.3f}, "
+                f"centre prior {ov.center_prior.pointing_game:.3f}); energy in mask {ov.method.energy:.3f}"
             )
-        if "deletion_auc" in row:
+        faith = report.faithfulness.get(method)
+        if faith is not None:
+            fm, fr = faith.method, faith.random
             print(
-                f"    {method} deletion AUC {row['deletion_auc']:.3f} (random {row['deletion_auc_random']:.3f}, lower is better); "
-                f"insertion AUC {row['insertion_auc']:.3f} (random {row['insertion_auc_random']:.3f}, higher is better)"
+                f"    {method} deletion AUC {fm.deletion.auc:.3f} (random {fr.deletion.auc:.3f}, lower is better); "
+                f"insertion AUC {fm.insertion.auc:.3f} (random {fr.insertion.auc:.3f}, higher is better)"
             )
-        if "sanity_passed" in row:
-            verdict = "passed" if row["sanity_passed"] else "FAILED"
+        sanity = report.sanity.get(method)
+        if sanity is not None:
+            verdict = "passed" if sanity.passed else "FAILED"
             print(
                 f"    {method} randomization sanity check {verdict} (Spearman to the trained map after full "
-                f"randomization {row['sanity_spearman']:.3f})"
+                f"randomization {sanity.final.spearman:.3f})"
             )
-    for method, err in report.errors.items():
-        print(f"    {method}: could not be measured: {err}")
+    rel = report.reliance
+    if rel is not None and rel.n_scored:
+        print(
+            f"    tumour reliance (no explainer): blurring the tumour drops the true class's probability by "
+            f"{rel.overall.tumour_drop:.3f}, an equal area elsewhere by {rel.overall.control_drop:.3f} (ratio {rel.ratio:.1f})"
+        )
+    for failure in report.errors:
+        print(f"    could not be measured: {failure.describe()}")
 
 
 def _rank_within_class(y: Any) -> Any:

@@ -1,13 +1,17 @@
-"""``neuroxai evaluate-xai RUN_DIR --data DIR --method gradcam``: localization, faithfulness and sanity metrics."""
+"""``neuroxai evaluate-xai RUN_DIR --data DIR --method gradcam``: explanation metrics and the model's tumour reliance."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from neuroxai.cli._commands import Command
 from neuroxai.cli._common import add_format_option, add_progress_option, print_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neuroxai.evaluation import ExplanationMetric
 
 __all__ = ["COMMANDS", "run"]
 
@@ -34,6 +38,16 @@ def _configure_evaluate_xai(parser: argparse.ArgumentParser) -> None:
         help="explanation method; repeat for several (default: gradcam)",
     )
     parser.add_argument(
+        "--metric",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help=(
+            "explanation metric (localization, faithfulness, sanity, reliance, or a plugin's); repeat for several "
+            "(default: every registered metric that applies: localization and reliance need masks)"
+        ),
+    )
+    parser.add_argument(
         "--n", type=int, default=None, metavar="N", help="evaluate a seeded random N images of the split (default: all)"
     )
     parser.add_argument("--out", "-o", default=None, metavar="DIR", help="output folder (default: RUN_DIR)")
@@ -52,14 +66,37 @@ def _configure_evaluate_xai(parser: argparse.ArgumentParser) -> None:
     add_progress_option(parser)
 
 
+def _metrics(args: argparse.Namespace) -> list[ExplanationMetric]:
+    """The metric instances asked for: ``--metric`` names (default all registered), with the command's settings."""
+    from neuroxai.evaluation import Faithfulness, MetricRegistry, Sanity
+
+    registry = MetricRegistry()
+    names = list(args.metric) if args.metric else registry.names()
+    out: list[ExplanationMetric] = []
+    for name in names:
+        cls = registry.get(name)
+        if issubclass(cls, Faithfulness):
+            if not args.faithfulness and not args.metric:
+                continue
+            out.append(cls(steps=args.steps))
+        elif issubclass(cls, Sanity):
+            if not args.sanity and not args.metric:
+                continue
+            out.append(cls(n_images=args.n_sanity))
+        else:
+            out.append(cls())
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
-    """Evaluate; returns 0, or 1 when a method could not be evaluated (the others are still written)."""
+    """Evaluate; returns 0, or 1 when a method or metric could not be evaluated (the others are still written)."""
     import numpy as np
 
     import neuroxai
     from neuroxai.errors import DataError, NeuroxaiError
     from neuroxai.evaluation import evaluate_explanations
 
+    metrics = _metrics(args)  # unknown names fail before any data is read
     predictor = neuroxai.load(args.run_dir)
     h, w, c = predictor.input_shape
     if args.phantoms is not None:
@@ -90,54 +127,56 @@ def run(args: argparse.Namespace) -> int:
         x, y = x[idx], y[idx]
         masks = masks[idx] if masks is not None else None
 
+    methods = args.method or ["gradcam"]
     report = evaluate_explanations(
         predictor,
         x,
         masks,
         y,
-        args.method or ["gradcam"],
+        methods,
+        metrics=metrics,
         class_names=names,
         targets=args.targets,
-        faithfulness=args.faithfulness,
-        sanity=args.sanity,
-        steps=args.steps,
-        n_sanity=args.n_sanity,
         batch_size=args.batch_size,
         seed=args.seed,
         progress=args.progress,
     )
-    report.settings["data"] = str(args.data) if args.data else f"phantoms(n_per_class={args.phantoms}, seed={args.phantom_seed})"
-    report.settings["split"] = args.split
-    report.settings["run_dir"] = str(args.run_dir)
-    if masks is None:
-        report.settings["localization_skipped"] = "the data has no masks"
-    if len(report.errors) == len(report.methods):
-        raise NeuroxaiError("No method could be evaluated: " + "; ".join(f"{m}: {e}" for m, e in report.errors.items()))
+    report = report.with_source(
+        data=str(args.data) if args.data else f"phantoms(n_per_class={args.phantoms}, seed={args.phantom_seed})",
+        split=args.split,
+        run_dir=str(args.run_dir),
+    )
+    unexplained = [e for e in report.errors if e.metric is None]
+    if report.methods and len(unexplained) == len(report.methods):
+        raise NeuroxaiError("No method could be evaluated: " + "; ".join(e.describe() for e in unexplained))
     out = Path(args.out) if args.out else (Path(args.run_dir) if Path(args.run_dir).is_dir() else Path(args.run_dir).parent)
     paths = report.save(out)
     if args.format == "json":
         print_json({**report.to_dict(), "files": [str(p) for p in paths]})
     else:
-        print(f"Evaluated {len(x)} {args.split} images ({report.settings.get('accuracy') or 0:.3f} accuracy).")
+        acc = report.settings.accuracy
+        print(f"Evaluated {len(x)} {args.split} images ({'n/a' if acc is None else f'{acc:.3f}'} accuracy).")
         if masks is None:
-            print("No masks in the data: localization skipped.")
+            print("No masks in the data: localization and tumour reliance skipped.")
         print(report.format())
         print(f"Wrote {len(paths)} files to {out}")
-    for m, e in report.errors.items():
-        print(f"neuroxai evaluate-xai: {m}: {e}", file=sys.stderr)
+    for e in report.errors:
+        print(f"neuroxai evaluate-xai: {e.describe()}", file=sys.stderr)
     return 1 if report.errors else 0
 
 
 COMMANDS: tuple[Command, ...] = (
     Command(
         name="evaluate-xai",
-        help="measure explanations: localization vs masks, deletion/insertion, randomization sanity check",
+        help="measure explanations (localization, deletion/insertion, sanity) and the model's tumour reliance",
         description=(
             "Load a run directory, explain test images that have tumour masks and measure the explanations: "
             "pointing game, energy, IoU, Dice and pixel AP against the masks (per class, beside a uniform and a "
             "centre-prior reference map), deletion/insertion curves (beside a random map) and Adebayo et al.'s "
-            "cascading randomization check (pass/fail). Writes xai_metrics.json and xai_*.png figures into the "
-            "run directory, or --out."
+            "cascading randomization check (pass/fail); and, with no explainer, the model's tumour reliance (the "
+            "drop of the true class's probability when the tumour is blurred, beside an equal area elsewhere). "
+            "--metric NAME picks metrics (plugins may add more). Writes xai_metrics.json and xai_*.png figures "
+            "into the run directory, or --out."
         ),
         configure=_configure_evaluate_xai,
         run=run,

@@ -31,13 +31,125 @@ per-image Python loop.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
-from neuroxai.errors import DataError
+from neuroxai._records import Record
+from neuroxai.errors import DataError, ExplainError
+from neuroxai.evaluation._metric import ExplanationMetric, MetricInputs, Requirement
 
-__all__ = ["auc", "baseline_fill", "deletion_insertion_curves", "faithfulness_report"]
+__all__ = [
+    "CurveSummary",
+    "DeletionInsertion",
+    "DeletionInsertionCurves",
+    "Faithfulness",
+    "FaithfulnessResult",
+    "FaithfulnessSettings",
+    "auc",
+    "baseline_fill",
+    "deletion_insertion_curves",
+    "faithfulness_report",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class DeletionInsertionCurves(Record):
+    """Per-image deletion and insertion curves (:func:`deletion_insertion_curves`).
+
+    Attributes:
+        fractions: float64 ``[S+1]``, the fractions of pixels removed (deletion) or revealed (insertion).
+        deletion: float64 ``[N, S+1]``, the target-class probability along each deletion curve.
+        insertion: float64 ``[N, S+1]``, the same for insertion.
+        deletion_auc: float64 ``[N]``, the area under each deletion curve (lower is better).
+        insertion_auc: float64 ``[N]``, the area under each insertion curve (higher is better).
+    """
+
+    fractions: np.ndarray
+    deletion: np.ndarray
+    insertion: np.ndarray
+    deletion_auc: np.ndarray
+    insertion_auc: np.ndarray
+
+    def __post_init__(self) -> None:  # arrays also when read back from JSON lists
+        for name in ("fractions", "deletion", "insertion", "deletion_auc", "insertion_auc"):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class CurveSummary(Record):
+    """One kind of curve (deletion or insertion) over a set of images.
+
+    Attributes:
+        auc: Mean area under the curve.
+        auc_std: Standard deviation of the per-image areas.
+        curve: The mean curve, one value per fraction.
+        auc_per_image: The area of each image's curve.
+    """
+
+    auc: float
+    auc_std: float
+    curve: tuple[float, ...]
+    auc_per_image: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class DeletionInsertion(Record):
+    """Deletion and insertion of one map family (the method's maps, or the random map).
+
+    Attributes:
+        deletion: Deletion curves (lower area is better).
+        insertion: Insertion curves (higher area is better).
+        insertion_minus_deletion: Mean of insertion AUC minus deletion AUC (higher is better).
+    """
+
+    deletion: CurveSummary
+    insertion: CurveSummary
+    insertion_minus_deletion: float
+
+
+@dataclass(frozen=True)
+class FaithfulnessSettings(Record):
+    """How deletion and insertion were run.
+
+    Attributes:
+        deletion_baseline: Fill of deleted pixels (``"zero"``, ``"mean"``, ``"blur"`` or a number).
+        insertion_baseline: The image insertion starts from.
+        blur_sigma_px: Sigma of the ``"blur"`` fill, in pixels at the image size.
+        seed: Seed of the random map and of tie-breaking.
+    """
+
+    deletion_baseline: str | float
+    insertion_baseline: str | float
+    blur_sigma_px: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class FaithfulnessResult(Record):
+    """Deletion/insertion of one method beside a seeded random map (:func:`faithfulness_report`).
+
+    Attributes:
+        n_images: Images measured.
+        steps: Steps per curve (curves have ``steps + 1`` points).
+        fractions: The fraction axis, ``steps + 1`` values from 0 to 1.
+        settings: Baselines, blur and seed.
+        method: Curves of the method's maps.
+        random: Curves of the random map, the reference to beat.
+
+    Example:
+        >>> r = faithfulness_report(model, x, maps, y)  # doctest: +SKIP
+        >>> r.method.deletion.auc < r.random.deletion.auc  # doctest: +SKIP
+        True
+    """
+
+    n_images: int
+    steps: int
+    fractions: tuple[float, ...]
+    settings: FaithfulnessSettings
+    method: DeletionInsertion
+    random: DeletionInsertion
 
 
 def auc(curves: np.ndarray, fractions: np.ndarray | None = None) -> np.ndarray:
@@ -58,7 +170,7 @@ def auc(curves: np.ndarray, fractions: np.ndarray | None = None) -> np.ndarray:
     if fractions is None:
         fractions = np.linspace(0.0, 1.0, curves.shape[-1])
     dx = np.diff(np.asarray(fractions, dtype=np.float64))
-    return ((curves[..., 1:] + curves[..., :-1]) * 0.5 * dx).sum(axis=-1)
+    return np.asarray(((curves[..., 1:] + curves[..., :-1]) * 0.5 * dx).sum(axis=-1), dtype=np.float64)
 
 
 def baseline_fill(images: np.ndarray, fill: str | float = "blur", *, blur_sigma: float | None = None) -> np.ndarray:
@@ -87,12 +199,12 @@ def baseline_fill(images: np.ndarray, fill: str | float = "blur", *, blur_sigma:
     if fill == "zero":
         return np.zeros_like(images)
     if fill == "mean":
-        return np.broadcast_to(images.mean(axis=(1, 2), keepdims=True), images.shape).copy()
+        return np.array(np.broadcast_to(images.mean(axis=(1, 2), keepdims=True), images.shape), dtype=np.float32)
     if fill == "blur":
         from scipy import ndimage
 
         sigma = blur_sigma if blur_sigma is not None else 5.0 * max(images.shape[1:3]) / 224.0
-        return ndimage.gaussian_filter(images, sigma=(0, sigma, sigma, 0), mode="nearest").astype(np.float32)
+        return np.asarray(ndimage.gaussian_filter(images, sigma=(0, sigma, sigma, 0), mode="nearest"), dtype=np.float32)
     raise ValueError(f"Unknown baseline fill {fill!r}; expected 'zero', 'mean', 'blur' or a number.")
 
 
@@ -120,14 +232,13 @@ def _as_probabilities(out: np.ndarray) -> np.ndarray:
         return out
     z = out - out.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
 def _make_step(model: Any) -> Any:
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
-    def step(images, ranks, del_base, ins_base, n_removed):
+    def step(images: Any, ranks: Any, del_base: Any, ins_base: Any, n_removed: Any) -> Any:
         # images/bases [b, H, W, C]; ranks [b, H, W]; n_removed [S]
         b = tf.shape(images)[0]
         s = tf.shape(n_removed)[0]
@@ -142,7 +253,7 @@ def _make_step(model: Any) -> Any:
             out = out[0]
         return tf.reshape(tf.cast(out, tf.float32), [2, b, s, -1])
 
-    return step
+    return tf.function(step, reduce_retracing=True)
 
 
 def deletion_insertion_curves(
@@ -158,7 +269,7 @@ def deletion_insertion_curves(
     batch_size: int = 256,
     seed: int = 0,
     progress: bool = False,
-) -> dict[str, np.ndarray]:
+) -> DeletionInsertionCurves:
     """Deletion and insertion curves of the target-class probability, batched.
 
     Args:
@@ -176,7 +287,7 @@ def deletion_insertion_curves(
         progress: Show a progress bar over chunks.
 
     Returns:
-        A dict with the arrays ``fractions`` ``[S+1]``, ``deletion`` and
+        A :class:`DeletionInsertionCurves`: ``fractions`` ``[S+1]``, ``deletion`` and
         ``insertion`` ``[N, S+1]``, ``deletion_auc`` and ``insertion_auc`` ``[N]``.
 
     Raises:
@@ -184,8 +295,40 @@ def deletion_insertion_curves(
 
     Example:
         >>> curves = deletion_insertion_curves(model, x, maps, y, steps=10)  # doctest: +SKIP
-        >>> curves["deletion_auc"].mean()  # doctest: +SKIP
+        >>> curves.deletion_auc.mean()  # doctest: +SKIP
     """
+    return _curves(
+        model,
+        images,
+        maps,
+        targets,
+        None,
+        steps=steps,
+        deletion_baseline=deletion_baseline,
+        insertion_baseline=insertion_baseline,
+        blur_sigma=blur_sigma,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+    )
+
+
+def _curves(
+    model: Any,
+    images: Any,
+    maps: Any,
+    targets: Any,
+    step: Any,
+    *,
+    steps: int,
+    deletion_baseline: str | float,
+    insertion_baseline: str | float,
+    blur_sigma: float | None,
+    batch_size: int,
+    seed: int,
+    progress: bool,
+) -> DeletionInsertionCurves:
+    """:func:`deletion_insertion_curves` with a compiled ``step`` to reuse (``None``: compile one)."""
     from neuroxai._progress import progress as _progress
     from neuroxai.evaluation._checks import as_maps
 
@@ -209,7 +352,8 @@ def deletion_insertion_curves(
     fractions = np.linspace(0.0, 1.0, steps + 1)
     n_removed = np.round(fractions * h * w).astype(np.int32)
     chunk = max(1, int(batch_size) // (2 * (steps + 1)))
-    step = _make_step(model)
+    if step is None:
+        step = _make_step(model)
     deletion = np.empty((n, steps + 1))
     insertion = np.empty((n, steps + 1))
     starts = range(0, n, chunk)
@@ -218,7 +362,7 @@ def deletion_insertion_curves(
         sl = slice(i, j)
         pad = chunk - (j - i)  # constant chunk shape: one trace only
 
-        def _p(a: np.ndarray) -> np.ndarray:
+        def _p(a: np.ndarray, pad: int = pad) -> np.ndarray:
             return np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a
 
         out = step(_p(x[sl]), _p(ranks[sl]), _p(del_base[sl]), _p(ins_base[sl]), n_removed).numpy()
@@ -228,27 +372,31 @@ def deletion_insertion_curves(
         sel = np.take_along_axis(probs, np.broadcast_to(tgt, (*probs.shape[:-1], 1)), axis=-1)[..., 0]
         deletion[sl] = sel[0]
         insertion[sl] = sel[1]
-    return {
-        "fractions": fractions,
-        "deletion": deletion,
-        "insertion": insertion,
-        "deletion_auc": auc(deletion, fractions),
-        "insertion_auc": auc(insertion, fractions),
-    }
+    return DeletionInsertionCurves(
+        fractions=fractions,
+        deletion=deletion,
+        insertion=insertion,
+        deletion_auc=auc(deletion, fractions),
+        insertion_auc=auc(insertion, fractions),
+    )
 
 
-def _summarise(curves: dict[str, np.ndarray]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kind in ("deletion", "insertion"):
-        a = curves[f"{kind}_auc"]
-        out[kind] = {
-            "auc": float(a.mean()),
-            "auc_std": float(a.std()),
-            "curve": curves[kind].mean(axis=0).tolist(),
-            "auc_per_image": a.tolist(),
-        }
-    out["insertion_minus_deletion"] = float((curves["insertion_auc"] - curves["deletion_auc"]).mean())
-    return out
+def _curve_summary(curves: np.ndarray, areas: np.ndarray) -> CurveSummary:
+    return CurveSummary(
+        auc=float(areas.mean()) if len(areas) else float("nan"),
+        auc_std=float(areas.std()) if len(areas) else float("nan"),
+        curve=tuple(float(v) for v in curves.mean(axis=0)) if len(curves) else (),
+        auc_per_image=tuple(float(v) for v in areas),
+    )
+
+
+def _summarise(curves: DeletionInsertionCurves) -> DeletionInsertion:
+    gap = curves.insertion_auc - curves.deletion_auc
+    return DeletionInsertion(
+        deletion=_curve_summary(curves.deletion, curves.deletion_auc),
+        insertion=_curve_summary(curves.insertion, curves.insertion_auc),
+        insertion_minus_deletion=float(gap.mean()) if len(gap) else float("nan"),
+    )
 
 
 def faithfulness_report(
@@ -264,7 +412,7 @@ def faithfulness_report(
     batch_size: int = 256,
     seed: int = 0,
     progress: bool = False,
-) -> dict[str, Any]:
+) -> FaithfulnessResult:
     """Deletion/insertion AUCs and mean curves of the maps, beside a seeded random map.
 
     Read it as: ``method.deletion.auc`` should be clearly *below*
@@ -286,39 +434,115 @@ def faithfulness_report(
         progress: Show progress bars.
 
     Returns:
-        JSON-able ``{"n_images", "steps", "fractions", "settings", "method": {...}, "random": {...}}``;
-        each of ``method``/``random`` holds ``deletion`` and ``insertion`` with ``auc``, ``auc_std``,
-        the mean ``curve`` and ``auc_per_image``, and ``insertion_minus_deletion``.
+        A :class:`FaithfulnessResult`; each of ``method`` and ``random`` holds ``deletion`` and
+        ``insertion`` (``auc``, ``auc_std``, the mean ``curve``, ``auc_per_image``) and
+        ``insertion_minus_deletion``.
+
+    Raises:
+        DataError: When shapes disagree.
 
     Example:
         >>> r = faithfulness_report(model, x, maps, y)  # doctest: +SKIP
-        >>> r["method"]["deletion"]["auc"] < r["random"]["deletion"]["auc"]  # doctest: +SKIP
+        >>> r.method.deletion.auc < r.random.deletion.auc  # doctest: +SKIP
         True
     """
-    kw = {
-        "steps": steps,
-        "deletion_baseline": deletion_baseline,
-        "insertion_baseline": insertion_baseline,
-        "blur_sigma": blur_sigma,
-        "batch_size": batch_size,
-        "progress": progress,
-    }
     m = np.asarray(maps)
-    method = deletion_insertion_curves(model, images, m, targets, seed=seed, **kw)
-    rand_maps = np.random.default_rng(seed + 1).random(m.shape[:3] if m.ndim >= 3 else m.shape)
-    rand = deletion_insertion_curves(model, images, rand_maps, targets, seed=seed, **kw)
+    step = _make_step(model)  # one compiled function for the method's and the random map's curves
+
+    def curves(which: np.ndarray) -> DeletionInsertionCurves:
+        return _curves(
+            model,
+            images,
+            which,
+            targets,
+            step,
+            steps=steps,
+            deletion_baseline=deletion_baseline,
+            insertion_baseline=insertion_baseline,
+            blur_sigma=blur_sigma,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+        )
+
+    method = curves(m)
+    rand = curves(np.random.default_rng(seed + 1).random(m.shape[:3] if m.ndim >= 3 else m.shape))
     x = np.asarray(images)
     sigma = blur_sigma if blur_sigma is not None else 5.0 * max(x.shape[1:3]) / 224.0
-    return {
-        "n_images": len(x),
-        "steps": int(steps),
-        "fractions": method["fractions"].tolist(),
-        "settings": {
-            "deletion_baseline": deletion_baseline,
-            "insertion_baseline": insertion_baseline,
-            "blur_sigma_px": float(sigma),
-            "seed": int(seed),
-        },
-        "method": _summarise(method),
-        "random": _summarise(rand),
-    }
+    return FaithfulnessResult(
+        n_images=len(x),
+        steps=int(steps),
+        fractions=tuple(float(f) for f in method.fractions),
+        settings=FaithfulnessSettings(
+            deletion_baseline=deletion_baseline,
+            insertion_baseline=insertion_baseline,
+            blur_sigma_px=float(sigma),
+            seed=int(seed),
+        ),
+        method=_summarise(method),
+        random=_summarise(rand),
+    )
+
+
+def _check_fill(fill: str | float, what: str) -> None:
+    if isinstance(fill, bool) or not (isinstance(fill, (int, float)) or fill in ("zero", "mean", "blur")):
+        raise ExplainError(f"{what} must be 'zero', 'mean', 'blur' or a number; got {fill!r}.")
+
+
+@dataclass(frozen=True)
+class Faithfulness(ExplanationMetric):
+    """Deletion and insertion curves (RISE) of each method beside a random map (:func:`faithfulness_report`).
+
+    Needs the model and the maps. Every image and step runs as batched, compiled forward passes.
+
+    Args:
+        steps: Steps per curve (curves have ``steps + 1`` points).
+        n_images: Use only the first this many images (default: all).
+        deletion_baseline: Fill of deleted pixels (``"zero"``, ``"mean"``, ``"blur"`` or a number).
+        insertion_baseline: The image insertion starts from.
+        blur_sigma: Sigma of the ``"blur"`` fill in pixels (default 5 px at 224 px, scaled).
+
+    Raises:
+        ExplainError: ``steps`` below 1, ``n_images`` below 0, or an unknown baseline.
+
+    Example:
+        >>> Faithfulness(steps=10, deletion_baseline="blur").steps
+        10
+    """
+
+    name: ClassVar[str] = "faithfulness"
+    requires: ClassVar[frozenset[Requirement]] = frozenset({"model", "maps"})
+    result_type: ClassVar[type[Record]] = FaithfulnessResult
+    description: ClassVar[str] = "deletion/insertion curves and their areas, beside a random map"
+
+    steps: int = 20
+    n_images: int | None = None
+    deletion_baseline: str | float = "zero"
+    insertion_baseline: str | float = "blur"
+    blur_sigma: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ExplainError(f"Faithfulness steps must be an integer >= 1; got {self.steps!r}.")
+        if self.n_images is not None and self.n_images < 0:
+            raise ExplainError(f"Faithfulness n_images must be >= 0 or None; got {self.n_images}.")
+        _check_fill(self.deletion_baseline, "deletion_baseline")
+        _check_fill(self.insertion_baseline, "insertion_baseline")
+
+    def compute(self, inputs: MetricInputs) -> FaithfulnessResult:
+        """Deletion/insertion of ``inputs.maps`` (the first ``n_images``) beside a random map."""
+        maps = inputs.require_maps()
+        n = len(maps) if self.n_images is None else min(len(maps), int(self.n_images))
+        return faithfulness_report(
+            inputs.model,
+            inputs.images[:n],
+            maps[:n],
+            inputs.targets[:n],
+            steps=self.steps,
+            deletion_baseline=self.deletion_baseline,
+            insertion_baseline=self.insertion_baseline,
+            blur_sigma=self.blur_sigma,
+            batch_size=max(256, inputs.batch_size, 2 * (self.steps + 1)),
+            seed=inputs.seed,
+            progress=inputs.progress,
+        )

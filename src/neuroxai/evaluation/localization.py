@@ -23,21 +23,31 @@ Metrics:
   pixel-wise tumour detector (the ranking metric of scikit-learn's
   ``average_precision_score``, computed for all images at once).
 - :func:`localization_report`: all of the above, per class, beside the
-  uniform and centre-prior reference maps.
+  uniform and centre-prior reference maps, as a :class:`LocalizationResult`;
+  :class:`Localization` is the same as a registered metric.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import ndimage
 
+from neuroxai._records import Record
+from neuroxai.errors import DataError, ExplainError
 from neuroxai.evaluation._checks import as_maps, as_masks
+from neuroxai.evaluation._metric import ExplanationMetric, MetricInputs, Requirement
 
 __all__ = [
     "LOCALIZATION_METRICS",
+    "Localization",
+    "LocalizationGroup",
+    "LocalizationMeans",
+    "LocalizationResult",
+    "LocalizationSettings",
     "center_prior_map",
     "dice",
     "energy_pointing_game",
@@ -52,6 +62,108 @@ __all__ = [
 
 #: Names of the per-image localization metrics, in report order.
 LOCALIZATION_METRICS: tuple[str, ...] = ("pointing_game", "energy", "iou", "dice", "pixel_ap")
+
+
+@dataclass(frozen=True)
+class LocalizationMeans(Record):
+    """The mean of each localization metric over a set of images (``None`` when the set is empty).
+
+    Attributes:
+        pointing_game: Pointing game (hit rate).
+        energy: Energy-based pointing game (share of the map's mass in the mask).
+        iou: IoU of the thresholded map and the mask.
+        dice: Dice of the thresholded map and the mask.
+        pixel_ap: Pixel-level average precision.
+    """
+
+    pointing_game: float | None
+    energy: float | None
+    iou: float | None
+    dice: float | None
+    pixel_ap: float | None
+
+    def value(self, metric: str) -> float | None:
+        """The mean of ``metric`` (one of :data:`LOCALIZATION_METRICS`).
+
+        Raises:
+            DataError: An unknown metric name.
+        """
+        if metric not in LOCALIZATION_METRICS:
+            raise DataError(f"Unknown localization metric {metric!r}; expected one of {', '.join(LOCALIZATION_METRICS)}.")
+        value: float | None = getattr(self, metric)
+        return value
+
+
+@dataclass(frozen=True)
+class LocalizationGroup(Record):
+    """Localization of one group of images (one class, or all): the method beside both reference maps.
+
+    Attributes:
+        n_scored: Images of the group with a tumour in their mask (the ones scored).
+        n_excluded_no_mask: Images of the group left out because their mask is empty.
+        method: Means for the explanation method's maps.
+        uniform: Means for the uniform map (chance level).
+        center_prior: Means for the centre-prior map.
+    """
+
+    n_scored: int
+    n_excluded_no_mask: int
+    method: LocalizationMeans
+    uniform: LocalizationMeans
+    center_prior: LocalizationMeans
+
+
+@dataclass(frozen=True)
+class LocalizationSettings(Record):
+    """How localization was scored.
+
+    Attributes:
+        tolerance_px_at_224: Pointing-game tolerance in pixels at 224 px.
+        tolerance_px: The same tolerance at the maps' size.
+        threshold: IoU/Dice threshold (fraction of each map's range); ``None`` when ``top_k`` is used.
+        top_k: IoU/Dice keep this fraction of top pixels (``None``: the threshold is used).
+        center_sigma: Width of the centre prior, as a fraction of the image side.
+    """
+
+    tolerance_px_at_224: float
+    tolerance_px: int
+    threshold: float | None
+    top_k: float | None
+    center_sigma: float
+
+
+@dataclass(frozen=True)
+class LocalizationResult(Record):
+    """What :func:`localization_report` measured for one method.
+
+    Attributes:
+        n_images: Images given (with and without a tumour).
+        settings: How it was scored.
+        metrics: The metric names, in report order (:data:`LOCALIZATION_METRICS`).
+        overall: All scorable images.
+        per_class: One group per class name (``n_scored == 0`` and ``None`` means for a class without tumours).
+
+    Example:
+        >>> r = localization_report(maps, masks, labels, class_names=names)  # doctest: +SKIP
+        >>> r.overall.method.pointing_game, r.overall.center_prior.pointing_game  # doctest: +SKIP
+    """
+
+    n_images: int
+    settings: LocalizationSettings
+    metrics: tuple[str, ...]
+    overall: LocalizationGroup
+    per_class: dict[str, LocalizationGroup]
+
+    @property
+    def n_scored(self) -> int:
+        """Images scored (those with a tumour in their mask)."""
+        return self.overall.n_scored
+
+    @property
+    def n_excluded_no_mask(self) -> int:
+        """Images left out because their mask is empty."""
+        return self.overall.n_excluded_no_mask
+
 
 _REFERENCE_SIZE = 224  # Zhang et al. use a 15 px tolerance on 224 px inputs
 
@@ -79,11 +191,11 @@ def _dilate(masks: np.ndarray, radius: int) -> np.ndarray:
         return masks
     yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     disk = (yy**2 + xx**2) <= radius**2
-    return ndimage.binary_dilation(masks, structure=disk[None])
+    return np.asarray(ndimage.binary_dilation(masks, structure=disk[None]), dtype=bool)
 
 
 def _area_fraction(masks: np.ndarray) -> np.ndarray:
-    return masks.reshape(len(masks), -1).mean(axis=1)
+    return np.asarray(masks.reshape(len(masks), -1).mean(axis=1), dtype=np.float64)
 
 
 def pointing_game(maps: Any, masks: Any, *, tolerance: float = 15.0) -> np.ndarray:
@@ -118,7 +230,7 @@ def pointing_game(maps: Any, masks: Any, *, tolerance: float = 15.0) -> np.ndarr
     flat = maps.reshape(len(maps), -1)
     is_max = flat == flat.max(axis=1, keepdims=True)
     hits = (is_max & target.reshape(len(maps), -1)).sum(axis=1)
-    return hits / is_max.sum(axis=1)
+    return np.asarray(hits / is_max.sum(axis=1), dtype=np.float64)
 
 
 def energy_pointing_game(maps: Any, masks: Any) -> np.ndarray:
@@ -314,7 +426,7 @@ def center_prior_map(shape: Sequence[int], *, sigma: float = 0.25) -> np.ndarray
     yy = (np.arange(h) - (h - 1) / 2.0) / (sigma * h)
     xx = (np.arange(w) - (w - 1) / 2.0) / (sigma * w)
     g = np.exp(-0.5 * (yy[:, None] ** 2 + xx[None, :] ** 2)).astype(np.float32)
-    return np.broadcast_to(g, (n, h, w)).copy()
+    return np.array(np.broadcast_to(g, (n, h, w)), dtype=np.float32)
 
 
 def localization_scores(
@@ -354,10 +466,20 @@ def localization_scores(
     }
 
 
-def _summary(scores: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, float | None]:
+def _means(scores: dict[str, np.ndarray], idx: np.ndarray) -> LocalizationMeans:
     if len(idx) == 0:
-        return dict.fromkeys(scores)
-    return {k: float(np.nanmean(v[idx])) for k, v in scores.items()}
+        return LocalizationMeans(None, None, None, None, None)
+    return LocalizationMeans(**{k: float(np.nanmean(v[idx])) for k, v in scores.items()})
+
+
+def _group(scores: dict[str, dict[str, np.ndarray]], idx: np.ndarray, n_excluded: int) -> LocalizationGroup:
+    return LocalizationGroup(
+        n_scored=len(idx),
+        n_excluded_no_mask=int(n_excluded),
+        method=_means(scores["method"], idx),
+        uniform=_means(scores["uniform"], idx),
+        center_prior=_means(scores["center_prior"], idx),
+    )
 
 
 def localization_report(
@@ -370,7 +492,7 @@ def localization_report(
     threshold: float = 0.5,
     top_k: float | None = None,
     center_sigma: float = 0.25,
-) -> dict[str, Any]:
+) -> LocalizationResult:
     """Localization metrics per class, beside a uniform and a centre-prior reference map.
 
     Images whose mask is empty (no tumour, e.g. class "notumor") cannot be
@@ -383,28 +505,25 @@ def localization_report(
         maps: Explanation maps ``[N, H, W]``.
         masks: Masks ``[N, H, W]`` (bool, or float with > 0.5 inside).
         labels: Integer class per image ``[N]``; ``None`` puts all in one class.
-        class_names: Names for the label ids (default ``"0", "1", ...``).
+        class_names: Names for the label ids (default ``"0", "1", ...``; ``"all"`` without labels).
         tolerance: Pointing-game tolerance in pixels at 224 px (scaled to the size).
         threshold: IoU/Dice binarisation threshold, a fraction of each map's range.
         top_k: Binarise IoU/Dice to this fraction of top pixels instead.
         center_sigma: Width of the centre prior, as a fraction of the image side.
 
     Returns:
-        A JSON-able dict::
+        A :class:`LocalizationResult`: ``overall`` and ``per_class[name]`` each hold the
+        means of every metric for the method, the uniform and the centre-prior map
+        (``None`` for a class with no scorable image) and the counts.
 
-            {"n_images": N, "n_scored": n, "n_excluded_no_mask": N - n,
-             "settings": {...}, "metrics": [...],
-             "overall": {"method": {metric: mean}, "uniform": {...}, "center_prior": {...}},
-             "per_class": {name: {"n_scored": k, "n_excluded_no_mask": e,
-                                  "method": {...}, "uniform": {...}, "center_prior": {...}}}}
-
-        Means are ``None`` for a class with no scorable image.
+    Raises:
+        DataError: Shapes that disagree, or not one label per map.
 
     Example:
         >>> import numpy as np
         >>> masks = np.zeros((2, 16, 16), bool); masks[0, 4:8, 4:8] = True
         >>> r = localization_report(masks.astype(float), masks, [0, 1], class_names=["glioma", "notumor"])
-        >>> r["n_excluded_no_mask"], r["per_class"]["glioma"]["method"]["iou"]
+        >>> r.n_excluded_no_mask, r.per_class["glioma"].method.iou
         (1, 1.0)
     """
     maps = as_maps(maps)
@@ -412,44 +531,92 @@ def localization_report(
     n = len(maps)
     labels_arr = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1)
     if len(labels_arr) != n:
-        from neuroxai.errors import DataError
-
         raise DataError(f"Expected {n} labels (one per map); got {len(labels_arr)}.")
     if class_names is None:
-        k = int(labels_arr.max()) + 1 if n else 0
-        class_names = [str(i) for i in range(k)]
+        if labels is None:
+            class_names = ["all"]
+        else:
+            k = int(labels_arr.max()) + 1 if n else 0
+            class_names = [str(i) for i in range(k)]
     has_tumour = masks.reshape(n, -1).any(axis=1)
     keep = np.flatnonzero(has_tumour)
-    kw = {"tolerance": tolerance, "threshold": threshold, "top_k": top_k}
     sub_masks = masks[keep]
     shape = sub_masks.shape
+
+    def score(m: np.ndarray) -> dict[str, np.ndarray]:
+        return localization_scores(m, sub_masks, tolerance=tolerance, threshold=threshold, top_k=top_k)
+
     scores = {
-        "method": localization_scores(maps[keep], sub_masks, **kw),
-        "uniform": localization_scores(uniform_map(shape), sub_masks, **kw),
-        "center_prior": localization_scores(center_prior_map(shape, sigma=center_sigma), sub_masks, **kw),
+        "method": score(maps[keep]),
+        "uniform": score(uniform_map(shape)),
+        "center_prior": score(center_prior_map(shape, sigma=center_sigma)),
     }
     kept_labels = labels_arr[keep]
-    per_class: dict[str, Any] = {}
-    for c, name in enumerate(class_names):
-        idx = np.flatnonzero(kept_labels == c)
-        per_class[str(name)] = {
-            "n_scored": len(idx),
-            "n_excluded_no_mask": int(((labels_arr == c) & ~has_tumour).sum()),
-            **{ref: _summary(s, idx) for ref, s in scores.items()},
-        }
-    all_idx = np.arange(len(keep))
-    return {
-        "n_images": int(n),
-        "n_scored": len(keep),
-        "n_excluded_no_mask": int(n - len(keep)),
-        "settings": {
-            "tolerance_px_at_224": float(tolerance),
-            "tolerance_px": tolerance_pixels(maps.shape[1:], tolerance),
-            "threshold": None if top_k is not None else float(threshold),
-            "top_k": top_k,
-            "center_sigma": float(center_sigma),
-        },
-        "metrics": list(LOCALIZATION_METRICS),
-        "overall": {ref: _summary(s, all_idx) for ref, s in scores.items()},
-        "per_class": per_class,
+    per_class = {
+        str(name): _group(scores, np.flatnonzero(kept_labels == c), int(((labels_arr == c) & ~has_tumour).sum()))
+        for c, name in enumerate(class_names)
     }
+    return LocalizationResult(
+        n_images=int(n),
+        settings=LocalizationSettings(
+            tolerance_px_at_224=float(tolerance),
+            tolerance_px=tolerance_pixels(maps.shape[1:], tolerance),
+            threshold=None if top_k is not None else float(threshold),
+            top_k=None if top_k is None else float(top_k),
+            center_sigma=float(center_sigma),
+        ),
+        metrics=LOCALIZATION_METRICS,
+        overall=_group(scores, np.arange(len(keep)), n - len(keep)),
+        per_class=per_class,
+    )
+
+
+@dataclass(frozen=True)
+class Localization(ExplanationMetric):
+    """Localization against tumour masks, beside the uniform and centre-prior maps (:func:`localization_report`).
+
+    Needs maps and masks; labels give the per-class breakdown.
+
+    Args:
+        tolerance: Pointing-game tolerance in pixels at 224 px (scaled to the image size).
+        threshold: IoU/Dice binarisation threshold, a fraction of each map's range.
+        top_k: Binarise IoU/Dice to this fraction of top pixels instead.
+        center_sigma: Width of the centre prior, as a fraction of the image side.
+
+    Example:
+        >>> Localization(tolerance=0.0).settings()["tolerance"]
+        0.0
+    """
+
+    name: ClassVar[str] = "localization"
+    requires: ClassVar[frozenset[Requirement]] = frozenset({"maps", "masks"})
+    result_type: ClassVar[type[Record]] = LocalizationResult
+    description: ClassVar[str] = "pointing game, energy, IoU, Dice and pixel AP vs tumour masks, beside uniform and centre prior"
+
+    tolerance: float = 15.0
+    threshold: float = 0.5
+    top_k: float | None = None
+    center_sigma: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ExplainError(f"Localization threshold must be in [0, 1]; got {self.threshold}.")
+        if self.top_k is not None and not 0.0 < self.top_k <= 1.0:
+            raise ExplainError(f"Localization top_k must be in (0, 1]; got {self.top_k}.")
+        if self.tolerance < 0 or self.center_sigma <= 0:
+            raise ExplainError(
+                f"Localization tolerance must be >= 0 and center_sigma > 0; got {self.tolerance} and {self.center_sigma}."
+            )
+
+    def compute(self, inputs: MetricInputs) -> LocalizationResult:
+        """Score ``inputs.maps`` against ``inputs.masks`` (per class when labels are given)."""
+        return localization_report(
+            inputs.require_maps(),
+            inputs.require_masks(),
+            inputs.labels,
+            class_names=inputs.class_names if inputs.labels is not None else None,
+            tolerance=self.tolerance,
+            threshold=self.threshold,
+            top_k=self.top_k,
+            center_sigma=self.center_sigma,
+        )

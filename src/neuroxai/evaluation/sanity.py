@@ -37,16 +37,72 @@ similarity 1 on both measures and fails.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
+from neuroxai._records import Record
 from neuroxai.errors import ExplainError
+from neuroxai.evaluation._metric import ExplainFn, ExplanationMetric, MetricInputs, Requirement
 
-__all__ = ["cascading_randomization", "randomizable_layers", "spearman_similarity", "ssim"]
+__all__ = [
+    "Sanity",
+    "SanityResult",
+    "Similarity",
+    "cascading_randomization",
+    "randomizable_layers",
+    "spearman_similarity",
+    "ssim",
+]
 
-ExplainFn = Callable[[Any, np.ndarray, np.ndarray], Any]
+
+@dataclass(frozen=True)
+class Similarity(Record):
+    """Mean similarity of maps to the original maps.
+
+    Attributes:
+        spearman: Mean absolute Spearman rank correlation.
+        ssim: Mean SSIM.
+    """
+
+    spearman: float
+    ssim: float
+
+
+@dataclass(frozen=True)
+class SanityResult(Record):
+    """The cascading randomization check of one method (:func:`cascading_randomization`).
+
+    Attributes:
+        n_images: Images explained at every step.
+        layers: ``"original"``, then the layers randomized, in order (output to input).
+        spearman: Mean absolute Spearman correlation with the original maps per step (step 0 is 1.0).
+        spearman_std: Its standard deviation over images, per step.
+        ssim: Mean SSIM with the original maps per step.
+        ssim_std: Its standard deviation over images, per step.
+        final: Both similarities after the last step.
+        threshold: The pass threshold on ``final.spearman``.
+        rule: The pass rule, in words.
+        passed: Whether the method passed.
+        seed: Seed of the re-initialisation noise.
+
+    Example:
+        >>> r = cascading_randomization(model, x[:16], y[:16], explain_fn)  # doctest: +SKIP
+        >>> r.passed, r.final.spearman  # doctest: +SKIP
+    """
+
+    n_images: int
+    layers: tuple[str, ...]
+    spearman: tuple[float, ...]
+    spearman_std: tuple[float, ...]
+    ssim: tuple[float, ...]
+    ssim_std: tuple[float, ...]
+    final: Similarity
+    threshold: float
+    rule: str
+    passed: bool
+    seed: int
 
 
 def spearman_similarity(a: Any, b: Any, *, absolute: bool = True) -> np.ndarray:
@@ -111,7 +167,7 @@ def ssim(a: Any, b: Any, *, sigma: float = 1.5, data_range: float = 1.0, normali
         [1.0, 1.0]
     """
     s = _ssim_map(a, b, sigma=sigma, data_range=data_range, normalize=normalize)
-    return s.reshape(len(s), -1).mean(axis=1)
+    return np.asarray(s.reshape(len(s), -1).mean(axis=1), dtype=np.float64)
 
 
 def _ssim_map(a: Any, b: Any, *, sigma: float, data_range: float, normalize: bool) -> np.ndarray:
@@ -131,14 +187,17 @@ def _ssim_map(a: Any, b: Any, *, sigma: float, data_range: float, normalize: boo
 
         a, b = _norm(a), _norm(b)
     truncate = 5.0 / sigma  # 11-tap window: radius 5
-    f = lambda x: ndimage.gaussian_filter(x, sigma=(0, sigma, sigma), truncate=truncate, mode="reflect")  # noqa: E731
+
+    def f(x: np.ndarray) -> np.ndarray:
+        return np.asarray(ndimage.gaussian_filter(x, sigma=(0, sigma, sigma), truncate=truncate, mode="reflect"))
+
     mu_a, mu_b = f(a), f(b)
     va = f(a * a) - mu_a**2
     vb = f(b * b) - mu_b**2
     cov = f(a * b) - mu_a * mu_b
     c1 = (0.01 * data_range) ** 2
     c2 = (0.03 * data_range) ** 2
-    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))
+    return np.asarray(((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2)))
 
 
 def _walk(layer: Any) -> list[Any]:
@@ -200,7 +259,8 @@ def cascading_randomization(
     threshold: float = 0.5,
     max_layers: int | None = None,
     progress: bool = False,
-) -> dict[str, Any]:
+    original_maps: Any | None = None,
+) -> SanityResult:
     """Cascading randomization sanity check (Adebayo et al. 2018) for one explainer.
 
     Args:
@@ -214,25 +274,28 @@ def cascading_randomization(
         max_layers: Randomize only this many layers from the top (default all); the pass rule
             then applies to the last step taken.
         progress: Show a progress bar over layers.
+        original_maps: The maps of the trained model for these images and targets, when already
+            computed (saves explaining them again); default: ``explain_fn(model, images, targets)``.
 
     Returns:
-        JSON-able dict: ``layers`` (names, in order), ``spearman`` and ``ssim`` (mean per step,
-        step 0 = original model, so ``[1.0, ...]``), ``spearman_std``, ``ssim_std``, ``final``
-        (``{"spearman", "ssim"}`` after the last step), ``threshold``, ``rule`` (in words),
-        ``passed`` (bool), ``n_images``.
+        A :class:`SanityResult`: ``layers`` (names, in order), ``spearman`` and ``ssim`` (mean per
+        step, step 0 = original model, so ``(1.0, ...)``), their standard deviations, ``final``
+        (after the last step), ``threshold``, ``rule`` (in words), ``passed``, ``n_images``.
 
     Raises:
         ExplainError: When the model cannot be cloned or maps have the wrong shape.
 
     Example:
         >>> r = cascading_randomization(model, x[:16], y[:16], my_explain_fn)  # doctest: +SKIP
-        >>> r["passed"], r["final"]  # doctest: +SKIP
+        >>> r.passed, r.final.spearman  # doctest: +SKIP
     """
     from neuroxai._progress import progress as _progress
 
     x = np.asarray(images, dtype=np.float32)
     t = np.asarray(targets, dtype=np.int64).reshape(-1)
-    original = np.asarray(explain_fn(model, x, t), dtype=np.float64)
+    if original_maps is None:
+        original_maps = explain_fn(model, x, t)
+    original = np.asarray(original_maps, dtype=np.float64)
     if original.ndim == 4 and original.shape[-1] == 1:
         original = original[..., 0]
     if original.shape != x.shape[:3]:
@@ -257,21 +320,75 @@ def cascading_randomization(
         sp_std.append(float(sp.std()))
         ss_mean.append(float(ss.mean()))
         ss_std.append(float(ss.std()))
-    final = {"spearman": sp_mean[-1], "ssim": ss_mean[-1]}
-    passed = bool(final["spearman"] < threshold)
-    return {
-        "n_images": len(x),
-        "layers": ["original"] + [layer.name for layer in layers],
-        "spearman": sp_mean,
-        "spearman_std": sp_std,
-        "ssim": ss_mean,
-        "ssim_std": ss_std,
-        "final": final,
-        "threshold": float(threshold),
-        "rule": (
+    final = Similarity(spearman=sp_mean[-1], ssim=ss_mean[-1])
+    return SanityResult(
+        n_images=len(x),
+        layers=("original", *(str(layer.name) for layer in layers)),
+        spearman=tuple(sp_mean),
+        spearman_std=tuple(sp_std),
+        ssim=tuple(ss_mean),
+        ssim_std=tuple(ss_std),
+        final=final,
+        threshold=float(threshold),
+        rule=(
             f"pass when, after randomizing {'all' if max_layers is None else len(layers)} layers with weights "
             f"(output to input), mean |Spearman| with the original maps < {threshold} (SSIM reported, not used)"
         ),
-        "passed": passed,
-        "seed": int(seed),
-    }
+        passed=bool(final.spearman < threshold),
+        seed=int(seed),
+    )
+
+
+@dataclass(frozen=True)
+class Sanity(ExplanationMetric):
+    """Adebayo et al.'s cascading model-parameter randomization check (:func:`cascading_randomization`).
+
+    Needs the model and the explainer (it explains a randomized clone again after each layer).
+
+    Args:
+        n_images: Images used (the first ones; each is explained once per layer).
+        threshold: Pass when the final mean absolute Spearman correlation is below it.
+        max_layers: Randomize only this many layers from the top (default: all).
+
+    Raises:
+        ExplainError: ``n_images`` below 0, ``threshold`` outside [0, 1] or ``max_layers`` below 1.
+
+    Example:
+        >>> Sanity(n_images=8).threshold
+        0.5
+    """
+
+    name: ClassVar[str] = "sanity"
+    requires: ClassVar[frozenset[Requirement]] = frozenset({"model", "maps", "explain_fn"})
+    result_type: ClassVar[type[Record]] = SanityResult
+    description: ClassVar[str] = "cascading randomization of the model's weights (Adebayo et al.), pass/fail"
+
+    n_images: int = 16
+    threshold: float = 0.5
+    max_layers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_images < 0:
+            raise ExplainError(f"Sanity n_images must be >= 0; got {self.n_images}.")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ExplainError(f"Sanity threshold must be in [0, 1]; got {self.threshold}.")
+        if self.max_layers is not None and self.max_layers < 1:
+            raise ExplainError(f"Sanity max_layers must be >= 1 or None; got {self.max_layers}.")
+
+    def compute(self, inputs: MetricInputs) -> SanityResult:
+        """Randomize a clone of ``inputs.model`` layer by layer and compare the maps of the first ``n_images``."""
+        maps = inputs.require_maps()
+        n = min(len(maps), int(self.n_images))
+        if n == 0:
+            raise ExplainError("The sanity check needs at least one image; got n_images=0 or no images.")
+        return cascading_randomization(
+            inputs.model,
+            inputs.images[:n],
+            inputs.targets[:n],
+            inputs.require_explain_fn(),
+            seed=inputs.seed,
+            threshold=self.threshold,
+            max_layers=self.max_layers,
+            progress=inputs.progress,
+            original_maps=maps[:n],
+        )
