@@ -77,7 +77,7 @@ def test_rejects_wrong_image_size_at_call_time(built):
     _, model, x = built
     h, w, c = x.shape[1:]
     wrong = np.zeros((2, h * 2, w * 2, c), "float32")
-    with pytest.raises(ValueError, match=r"incompatible.*expected shape=\(None, %d, %d, %d\)" % (h, w, c)):
+    with pytest.raises(ValueError, match=rf"incompatible.*expected shape=\(None, {h}, {w}, {c}\)"):
         model(wrong)
 
 
@@ -85,7 +85,7 @@ def test_rejects_wrong_channel_count_at_call_time(built):
     _, model, x = built
     h, w, c = x.shape[1:]
     other = 3 if c == 1 else 1
-    with pytest.raises(ValueError, match=r"incompatible with the layer: expected axis -1 of input shape to have value %d" % c):
+    with pytest.raises(ValueError, match=rf"incompatible with the layer: expected axis -1 of input shape to have value {c}"):
         model(np.zeros((2, h, w, other), "float32"))
 
 

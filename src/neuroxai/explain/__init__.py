@@ -31,10 +31,10 @@ from neuroxai.explain._cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
 from neuroxai.explain._explainer import Explainer
 from neuroxai.explain._explanation import Explanation, overlay_image
 from neuroxai.explain._gradients import IntegratedGradients, Saliency, SmoothGrad
-from neuroxai.explain._graph import ForwardResult, ScoreSource, TracedModel, feature_layer_candidates, resolve_target_layer
 from neuroxai.explain._occlusion import Occlusion
 from neuroxai.explain._registry import MethodRegistry
 from neuroxai.explain._scorecam import ScoreCAM
+from neuroxai.models._graph import ForwardResult, ScoreSource, TracedModel, feature_layer_candidates, resolve_target_layer
 
 __all__ = [
     "CAMMethod",

@@ -38,7 +38,7 @@ import numpy as np
 from neuroxai.errors import ExplainError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from neuroxai.explain._graph import ForwardResult, TracedModel
+    from neuroxai.models._graph import ForwardResult, TracedModel
 
 __all__ = [
     "BatchResult",

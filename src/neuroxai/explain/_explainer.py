@@ -16,7 +16,7 @@ import numpy as np
 from neuroxai.errors import ExplainError
 from neuroxai.explain._base import CompileCache, ExplainMethod
 from neuroxai.explain._explanation import Explanation
-from neuroxai.explain._graph import ScoreSource
+from neuroxai.models._graph import ScoreSource
 
 __all__ = ["Explainer"]
 
@@ -85,7 +85,7 @@ class Explainer:
     ) -> None:
         import keras
 
-        from neuroxai.explain._graph import TracedModel, resolve_target_layer
+        from neuroxai.models._graph import TracedModel, resolve_target_layer
 
         if keras.backend.backend() != "tensorflow":
             raise ExplainError(

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from neuroxai.errors import ExplainError
-from neuroxai.explain._graph import ScoreSource
+from neuroxai.models._graph import ScoreSource
 
 __all__ = ["Explanation", "overlay_image"]
 

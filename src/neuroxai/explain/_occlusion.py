@@ -15,7 +15,7 @@ from neuroxai.errors import ExplainError
 from neuroxai.explain._base import PerturbationMethod, check_positive_int
 
 if TYPE_CHECKING:  # pragma: no cover
-    from neuroxai.explain._graph import ForwardResult
+    from neuroxai.models._graph import ForwardResult
 
 __all__ = ["Occlusion"]
 

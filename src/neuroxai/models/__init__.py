@@ -6,6 +6,9 @@
 * :class:`TransferSpec`: which layers two-phase fine-tuning freezes and unfreezes.
 * :func:`structure_only` / :func:`is_structure_only`: build for inspection only
   (factories skip weight downloads).
+* :class:`TracedModel`, :func:`resolve_target_layer`, :func:`feature_layer_candidates`:
+  reach any Keras model's feature map (nested backbones too) and pre-softmax
+  scores in one forward pass; explanations and mask-guided training build on it.
 
 Example:
     >>> from neuroxai.models import ModelRegistry
@@ -15,16 +18,30 @@ Example:
 
 from __future__ import annotations
 
+from neuroxai.models._graph import (
+    ForwardResult,
+    LayerPath,
+    ScoreSource,
+    TracedModel,
+    feature_layer_candidates,
+    resolve_target_layer,
+)
 from neuroxai.models._registry import ModelDescription, ModelRegistry, PluginSummary, is_structure_only, structure_only
 from neuroxai.models._spec import ModelSpec, TransferSpec, validate_input_shape
 
 __all__ = [
+    "ForwardResult",
+    "LayerPath",
     "ModelDescription",
     "ModelRegistry",
     "ModelSpec",
     "PluginSummary",
+    "ScoreSource",
+    "TracedModel",
     "TransferSpec",
+    "feature_layer_candidates",
     "is_structure_only",
+    "resolve_target_layer",
     "structure_only",
     "validate_input_shape",
 ]

@@ -1,5 +1,9 @@
 """Target-layer resolution and a traced forward pass for any Keras model.
 
+This is a fact about models, so it lives in the models layer: explanation
+methods use it to reach a feature map and the pre-softmax scores, and
+mask-guided training uses the same pass (in training mode) to shape them.
+
 The textbook Grad-CAM recipe builds ``keras.Model(model.inputs,
 [layer.output, model.output])``. That fails with "Graph disconnected" as soon
 as the target layer lives inside a nested model (``x = EfficientNetB0(...)(x)``)
@@ -317,8 +321,15 @@ class TracedModel:
             self.score_source = "probabilities"
 
     # -- running ---------------------------------------------------------------------------------
-    def __call__(self, x: Any, capture: Callable[[Any], Any] | None = None) -> ForwardResult:
-        """Run the model on ``x``; ``capture(features)`` may return a replacement tensor."""
+    def __call__(self, x: Any, capture: Callable[[Any], Any] | None = None, *, training: bool = False) -> ForwardResult:
+        """Run the model on ``x``; ``capture(features)`` may return a replacement tensor.
+
+        Args:
+            x: A batch of model inputs.
+            capture: Called with the target layer's output; its return value replaces it downstream.
+            training: Run layers in training mode (dropout on, batch statistics updated), as
+                mask-guided training does; explanations run in inference mode (the default).
+        """
         state: dict[str, Any] = {"features": None, "logits": None}
 
         def on_feature(t: Any) -> Any:
@@ -343,7 +354,13 @@ class TracedModel:
             return call
 
         output = _run(
-            self.model, x, self.target_path or (), on_feature, self._output_op if self._softmax_kind else None, on_output
+            self.model,
+            x,
+            self.target_path or (),
+            on_feature,
+            self._output_op if self._softmax_kind else None,
+            on_output,
+            training=training,
         )
         if self.target_path and state["features"] is None:
             raise ExplainError(
@@ -354,10 +371,10 @@ class TracedModel:
         return ForwardResult(features=state["features"], scores=scores, probabilities=output)
 
 
-def _call_op(op: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+def _call_op(op: Any, args: Sequence[Any], kwargs: dict[str, Any], training: bool = False) -> Any:
     keras = _keras()
     if isinstance(op, keras.layers.Layer) and "training" not in kwargs:
-        kwargs = dict(kwargs, training=False)
+        kwargs = dict(kwargs, training=training)
     return op(*args, **kwargs)
 
 
@@ -368,6 +385,8 @@ def _run(
     on_feature: Callable[[Any], Any],
     output_op: Any | None,
     on_output: Callable[[Any], Callable[..., Any]],
+    *,
+    training: bool = False,
 ) -> Any:
     """Run ``model`` on ``x`` op by op, intercepting ``path`` and ``output_op``."""
 
@@ -376,9 +395,11 @@ def _run(
             return on_output(op)
         if path and getattr(op, "name", None) == path[0]:
             if len(path) == 1:
-                return lambda *a, **k: on_feature(_call_op(op, a, k))
-            return lambda *a, **k: _run(op, a[0] if len(a) == 1 else list(a), path[1:], on_feature, None, on_output)
-        return lambda *a, **k: _call_op(op, a, k)
+                return lambda *a, **k: on_feature(_call_op(op, a, k, training))
+            return lambda *a, **k: _run(
+                op, a[0] if len(a) == 1 else list(a), path[1:], on_feature, None, on_output, training=training
+            )
+        return lambda *a, **k: _call_op(op, a, k, training)
 
     if _is_sequential(model):
         out = x
@@ -395,4 +416,4 @@ def _run(
         raise ExplainError(
             f"Cannot trace into nested model {model.name!r}: it is a subclassed model; pick a target layer outside it."
         )
-    return _call_op(model, [x], {})
+    return _call_op(model, [x], {}, training)

@@ -290,7 +290,7 @@ def load(path: str | os.PathLike[str]) -> Predictor:
         )
     try:
         model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many types for a bad file; all mean "not loadable"  # noqa: BLE001
+    except Exception as exc:  # Keras raises many types for a bad file; all mean "not loadable"
         raise ModelError(f"Could not load the Keras model {model_file}: {type(exc).__name__}: {exc}") from exc
     spec = run.read_spec()
     k = int(model.outputs[0].shape[-1])

@@ -7,6 +7,9 @@
   directory (:class:`~neuroxai.runs.RunDirectory`).
 - :class:`TrainingPlan` / :class:`PlannedPhase` / :func:`make_plan`: the
   phases a fit runs, worked out before anything is built.
+- :class:`MaskGuidance`: mask-guided training, an
+  explanation loss beside cross-entropy that keeps the model's evidence on
+  the tumour (``Trainer(guidance="cam")``).
 
 Saved runs, predictors and classification metrics live one layer below, in
 :mod:`neuroxai.runs`; the names most used with a trainer are re-exported here
@@ -17,13 +20,16 @@ Saved runs, predictors and classification metrics live one layer below, in
 from __future__ import annotations
 
 from neuroxai.runs import ECE_BINS, Predictor, classification_metrics, evaluate_model, expected_calibration_error, load
+from neuroxai.training._guidance import GUIDANCE_KINDS, MaskGuidance
 from neuroxai.training._plan import PlannedPhase, TrainingPlan, make_plan
 from neuroxai.training._trainer import LR_SCHEDULES, NOT_FITTED_MESSAGE, Trainer
 
 __all__ = [
     "ECE_BINS",
+    "GUIDANCE_KINDS",
     "LR_SCHEDULES",
     "NOT_FITTED_MESSAGE",
+    "MaskGuidance",
     "PlannedPhase",
     "Predictor",
     "Trainer",

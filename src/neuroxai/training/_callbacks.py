@@ -114,12 +114,19 @@ class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):  # type: ignore[misc
         path: Destination ``.keras`` file.
         monitor: Log key, e.g. ``"val_loss"``.
         best: Best value seen so far (carried over between phases and restarts).
+        saves: The model to save, when ``fit`` runs on a wrapper of it (mask-guided training); default the fitted model.
     """
 
-    def __init__(self, path: Path, monitor: str = "val_loss", best: float | None = None) -> None:
+    def __init__(
+        self, path: Path, monitor: str = "val_loss", best: float | None = None, saves: keras.Model | None = None
+    ) -> None:
         self.path = Path(path)
         self._tmp = self.path.with_name(f".{self.path.stem}.tmp.keras")
+        self._saves = saves
         super().__init__(str(self._tmp), monitor=monitor, mode="min", save_best_only=True, initial_value_threshold=best)
+
+    def set_model(self, model: keras.Model) -> None:
+        super().set_model(self._saves if self._saves is not None else model)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from neuroxai.errors import DataError, ModelError, NotFittedError
+from neuroxai._records import Record
+from neuroxai.errors import DataError, ModelError, NeuroxaiError, NotFittedError
 from neuroxai.runs import EvaluationReport, PhaseRecord, Predictor, ResumeState, RunDirectory, RunSpec
+from neuroxai.training._guidance import MaskGuidance
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -155,6 +157,13 @@ class Trainer:
         resume: Continue an interrupted run found in the output folder.
         tensorboard: Write a TensorBoard log to ``run_dir/logs``; ``None``
             (default) does when the ``tensorboard`` package is installed.
+        guidance: Mask-guided training ("right for the right reasons"):
+            ``None`` (default, cross-entropy only), ``"cam"``, ``"gradients"``
+            or a :class:`~neuroxai.training.MaskGuidance` with a weight and a
+            layer. Training images with a tumour mask add a loss on the
+            model's evidence outside the mask; images without one train on
+            cross-entropy alone. Needs a dataset with masks (see
+            :mod:`neuroxai.training._guided` for the losses and the trade-off).
 
     Raises:
         ModelError: From :meth:`fit` for unknown models or inconsistent
@@ -197,6 +206,7 @@ class Trainer:
         callbacks: Sequence[Any] | None = None,
         resume: bool = True,
         tensorboard: bool | None = None,
+        guidance: MaskGuidance | str | None = None,
     ) -> None:
         self.model = model
         self.registry = registry
@@ -224,6 +234,7 @@ class Trainer:
         self.callbacks = callbacks
         self.resume = resume
         self.tensorboard = tensorboard
+        self.guidance = guidance
 
     # ------------------------------------------------------------------ scikit-learn contract
     @classmethod
@@ -285,6 +296,8 @@ class Trainer:
                 return {str(k): plain(x) for k, x in v.items()}
             if isinstance(v, Path):
                 return str(v)
+            if isinstance(v, Record):
+                return v.to_dict()
             name = getattr(v, "name", None)
             return name if isinstance(name, str) else type(v).__name__
 
@@ -309,6 +322,7 @@ class Trainer:
             raise ModelError(f"Expected learning_rate to be a finite number > 0, got {lr!r}. Try 1e-3.")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ModelError(f"Expected lr_schedule to be one of {', '.join(map(repr, LR_SCHEDULES))}, got {self.lr_schedule!r}.")
+        MaskGuidance.coerce(self.guidance)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
@@ -407,6 +421,13 @@ class Trainer:
     def _compile(self, model: keras.Model, lr: float) -> None:
         import keras
 
+        from neuroxai.training._guided import GuidedModel
+
+        if isinstance(model, GuidedModel):  # it computes its own losses
+            model.compile(
+                optimizer=self._make_optimizer(lr), metrics=list(self.metrics) if self.metrics is not None else ["accuracy"]
+            )
+            return
         model.compile(
             optimizer=self._make_optimizer(lr),
             loss=self.loss if self.loss is not None else keras.losses.SparseCategoricalCrossentropy(),
@@ -446,14 +467,16 @@ class Trainer:
         patch_symbolic_build(model, self.strategy)
         return model
 
-    def _data(self, dataset: Dataset, spec: ModelSpec, shape: tuple[int, int, int]) -> _Data:
+    def _data(self, dataset: Dataset, spec: ModelSpec, shape: tuple[int, int, int], guided: bool) -> _Data:
         pipe_args: dict[str, Any] = {
             "image_size": shape[:2],
             "channels": shape[2],
             "input_range": spec.input_range,
             "batch_size": int(self.batch_size),
         }
-        train = dataset.pipeline("train", augment=bool(self.augment), seed=int(self.seed), **pipe_args)
+        train = dataset.pipeline("train", augment=bool(self.augment), seed=int(self.seed), with_masks=guided, **pipe_args)
+        if guided:  # ((images, masks), labels): masks travel as inputs, so Keras still turns class weights into sample weights
+            train = train.map(lambda x, y, m: ((x, m), y))
         has_val = len(dataset.labels("val")) > 0
         val = dataset.pipeline("val", **pipe_args) if has_val else None
         if self.class_weight is True:
@@ -507,20 +530,22 @@ class Trainer:
         state = self._start_state(run, spec, dataset, shape, plan)
         resumed = state.epoch > 0 and run is not None and run.has_weights(state)
         model = self._build(spec, user, registry, dataset.num_classes, shape)
-        data = self._data(dataset, spec, shape)
+        guidance = MaskGuidance.coerce(self.guidance)
+        fit_model = self._guided(model, spec, guidance, dataset) if guidance is not None else model
+        data = self._data(dataset, spec, shape, guided=guidance is not None)
 
         from neuroxai.training._callbacks import BestModelCheckpoint, RunRecorder
 
         recorder = RunRecorder(run, state)
-        best = BestModelCheckpoint(run.best_file, monitor=data.monitor, best=state.best) if run is not None else None
+        best = BestModelCheckpoint(run.best_file, monitor=data.monitor, best=state.best, saves=model) if run is not None else None
         for phase in plan.phases:
             if recorder.state.completed_phase(phase.name) is not None:
                 continue  # finished before an interruption
-            self._run_phase(model, spec, plan, phase, data, recorder, best, run, load_backup=resumed)
+            self._run_phase(model, fit_model, spec, plan, phase, data, recorder, best, run, load_backup=resumed)
             resumed = False  # the backup's weights are in; later phases continue from memory
         if resumed and run is not None:  # every phase had finished before the interruption: take the final weights
             with self._scope():
-                run.load_weights(recorder.state, model, with_optimizer=False)
+                run.load_weights(recorder.state, fit_model, with_optimizer=False)
 
         self.spec_ = spec
         self.model_ = model
@@ -539,6 +564,26 @@ class Trainer:
             run.clear_state()
         return self
 
+    def _guided(self, model: keras.Model, spec: ModelSpec, guidance: MaskGuidance, dataset: Dataset) -> keras.Model:
+        """The wrapper that trains ``model`` with mask guidance."""
+        from neuroxai.models import resolve_target_layer
+        from neuroxai.training._guided import GuidedModel
+
+        if not dataset.has_masks:
+            raise DataError(
+                f"guidance={guidance.kind!r} needs tumour masks, but {dataset.source} has none. Add a 'mask' column to the "
+                "manifest or <image>_mask.png files beside the images, or train without guidance."
+            )
+        path = None
+        if guidance.kind == "cam":
+            layer = guidance.layer if guidance.layer is not None else spec.target_layer
+            try:
+                path = resolve_target_layer(model, layer)
+            except NeuroxaiError as exc:
+                raise ModelError(f"Mask guidance cannot use layer {layer!r}: {exc}") from exc
+        with self._scope():
+            return GuidedModel(model, guidance, path, loss=self.loss)
+
     def _start_state(
         self, run: RunDirectory | None, spec: ModelSpec, dataset: Dataset, shape: tuple[int, int, int], plan: TrainingPlan
     ) -> ResumeState:
@@ -551,6 +596,7 @@ class Trainer:
             "plan": [[p.name, p.epochs, p.learning_rate] for p in plan.phases],
             "seed": int(self.seed),
             "lr_schedule": self.lr_schedule,
+            "guidance": g.to_dict() if (g := MaskGuidance.coerce(self.guidance)) is not None else None,
         }
         fresh = ResumeState(fingerprint=fingerprint, phase=plan.phases[0].name)
         if run is None or not self.resume:
@@ -595,6 +641,7 @@ class Trainer:
     def _run_phase(
         self,
         model: keras.Model,
+        fit_model: keras.Model,
         spec: ModelSpec,
         plan: TrainingPlan,
         phase: PlannedPhase,
@@ -611,14 +658,14 @@ class Trainer:
         mid_phase = load_backup and state.phase == phase.name and state.epoch > state.phase_start
         first = state.phase_start if mid_phase else state.epoch
         recorder.start_phase(phase.name, first)
-        recorder.set_model(model)  # also when no epoch is left to run in this phase (killed right at its end)
+        recorder.set_model(fit_model)  # also when no epoch is left to run in this phase (killed right at its end)
         with self._scope():
             trainable, frozen = plan.set_trainable(spec, model, phase)
-            self._compile(model, phase.learning_rate)
+            self._compile(fit_model, phase.learning_rate)
             if load_backup and run is not None:
                 if mid_phase:
-                    model.optimizer.build(model.trainable_variables)
-                run.load_weights(state, model, with_optimizer=mid_phase)
+                    fit_model.optimizer.build(fit_model.trainable_variables)
+                run.load_weights(state, fit_model, with_optimizer=mid_phase)
         callbacks = self._callbacks(phase, first, data, run)
         callbacks += [c for c in (best, recorder) if c is not None]
         callbacks += list(self.callbacks or [])
@@ -636,7 +683,7 @@ class Trainer:
             with warnings.catch_warnings(), multi_worker_reduce_fix(self.strategy):
                 # tf.data pipelines that skip bad files have an unknown length; Keras learns it in epoch 1
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
-                model.fit(
+                fit_model.fit(
                     data.train,
                     validation_data=data.val,
                     epochs=end,
