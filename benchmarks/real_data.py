@@ -132,10 +132,11 @@ def gradcam_figures(predictor: Any, ds: Any, out: Path, per_class: int, t0: floa
     """Predict the whole test split, then explain correct and wrong examples of every class."""
 
     from neuroxai import Explainer
+    from neuroxai.runs import predict_array
 
     h, w, c = predictor.input_shape
     x, y = ds.arrays("test", image_size=(h, w), channels=c, input_range=predictor.input_range)
-    pred = predictor.model.predict(x, batch_size=64, verbose=0).argmax(axis=1)
+    pred = predict_array(predictor.model, x, 64).argmax(axis=1)
     explainer = Explainer(predictor, method="gradcam")
     info: dict[str, Any] = {"method": "gradcam", "layer": str(explainer.layer)}
     for name, correct in (("gradcam_correct", True), ("gradcam_wrong", False)):
@@ -164,11 +165,12 @@ def gradcam_figures(predictor: Any, ds: Any, out: Path, per_class: int, t0: floa
     return info
 
 
-def summarise(m: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not m:
+def summarise(m: Any) -> dict[str, Any] | None:
+    """The headline numbers of a ClassificationMetrics record (None stays None)."""
+    if m is None:
         return None
-    keys = ("n", "accuracy", "ece", "ece_bins", "roc_auc", "per_class", "confusion_matrix", "removed_duplicates")
-    return {k: m[k] for k in keys if k in m}
+    full = m.to_dict()
+    return {k: full[k] for k in ("n", "accuracy", "ece", "ece_bins", "roc_auc", "per_class", "confusion_matrix")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     t_fit = time.perf_counter()
     trainer.fit(ds, out_dir=out)  # trains, evaluates on test (plain + de-duplicated), writes the run directory
     fit_seconds = time.perf_counter() - t_fit
-    epochs_run = int(trainer.history_["epoch"][-1]) if trainer.history_.get("epoch") else 0
+    epochs_run = trainer.epochs_trained_
     n_train = len(ds.labels("train"))
     images_per_s = n_train * epochs_run / fit_seconds if fit_seconds > 0 else None
     log(
@@ -252,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             "reduce_lr_patience": trainer.reduce_lr_patience,
             "lr_schedule": args.lr_schedule,
             "val_fraction": args.val_fraction,
-            "phases": trainer.phases_,
+            "phases": [p.to_dict() for p in trainer.phases_],
             "params": int(predictor.model.count_params()),
         },
         "data": {
@@ -266,8 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         "train_timing_note": "wall clock of Trainer.fit: training epochs, validation after each epoch, checkpoints, "
         "final test evaluation and saving; images/s = training images x epochs / that time",
         "machine": {"cpus": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU"))},
-        "test": summarise(metrics.get("test")),
-        "test_dedup": summarise(metrics.get("test_dedup")),
+        "test": summarise(metrics.metrics),
+        "test_dedup": summarise(metrics.dedup),
+        "removed_duplicates": metrics.removed_duplicates,
         "gradcam": gradcam,
         "versions": {"neuroxai": neuroxai.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
     }
@@ -281,15 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         log(f"Copied the small artefacts to {dest}", t0)
 
     print(f"\n{trainer.spec_.name}: {epochs_run} epochs in {fit_seconds / 60:.1f} min ({images_per_s:.1f} images/s)")
-    for key in ("test", "test_dedup"):
-        m = metrics.get(key)
-        if m:
-            print(f"  {key:<10} n={m['n']:<5} accuracy={m['accuracy']:.4f}  ECE={m['ece']:.4f}")
-    test = metrics.get("test") or {}
-    for c in predictor.class_names:
-        r = test.get("per_class", {}).get(c)
-        if r:
-            print(f"  {c:<11} P={r['precision']:.3f} R={r['recall']:.3f} F1={r['f1-score']:.3f} (n={int(r['support'])})")
+    for key, m in (("test", metrics.metrics), ("test_dedup", metrics.dedup)):
+        if m is not None:
+            print(f"  {key:<10} n={m.n:<5} accuracy={m.accuracy:.4f}  ECE={m.ece:.4f}")
+    for r in metrics.metrics.per_class:
+        print(f"  {r.name:<11} P={r.precision:.3f} R={r.recall:.3f} F1={r.f1:.3f} (n={r.support})")
     print(f"Run directory: {out}")
     return 0
 

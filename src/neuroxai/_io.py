@@ -53,7 +53,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def _write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
+def _write(path: str | os.PathLike[str], writer: Callable[[Path], object]) -> Path:
     with atomic_path(path) as tmp:
         writer(tmp)
     return Path(path)

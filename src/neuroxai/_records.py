@@ -48,7 +48,7 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-able Python types (nested records become dicts, tuples lists)."""
-        return {f.name: _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]  # a Record is always a dataclass
+        return {f.name: _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
@@ -61,7 +61,7 @@ class Record:
             raise DataError(f"Expected a JSON object for {cls.__name__}; got {type(data).__name__}.")
         hints = _hints(cls)
         kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]  # a Record is always a dataclass
+        for f in dataclasses.fields(cls):
             if not f.init:
                 continue
             if f.name in data:

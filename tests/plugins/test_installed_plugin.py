@@ -102,3 +102,30 @@ def test_cli_reports_broken_plugin_cleanly(broken_site):
     assert result.returncode == 2
     assert "neuroxai models: error: Plugin entry point 'broken = neuroxai_broken_plugin'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_installed_plugin_adds_a_metric_that_runs_in_reports(tinyresnet_site, on_path):
+    import keras
+
+    from neuroxai.evaluation import MetricRegistry, evaluate_explanations
+
+    on_path(tinyresnet_site)
+    registry = MetricRegistry(autoload=True)
+    assert "focus" in registry and registry.origin("focus").distribution == "neuroxai-tinyresnet"
+    model = ModelRegistry(autoload=True).create("tinyresnet", num_classes=2, input_shape=(32, 32, 1), base_filters=4)
+    assert isinstance(model, keras.Model)
+    x = np.random.default_rng(0).random((3, 32, 32, 1)).astype("float32")
+    report = evaluate_explanations(model, x, labels=[0, 1, 0], methods="gradcam", metrics=["focus"])
+    result = report.plugin_results["focus"]["gradcam"]
+    assert type(result).__name__ == "FocusResult" and result.n_images == 3 and 0.0 < result.mean <= 1.0
+    assert "focus" in report.format()
+
+
+def test_installed_plugin_adds_a_subcommand(tinyresnet_site):
+    help_text = run_cli(["--help"], tinyresnet_site)
+    assert help_text.returncode == 0 and "tinyresnet-info" in help_text.stdout
+    result = run_cli(["tinyresnet-info", "--base-filters", "4"], tinyresnet_site)
+    assert result.returncode == 0, result.stderr
+    assert "tinyresnet with base_filters=4:" in result.stdout and "parameters" in result.stdout
+    off = run_cli(["--help"], tinyresnet_site, autoload=False)
+    assert "tinyresnet-info" not in off.stdout

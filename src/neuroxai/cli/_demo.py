@@ -163,18 +163,19 @@ def run(args: argparse.Namespace) -> int:
     )
 
     _step("Auditing (unreadable files, exact and near duplicates)", t0)
-    report = ds.audit(progress=args.progress)
-    write_json(out / "audit.json", report.to_dict())
-    for line in report.format().splitlines()[:6]:
+    audit = ds.audit(progress=args.progress)
+    write_json(out / "audit.json", audit.to_dict())
+    for line in audit.format().splitlines()[:6]:
         print(f"    {line}")
 
+    image_size: int | None = size
     if args.data is not None and args.image_size is None:
-        size = None  # the model's own input size
+        image_size = None  # the model's own input size
     _step(f"Training the 'cnn' model for up to {args.epochs} epochs", t0)
     trainer = Trainer(
         "cnn",
         epochs=args.epochs,
-        image_size=size,
+        image_size=image_size,
         batch_size=DEMO_DEFAULTS["batch_size"],
         learning_rate=DEMO_DEFAULTS["learning_rate"],
         seed=args.seed,
@@ -184,11 +185,11 @@ def run(args: argparse.Namespace) -> int:
         model_options={"feature_stride": DEMO_DEFAULTS["feature_stride"]},
     )
     trainer.fit(ds, out_dir=out)
-    report = getattr(trainer, "metrics_", None)
-    acc = report.metrics.accuracy if report is not None else None
+    evaluation = getattr(trainer, "metrics_", None)
+    acc = evaluation.metrics.accuracy if evaluation is not None else None
     _step("Evaluated on the test split", t0)
-    if report is not None:
-        rows = [("test", report.metrics)] + ([("test_dedup", report.dedup)] if report.dedup is not None else [])
+    if evaluation is not None:
+        rows = [("test", evaluation.metrics)] + ([("test_dedup", evaluation.dedup)] if evaluation.dedup is not None else [])
         for key, m in rows:
             auc = "n/a" if m.roc_auc is None else f"{m.roc_auc:.3f}"
             ece = "n/a" if m.ece is None else f"{m.ece:.3f}"

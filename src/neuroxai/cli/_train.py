@@ -211,8 +211,8 @@ def run_predict(args: argparse.Namespace) -> int:
     skipped: list[tuple[str, str]] = []
     files = _expand(list(args.inputs), skipped)
     names = list(predictor.class_names)
-    buf = io.StringIO() if args.csv else sys.stdout
-    writer = csv.writer(buf, lineterminator="\n")
+    buf = io.StringIO()
+    writer = csv.writer(buf if args.csv else sys.stdout, lineterminator="\n")
     writer.writerow(["path", "predicted", "confidence", *[f"p_{c}" for c in names]])
     n_ok = 0
     step = max(1, int(args.batch_size))
@@ -234,7 +234,7 @@ def run_predict(args: argparse.Namespace) -> int:
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if args.csv:
-        write_text(args.csv, buf.getvalue())  # type: ignore[union-attr]
+        write_text(args.csv, buf.getvalue())
         print(
             f"Wrote {n_ok} prediction(s) to {args.csv}" + (f"; skipped {len(skipped)} file(s)" if skipped else ""),
             file=sys.stderr,

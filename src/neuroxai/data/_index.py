@@ -112,9 +112,10 @@ def _scan_folders(root: Path) -> RawIndex:
     train = next((children[n] for n in ("training", "train") if n in children), None)
     test = next((children[n] for n in ("testing", "test") if n in children), None)
     val = next((children[n] for n in ("validation", "val", "valid") if n in children), None)
-    if train is None and (test is not None or val is not None):
+    other = test or val
+    if train is None and other is not None:
         raise DataError(
-            f"{root} has a {(test or val).name}/ folder but no Training/ (or train/) folder; "  # type: ignore[union-attr]
+            f"{root} has a {other.name}/ folder but no Training/ (or train/) folder; "
             "add the training images as Training/<class>/*.jpg."
         )
     if train is None:

@@ -17,10 +17,14 @@ points (the built-ins still load).
 
 :class:`Registry` is the one registry the model, method, metric and command
 registries derive from: the same lookup, suggestions and errors everywhere.
+:class:`Record` is the base of neuroxai's typed result records (frozen
+dataclasses with ``to_dict``/``from_dict``); a metric plugin's result derives
+from it.
 """
 
 from __future__ import annotations
 
+from neuroxai._records import Record
 from neuroxai.plugins import hookspecs
 from neuroxai.plugins._host import (
     AUTOLOAD_ENV,
@@ -39,6 +43,7 @@ __all__ = [
     "PROJECT",
     "PluginInfo",
     "PluginManager",
+    "Record",
     "Registry",
     "autoload_enabled",
     "current_plugin",

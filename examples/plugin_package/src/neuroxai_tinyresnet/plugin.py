@@ -1,9 +1,11 @@
 """The plugin module named by the ``neuroxai`` entry point.
 
-neuroxai imports this module when it builds a model registry and calls every
+neuroxai imports this module when it loads installed plugins and calls every
 function decorated with ``@hookimpl`` whose name matches a hook in
-``neuroxai.plugins.hookspecs``. Keep imports here light: it runs each time a
-registry is created.
+``neuroxai.plugins.hookspecs``: here a model, an explanation metric and a
+command-line subcommand. Keep imports at the top light (the command line
+imports this module to build ``neuroxai --help``); import heavy things inside
+the hooks.
 """
 
 from __future__ import annotations
@@ -23,5 +25,26 @@ def neuroxai_register_models(registry):
             input_range=(0.0, 1.0),
             target_layer="stage3_out",
             description="Tiny three-stage ResNet (example plugin).",
+        )
+    )
+
+
+@hookimpl
+def neuroxai_register_metrics(registry):
+    """Register the explanation metric ``focus`` (``neuroxai evaluate-xai --metric focus``)."""
+    from neuroxai_tinyresnet.extras import Focus
+
+    registry.register("focus", Focus)
+
+
+@hookimpl
+def neuroxai_register_commands(registry):
+    """Register the subcommand ``neuroxai tinyresnet-info``."""
+    from neuroxai.cli import Command
+    from neuroxai_tinyresnet.extras import configure_info, run_info
+
+    registry.register(
+        Command(
+            name="tinyresnet-info", help="print the tinyresnet's size (example plugin)", configure=configure_info, run=run_info
         )
     )
