@@ -113,7 +113,9 @@ def test_imports_point_down(module, path):
         if other is None or other == own or own == "":
             continue
         if _rank(other) >= _rank(own):
-            bad.append(f"{path.relative_to(SRC.parent.parent)}:{line} imports {target} ({other or 'the package root'} is not below {own})")
+            bad.append(
+                f"{path.relative_to(SRC.parent.parent)}:{line} imports {target} ({other or 'the package root'} is not below {own})"
+            )
     assert not bad, "\n".join(bad)
 
 

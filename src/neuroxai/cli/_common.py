@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 from typing import Any
@@ -24,3 +25,23 @@ def print_json(obj: Any) -> None:
     """Print ``obj`` as indented JSON on stdout."""
     json.dump(_jsonable(obj), sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+def parse_key_values(items: list[str], flag: str, example: str) -> dict[str, Any]:
+    """Turn repeated ``KEY=VALUE`` arguments into a dict; values are Python literals where they parse as one.
+
+    Raises:
+        NeuroxaiError: An item without ``=`` or with an empty key.
+    """
+    from neuroxai.errors import NeuroxaiError
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise NeuroxaiError(f"{flag} must look like KEY=VALUE (e.g. {example}); got {item!r}.")
+        try:
+            options[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key.strip()] = value
+    return options

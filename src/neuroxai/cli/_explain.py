@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import csv
 import io
 import os
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroxai.cli._commands import Command
-from neuroxai.cli._common import add_format_option, add_progress_option, print_json
+from neuroxai.cli._common import add_format_option, add_progress_option, parse_key_values, print_json
 
 __all__ = ["COMMANDS", "collect_inputs", "run"]
 
@@ -78,21 +77,6 @@ def _parse_range(text: str | None) -> tuple[float, float] | None:
     return (lo, hi)
 
 
-def _parse_options(items: list[str]) -> dict[str, Any]:
-    from neuroxai.errors import ExplainError
-
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ExplainError(f"--option must look like KEY=VALUE (e.g. samples=32); got {item!r}.")
-        try:
-            options[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            options[key.strip()] = value
-    return options
-
-
 def run(args: argparse.Namespace) -> int:
     """Explain every readable image; returns 0 (2 via NeuroxaiError when nothing could be explained)."""
     from PIL import Image
@@ -109,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
     predictor = load(args.model)
     input_range = _parse_range(args.input_range) or predictor.input_range  # the run's; (0, 1) for a bare .keras file
     layer = None if args.layer is None else (args.layer[0] if len(args.layer) == 1 else tuple(args.layer))
-    explainer = Explainer(predictor, args.method, target_layer=layer, batch_size=args.batch_size, **_parse_options(args.option))
+    explainer = Explainer(
+        predictor,
+        args.method,
+        target_layer=layer,
+        batch_size=args.batch_size,
+        **parse_key_values(args.option, "--option", "samples=32"),
+    )
     height, width, channels = explainer.input_shape
     if height is None or width is None or channels is None:
         raise ExplainError(f"Model {explainer.model.name!r} has no fixed input size; expected (H, W, C) with H and W set.")

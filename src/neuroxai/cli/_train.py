@@ -9,9 +9,9 @@ import sys
 from typing import Any
 
 from neuroxai.cli._commands import Command
-from neuroxai.cli._common import add_format_option, add_progress_option, print_json
+from neuroxai.cli._common import add_format_option, add_progress_option, parse_key_values, print_json
 from neuroxai.runs import ClassificationMetrics, EvaluationReport
-from neuroxai.training import LR_SCHEDULES
+from neuroxai.training import GUIDANCE_KINDS, LR_SCHEDULES, MaskGuidance
 
 __all__ = ["COMMANDS", "run_evaluate", "run_predict", "run_train"]
 
@@ -38,6 +38,12 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1337, help="random seed (default: 1337)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="validation fraction carved from training (default: 0.15)")
     p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.15,
+        help="test fraction carved when the data has no test split (by patient where a manifest names them; default: 0.15)",
+    )
+    p.add_argument(
         "--no-two-phase",
         dest="two_phase",
         action="store_const",
@@ -55,6 +61,28 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         metavar="WEIGHTS",
         help="efficientnetb0 weights: imagenet, none, or a local .h5 file",
+    )
+    p.add_argument(
+        "--model-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model factory option, e.g. feature_stride=8 for the cnn (repeatable; see `neuroxai models`)",
+    )
+    p.add_argument(
+        "--guidance",
+        choices=GUIDANCE_KINDS,
+        default=None,
+        help="mask-guided training on images with tumour masks: cam (class-activation energy) or gradients "
+        "(input gradients); default: none",
+    )
+    p.add_argument("--guidance-weight", type=float, default=1.0, metavar="W", help="weight of the guidance loss (default: 1.0)")
+    p.add_argument(
+        "--guidance-layer",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="layer of --guidance cam (default: the model's target layer)",
     )
     add_format_option(p)
     add_progress_option(p)
@@ -89,12 +117,22 @@ def run_train(args: argparse.Namespace) -> int:
     from neuroxai.data import Dataset
     from neuroxai.training import Trainer
 
-    ds = Dataset(args.data, val_fraction=args.val_fraction, seed=args.seed, progress=args.progress)
+    ds = Dataset(
+        args.data, val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed, progress=args.progress
+    )
     for s in ds.skipped:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
-    options: dict[str, Any] = {}
+    options = parse_key_values(args.model_option, "--model-option", "feature_stride=8")
     if hasattr(args, "weights"):
         options["weights"] = args.weights
+    guidance = None
+    if args.guidance is not None:
+        layer = (
+            None
+            if args.guidance_layer is None
+            else (args.guidance_layer[0] if len(args.guidance_layer) == 1 else tuple(args.guidance_layer))
+        )
+        guidance = MaskGuidance(args.guidance, weight=args.guidance_weight, layer=layer)
     trainer = Trainer(
         args.model,
         epochs=args.epochs,
@@ -108,6 +146,7 @@ def run_train(args: argparse.Namespace) -> int:
         progress=args.progress,
         model_options=options or None,
         lr_schedule=args.lr_schedule,
+        guidance=guidance,
     )
     trainer.fit(ds, out_dir=args.out)
     report = getattr(trainer, "metrics_", None)

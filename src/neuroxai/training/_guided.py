@@ -7,12 +7,14 @@ centre. For training images that have a tumour mask, guidance adds a term
 that penalises evidence outside the mask:
 
 ``"cam"`` (default)
-    The HiResCAM map of the true class at the target layer, ``ReLU(sum_k
-    dS_c/dA_k * A_k)`` (for a global-average-pooling head this is the class
-    activation map), upsampled to the input size; the loss is the share of its
-    mass outside the mask, ``1 - energy``. It shapes exactly what Grad-CAM-family
-    explanations show, in the spirit of GAIN (Li et al. 2018) and
-    HiResCAM-guided training.
+    The HiResCAM map of the true class at the target layer, ``sum_k
+    dS_c/dA_k * A_k`` (for a global-average-pooling head this is the class
+    activation map), passed through a soft ReLU at the map's own scale and
+    upsampled to the input size; the loss is the share of its mass outside the
+    mask, ``1 - energy``. It shapes what Grad-CAM-family explanations show,
+    in the spirit of GAIN (Li et al. 2018) and HiResCAM-guided training. (A
+    hard ReLU would give a map without positive evidence no gradient at all,
+    and training can get stuck there.)
 ``"gradients"``
     "Right for the right reasons" (Ross, Hughes and Doshi-Velez 2017): the
     input gradients of the summed log-probabilities; the loss is the share of
@@ -44,6 +46,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.training._guidance import MaskGuidance
 
 __all__ = ["GuidedModel"]
+
+#: Sharpness of the soft ReLU applied to the class-activation map (in units of the map's largest magnitude):
+#: at 10, a location at -20% of the peak keeps 0.01% of a peak location's weight.
+_SHARPNESS = 10.0
 
 
 class GuidedModel(keras.Model):  # type: ignore[misc]  # Keras ships no type information
@@ -92,8 +98,12 @@ class GuidedModel(keras.Model):  # type: ignore[misc]  # Keras ships no type inf
         grads = tape.gradient(score, result.features)
         acts = tf.cast(result.features, tf.float32)
         grads = tf.zeros_like(acts) if grads is None else tf.cast(grads, tf.float32)
-        cam = tf.nn.relu(tf.reduce_sum(grads * acts, axis=-1))[..., None]
-        up = tf.image.resize(cam, tf.shape(x)[1:3], method="bilinear")[..., 0]
+        cam = tf.reduce_sum(grads * acts, axis=-1)
+        # A soft ReLU at the map's own scale: positive evidence counts as the displayed map does, while a map with
+        # no positive evidence still has a gradient (a hard ReLU would leave training stuck at "all outside").
+        scale = tf.stop_gradient(tf.reduce_max(tf.abs(cam), axis=[1, 2], keepdims=True)) + 1e-12
+        soft = tf.nn.softplus(_SHARPNESS * cam / scale)[..., None]
+        up = tf.image.resize(soft, tf.shape(x)[1:3], method="bilinear")[..., 0]
         return result.probabilities, _outside_share(up, masks[..., 0])
 
     def _gradient_term(self, x: Any, masks: Any) -> tuple[Any, Any]:
