@@ -23,7 +23,7 @@ data = phantoms(n_per_class=args.n_per_class, image_size=args.image_size, seed=0
 #    model.keras, neuroxai.json, metrics.json, history.csv and figures.
 trainer = neuroxai.Trainer("cnn", image_size=args.image_size, epochs=args.epochs, progress=False)
 trainer.fit(data, out_dir=args.out)
-print("test accuracy:", trainer.evaluate(data)["test"]["accuracy"])
+print("test accuracy:", trainer.evaluate(data).metrics.accuracy)
 
 # 3. Load the run like a user would (safe mode: the file cannot run code) and
 #    prepare test images exactly as the model expects them.

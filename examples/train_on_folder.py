@@ -26,12 +26,12 @@ for skipped in data.skipped[:10]:
 # The audit finds test images that duplicate training images (the Kaggle set has
 # 216 byte-identical ones): report a de-duplicated test accuracy beside the plain one.
 report = data.audit()
-print(report.summary())
+print(report.format())
 
 trainer = neuroxai.Trainer(args.model, epochs=args.epochs, image_size=args.image_size, seed=1337)
 trainer.fit(data, out_dir=args.out)  # resumable: run the same command again after an interruption
-metrics = trainer.metrics_
-for split in ("test", "test_dedup"):
-    if metrics.get(split):
-        print(split, json.dumps({k: metrics[split][k] for k in ("n", "accuracy", "ece")}))
+evaluation = trainer.metrics_  # an EvaluationReport: the plain test set and, where it differs, the de-duplicated one
+for split, m in (("test", evaluation.metrics), ("test_dedup", evaluation.dedup)):
+    if m is not None:
+        print(split, json.dumps({"n": m.n, "accuracy": m.accuracy, "ece": m.ece}))
 print(f"model, metrics and figures in {args.out}/")

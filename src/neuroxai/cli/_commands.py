@@ -12,10 +12,6 @@ from neuroxai.plugins import PluginInfo, Registry
 __all__ = ["Command", "CommandRegistry"]
 
 
-def _no_arguments(parser: argparse.ArgumentParser) -> None:
-    """A command without arguments of its own."""
-
-
 @dataclass(frozen=True)
 class Command:
     """One ``neuroxai`` subcommand.
@@ -26,7 +22,7 @@ class Command:
         run: ``run(args) -> exit status`` (``None`` counts as 0). Raise a
             :class:`~neuroxai.errors.NeuroxaiError` for a one-line error.
         configure: ``configure(parser)`` adds the command's arguments to its
-            ``argparse.ArgumentParser``.
+            ``argparse.ArgumentParser`` (``None``: the command takes none).
         description: The longer text of ``neuroxai NAME --help`` (default: ``help``).
 
     Example:
@@ -37,7 +33,7 @@ class Command:
     name: str
     help: str
     run: Callable[[argparse.Namespace], int | None] = field(repr=False)
-    configure: Callable[[argparse.ArgumentParser], None] = field(default=_no_arguments, repr=False)
+    configure: Callable[[argparse.ArgumentParser], None] | None = field(default=None, repr=False)
     description: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
@@ -46,7 +42,8 @@ class Command:
     def add_to(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
         """Add this command's parser to ``subparsers`` and return it."""
         parser = subparsers.add_parser(self.name, help=self.help, description=self.description or self.help)
-        self.configure(parser)
+        if self.configure is not None:
+            self.configure(parser)
         parser.set_defaults(func=self.run)
         return parser
 
@@ -74,7 +71,11 @@ class CommandRegistry(Registry[Command]):
         if not isinstance(item, Command):
             who = f" (from {origin.describe().lower()})" if origin else ""
             raise PluginError(f"registry.register expects a neuroxai.cli.Command, got {type(item).__name__}{who}.")
-        if not name.replace("-", "").isalnum() or not callable(item.run) or not callable(item.configure):
+        if (
+            not name.replace("-", "").isalnum()
+            or not callable(item.run)
+            or not (item.configure is None or callable(item.configure))
+        ):
             raise PluginError(
                 f"Command {name!r}: expected a name of letters, digits and '-' and callable run and configure; got {item!r}."
             )

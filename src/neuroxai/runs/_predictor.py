@@ -45,7 +45,8 @@ def predict_array(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndar
         return np.zeros((0, k), np.float32)
     fn = _PREDICT_FNS.get(model)
     if fn is None:
-        fn = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
+        spec = tf.TensorSpec((None, *x.shape[1:]), tf.float32)  # any batch size: one trace per model
+        fn = tf.function(lambda t: model(t, training=False), input_signature=[spec])
         _PREDICT_FNS[model] = fn
     step = max(1, int(batch_size))
     out = [np.asarray(fn(tf.convert_to_tensor(x[i : i + step], tf.float32))) for i in range(0, len(x), step)]

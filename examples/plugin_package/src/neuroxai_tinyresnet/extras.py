@@ -35,7 +35,7 @@ class Focus(ExplanationMetric):
 
     def compute(self, inputs: MetricInputs) -> FocusResult:
         maps = np.clip(inputs.require_maps(), 0.0, None).reshape(len(inputs.images), -1)
-        k = max(1, int(round(self.top * maps.shape[1])))
+        k = max(1, round(self.top * maps.shape[1]))
         top_mass = -np.sort(-maps, axis=1)[:, :k].sum(axis=1)
         share = np.where(maps.sum(axis=1) > 0, top_mass / np.maximum(maps.sum(axis=1), 1e-12), 0.0)
         return FocusResult(len(maps), self.top, float(share.mean()) if len(share) else 0.0, tuple(float(v) for v in share))
