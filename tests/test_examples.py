@@ -25,7 +25,7 @@ def run_example(name: str, *args: str, cwd: Path) -> str:
 
 def test_every_example_script_is_covered_here():
     scripts = {p.name for p in EXAMPLES.glob("*.py")}
-    tested = {"quickstart.py", "train_on_folder.py", "explain_keras_model.py", "evaluate_explanations.py"}
+    tested = {"quickstart.py", "train_on_folder.py", "explain_keras_model.py", "evaluate_explanations.py", "guided_training.py"}
     assert scripts == tested, "add a test for each new example script"
 
 
@@ -73,3 +73,9 @@ def test_evaluate_explanations(tmp_path):
     assert report["methods"] == ["gradcam", "saliency"]
     assert not report["errors"]
     assert "pointing_game" in out
+
+
+def test_guided_training(tmp_path):
+    out = run_example("guided_training.py", "--n-per-class", "10", "--image-size", "32", "--epochs", "2", cwd=tmp_path)
+    assert "without guidance: test accuracy" in out and "with guidance: test accuracy" in out
+    assert out.count("Grad-CAM pointing game") == 2 and "tumour blurred" in out
