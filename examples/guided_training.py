@@ -45,7 +45,7 @@ if args.data is None:
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
     m = np.concatenate([p[2] for p in parts])
-    splits = sum(([s] * len(p[1]) for s, p in zip(("train", "val", "test"), parts)), [])
+    splits = [s for s, p in zip(("train", "val", "test"), parts) for _ in range(len(p[1]))]
     masks = [mask if (i % 2 == 0 or split != "train") else None for i, (mask, split) in enumerate(zip(m, splits))]
     data = Dataset.from_arrays(
         (x[..., 0] * 255).round().astype(np.uint8), y, class_names=base.class_names, masks=masks, splits=splits
