@@ -473,9 +473,10 @@ class Dataset:
         return out
 
     def class_weights(self, split: str = "train") -> dict[int, float]:
-        """Balanced class weights ``n / (num_classes * n_c)`` for Keras ``class_weight``.
+        """Balanced class weights for Keras ``class_weight``: scikit-learn's ``compute_class_weight("balanced")``.
 
-        A class absent from the split gets weight 1.0.
+        Each class present gets ``n / (classes present * n_c)``; a class absent
+        from the split gets weight 1.0.
 
         Example:
             >>> import numpy as np
@@ -484,10 +485,15 @@ class Dataset:
             >>> ds.class_weights()
             {0: 0.6666666666666666, 1: 2.0}
         """
+        from sklearn.utils.class_weight import compute_class_weight
+
         y = self.labels(split)
-        binc = np.bincount(y, minlength=self.num_classes)
-        n = len(y)
-        return {k: (float(n / (self.num_classes * binc[k])) if binc[k] else 1.0) for k in range(self.num_classes)}
+        weights = {k: 1.0 for k in range(self.num_classes)}
+        present = np.unique(y)
+        if len(present):
+            balanced = compute_class_weight("balanced", classes=present, y=y)
+            weights.update({int(k): float(w) for k, w in zip(present, balanced)})
+        return weights
 
     def duplicate_test_indices(self) -> np.ndarray:
         """Indices into the test split whose file is byte-identical to a training-side file.
