@@ -488,7 +488,7 @@ class Dataset:
         from sklearn.utils.class_weight import compute_class_weight
 
         y = self.labels(split)
-        weights = {k: 1.0 for k in range(self.num_classes)}
+        weights = dict.fromkeys(range(self.num_classes), 1.0)
         present = np.unique(y)
         if len(present):
             balanced = compute_class_weight("balanced", classes=present, y=y)
