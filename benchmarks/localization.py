@@ -374,7 +374,7 @@ def summary_rst(results: list[dict[str, Any]], split: str) -> str:
         "",
         "**Tumour reliance** (no explainer involved): mean drop of the true class's probability when the tumour is "
         "blurred, beside the drop when the same shape elsewhere in the head is blurred; and **faithfulness and sanity** "
-        "of the main methods (deletion AUC: lower is better; insertion AUC: higher is better; sanity: |Spearman| to the "
+        "of the main methods (deletion AUC: lower is better; insertion AUC: higher is better; sanity: absolute Spearman correlation with the "
         "trained map after randomizing every layer, pass below 0.5).",
         "",
         ".. list-table::",
@@ -471,7 +471,7 @@ def examples(runs: list[Path], ds: Any, split: str, path: Path, n: int = 6) -> N
     x, y, masks = ds.arrays(split, image_size=(h, w), channels=c, input_range=predictors[0].input_range, with_masks=True)
     rng = np.random.default_rng(0)
     pick = np.concatenate(
-        [rng.permutation(np.flatnonzero(y == k))[: n // len(ds.class_names) + 1] for k in range(len(ds.class_names))]
+        [rng.permutation(np.flatnonzero(y == k))[: max(1, n // len(ds.class_names))] for k in range(len(ds.class_names))]
     )[:n]
     maps = [Explainer(p, "gradcam").explain(x[pick], targets=y[pick]).maps for p in predictors]
     fig = _figure(2.0 * (1 + len(runs)), 2.1 * len(pick))
