@@ -27,6 +27,13 @@ def print_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
+def layer_path(names: list[str] | None) -> str | tuple[str, ...] | None:
+    """A ``--layer``-style argument (one or more names) as a layer name, or a tuple path into nested models."""
+    if names is None:
+        return None
+    return names[0] if len(names) == 1 else tuple(names)
+
+
 def parse_key_values(items: list[str], flag: str, example: str) -> dict[str, Any]:
     """Turn repeated ``KEY=VALUE`` arguments into a dict; values are Python literals where they parse as one.
 

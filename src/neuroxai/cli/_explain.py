@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroxai.cli._commands import Command
-from neuroxai.cli._common import add_format_option, add_progress_option, parse_key_values, print_json
+from neuroxai.cli._common import add_format_option, add_progress_option, layer_path, parse_key_values, print_json
 
 __all__ = ["COMMANDS", "collect_inputs", "run"]
 
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise ExplainError(f"--batch-size must be >= 1; got {args.batch_size}.")
     predictor = load(args.model)
     input_range = _parse_range(args.input_range) or predictor.input_range  # the run's; (0, 1) for a bare .keras file
-    layer = None if args.layer is None else (args.layer[0] if len(args.layer) == 1 else tuple(args.layer))
+    layer = layer_path(args.layer)
     explainer = Explainer(
         predictor,
         args.method,

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from neuroxai.cli._commands import Command
-from neuroxai.cli._common import add_format_option, add_progress_option, parse_key_values, print_json
+from neuroxai.cli._common import add_format_option, add_progress_option, layer_path, parse_key_values, print_json
 from neuroxai.runs import ClassificationMetrics, EvaluationReport
 from neuroxai.training import GUIDANCE_KINDS, LR_SCHEDULES, MaskGuidance
 
@@ -127,12 +127,7 @@ def run_train(args: argparse.Namespace) -> int:
         options["weights"] = args.weights
     guidance = None
     if args.guidance is not None:
-        layer = (
-            None
-            if args.guidance_layer is None
-            else (args.guidance_layer[0] if len(args.guidance_layer) == 1 else tuple(args.guidance_layer))
-        )
-        guidance = MaskGuidance(args.guidance, weight=args.guidance_weight, layer=layer)
+        guidance = MaskGuidance(args.guidance, weight=args.guidance_weight, layer=layer_path(args.guidance_layer))
     trainer = Trainer(
         args.model,
         epochs=args.epochs,

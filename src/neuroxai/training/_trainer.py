@@ -527,10 +527,10 @@ class Trainer:
         target = out_dir if out_dir is not None else self.out_dir
         run = RunDirectory(target) if target else None
         keras.utils.set_random_seed(int(self.seed))
-        state = self._start_state(run, spec, dataset, shape, plan)
+        guidance = MaskGuidance.coerce(self.guidance)
+        state = self._start_state(run, spec, dataset, shape, plan, guidance)
         resumed = state.epoch > 0 and run is not None and run.has_weights(state)
         model = self._build(spec, user, registry, dataset.num_classes, shape)
-        guidance = MaskGuidance.coerce(self.guidance)
         fit_model = self._guided(model, spec, guidance, dataset) if guidance is not None else model
         data = self._data(dataset, spec, shape, guided=guidance is not None)
 
@@ -585,7 +585,13 @@ class Trainer:
             return GuidedModel(model, guidance, path, loss=self.loss)
 
     def _start_state(
-        self, run: RunDirectory | None, spec: ModelSpec, dataset: Dataset, shape: tuple[int, int, int], plan: TrainingPlan
+        self,
+        run: RunDirectory | None,
+        spec: ModelSpec,
+        dataset: Dataset,
+        shape: tuple[int, int, int],
+        plan: TrainingPlan,
+        guidance: MaskGuidance | None,
     ) -> ResumeState:
         """A fresh state, or the interrupted run's in ``run`` (which must have been started with the same settings)."""
         fingerprint = {
@@ -596,7 +602,7 @@ class Trainer:
             "plan": [[p.name, p.epochs, p.learning_rate] for p in plan.phases],
             "seed": int(self.seed),
             "lr_schedule": self.lr_schedule,
-            "guidance": g.to_dict() if (g := MaskGuidance.coerce(self.guidance)) is not None else None,
+            "guidance": guidance.to_dict() if guidance is not None else None,
         }
         fresh = ResumeState(fingerprint=fingerprint, phase=plan.phases[0].name)
         if run is None or not self.resume:
