@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/neuroxai demo
+	$(BIN)/neuroxai demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -169,7 +169,7 @@ def train(args: argparse.Namespace, ds: Any, t0: float) -> None:
         )
         log(f"{cfg.name}: training ({cfg.label}, {args.epochs} epochs) -> {run}", t0)
         start = time.perf_counter()
-        trainer.fit(ds, out_dir=run)
+        trainer.fit(ds, out_dir=run, overwrite=args.force)  # --force: train again over a finished run
         seconds = time.perf_counter() - start
         (run / "benchmark.json").write_text(json.dumps({"train_seconds": round(seconds, 1), "label": cfg.label}, indent=2))
         log(f"{cfg.name}: {trainer.epochs_trained_} epochs in {seconds / 60:.1f} min", t0)
@@ -515,7 +515,7 @@ def tune(args: argparse.Namespace, ds: Any, t0: float) -> None:
             "cnn", epochs=args.tune_epochs, image_size=size, progress=False, seed=args.seed, guidance=guidance,
             model_options={"feature_stride": 8},
         )  # fmt: skip
-        trainer.fit(ds, out_dir=Path(args.runs) / "tune" / name)
+        trainer.fit(ds, out_dir=Path(args.runs) / "tune" / name, overwrite=True)  # each tuning run starts afresh
         seconds = time.perf_counter() - start
         predictor = trainer.to_predictor()
         report = evaluate_explanations(

@@ -106,7 +106,7 @@ def test_cli_help_lists_every_subcommand_in_order():
 
     registry = CommandRegistry(autoload=False)
     names = [c.name for c in registry.in_order()]
-    assert names == ["demo", "audit", "models", "train", "evaluate", "predict", "explain", "evaluate-xai"]
+    assert names == ["demo", "audit", "models", "train", "evaluate", "predict", "calibrate", "explain", "evaluate-xai", "report"]
     help_text = build_parser(registry).format_help()
     assert [n for n in names if n in help_text] == names
     assert "-v, --verbose" in help_text and "-q, --quiet" in help_text

@@ -16,7 +16,11 @@ __all__ = [
     "ModelError",
     "NeuroxaiError",
     "NotFittedError",
+    "OutputError",
     "PluginError",
+    "RunBusyError",
+    "RunError",
+    "RunSettingsError",
     "UnknownModelError",
 ]
 
@@ -65,3 +69,28 @@ class UnknownMethodError(UnknownNameError, ExplainError):
 
 class UnknownMetricError(UnknownNameError, ExplainError):
     """An explanation metric name is not in the metric registry."""
+
+
+class OutputError(NeuroxaiError, OSError):
+    """An output path is unsafe or unwritable.
+
+    Raised before any work starts where possible: the path is (or is inside)
+    an input, would replace a file neuroxai did not write, would replace an
+    earlier output without ``--overwrite``, or cannot be written (read-only,
+    full, a folder where a file is expected).
+    """
+
+    def __str__(self) -> str:  # OSError would prefix an errno
+        return str(self.args[0]) if self.args else ""
+
+
+class RunError(NeuroxaiError, RuntimeError):
+    """A run directory cannot be used as asked (finished already, other settings, damaged resume state)."""
+
+
+class RunBusyError(RunError):
+    """Another live process is writing the run directory (its lock file names the process)."""
+
+
+class RunSettingsError(RunError, ModelError):
+    """A run directory holds an interrupted run started with other settings (its fingerprint differs)."""

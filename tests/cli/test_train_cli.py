@@ -137,6 +137,8 @@ def test_demo_runs_end_to_end_on_tiny_phantoms(tmp_path, capsys):
     assert xai["methods"] == ["gradcam"] and not xai["errors"]
     assert set(xai["summary"]["gradcam"]) >= {"pointing_game", "pointing_game_uniform", "sanity_passed"}
     assert "pointing game" in text and "sanity check" in text
+    report = (out / "report.html").read_text(encoding="utf-8")  # and writes its report, gallery included
+    assert '<section id="gallery">' in report and "data:image/jpeg;base64," in report
 
 
 def test_demo_on_a_data_folder(data_dir, tmp_path, capsys):

@@ -91,17 +91,25 @@ def test_logits_are_explained_not_probabilities(tiny_models):
     assert head.activation is keras.activations.softmax  # unchanged
 
 
-def test_softmax_inside_nested_output_falls_back_to_probabilities():
+def test_softmax_inside_nested_head_model_is_bypassed():
     keras.utils.set_random_seed(0)
     inner_in = keras.Input((8,))
-    inner = keras.Model(inner_in, keras.layers.Dense(2, activation="softmax")(inner_in), name="head_model")
+    dense = keras.layers.Dense(2, activation="softmax", name="dense_softmax")
+    inner = keras.Model(inner_in, dense(inner_in), name="head_model")
     inputs = keras.Input((SIZE, SIZE, 1))
     x = keras.layers.Conv2D(8, 3, name="conv")(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     model = keras.Model(inputs, inner(x))
-    exp = Explainer(model, "gradcam").explain(images_for(model, 2))
-    assert exp.score_source == "probabilities"
+    images = images_for(model, 2)
+    explainer = Explainer(model, "gradcam")
+    exp = explainer.explain(images)
+    assert exp.score_source == "logits" and exp.head == "softmax"
     assert np.all(np.isfinite(exp.maps))
+    pooled = keras.Model(inputs, model.get_layer("gap").output)(images)
+    expected = np.asarray(pooled) @ np.asarray(dense.kernel) + np.asarray(dense.bias)
+    result = explainer.traced(tf.constant(images))
+    np.testing.assert_allclose(result.scores.numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(result.probabilities.numpy(), np.asarray(model(images)), atol=1e-6)
 
 
 def test_batch_equals_single_images(tiny_models):

@@ -22,7 +22,9 @@ EXPECTED_LAYER = {
     "nested_backbone": ("backbone.v1", "b_conv2"),
     "no_softmax": "conv",
 }
-EXPECTED_SCORE = {"sequential_gray": "logits", "functional_rgb": "logits", "nested_backbone": "logits", "no_softmax": "output"}
+EXPECTED_SCORE = {"sequential_gray": "logits", "functional_rgb": "logits", "nested_backbone": "logits", "no_softmax": "logits"}
+#: What each model outputs: no_softmax ends in a linear Dense, so its outputs are logits (shown softmaxed).
+EXPECTED_HEAD = {"sequential_gray": "softmax", "functional_rgb": "softmax", "nested_backbone": "softmax", "no_softmax": "logits"}
 
 
 def test_builtin_method_names():
@@ -52,7 +54,11 @@ def test_every_method_on_every_model(tiny_models, model_name, method):
     assert exp.maps.min() >= 0.0 and exp.maps.max() <= 1.0
     k = int(model.outputs[0].shape[-1])
     assert exp.probabilities.shape == (3, k)
-    np.testing.assert_allclose(exp.probabilities, np.asarray(model(x, training=False)), atol=1e-5)
+    out = np.asarray(model(x, training=False))
+    if EXPECTED_HEAD[model_name] == "logits":
+        out = np.exp(out) / np.exp(out).sum(axis=1, keepdims=True)
+    assert exp.head == EXPECTED_HEAD[model_name]
+    np.testing.assert_allclose(exp.probabilities, out, atol=1e-5)
     np.testing.assert_array_equal(exp.predicted, exp.probabilities.argmax(axis=1))
     np.testing.assert_array_equal(exp.targets, exp.predicted)
     assert exp.layer == (EXPECTED_LAYER[model_name] if method in CAM_METHODS else None)

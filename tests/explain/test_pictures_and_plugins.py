@@ -26,7 +26,7 @@ def test_overlay_is_uint8_rgb_and_alpha_blends(explanation):
     expected = np.round((img - img.min()) / (img.max() - img.min()) * 255)
     np.testing.assert_allclose(plain[..., 0], expected, atol=1)
     np.testing.assert_array_equal(plain[..., 0], plain[..., 2])  # grayscale shown as gray
-    heat_only = explanation.overlay(0, alpha=1.0, cmap="gray")
+    heat_only = explanation.overlay(0, alpha=1.0, cmap="gray", scaling="none")
     np.testing.assert_allclose(heat_only[..., 0] / 255.0, explanation.maps[0], atol=1 / 255 + 1e-6)
     assert not np.array_equal(explanation.overlay(0, cmap="jet"), explanation.overlay(0, cmap="viridis"))
 
@@ -65,7 +65,7 @@ def test_save_writes_pngs_atomically(explanation, tmp_path):
     paths = explanation.save(tmp_path / "out")
     assert [p.name for p in paths] == [f"{i:04d}_{n}.png" for i, n in enumerate(explanation.predicted_names)]
     for i, p in enumerate(paths):
-        np.testing.assert_array_equal(np.asarray(Image.open(p)), explanation.overlay(i))
+        np.testing.assert_array_equal(np.asarray(Image.open(p)), explanation.picture(i))
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temp files left
     named = explanation.save(tmp_path / "named", names=["a", "b", "c"])
     assert [p.name for p in named] == ["a.png", "b.png", "c.png"]

@@ -14,6 +14,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reas
 
 SCRIPT = """
 import os, signal, sys, json
+import tensorflow as tf
+tf.config.experimental.enable_op_determinism()
 import keras
 
 from training_helpers import make_spec
@@ -42,8 +44,17 @@ def _run(out, log, kill_after=None):
     return run_python(code, env={"KILL_AFTER": str(kill_after or 0)})
 
 
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    """The same run, never interrupted."""
+    tmp = tmp_path_factory.mktemp("straight")
+    proc = _run(tmp / "run", tmp / "log")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp / "run"
+
+
 @pytest.mark.parametrize("kill_after", [2, 3], ids=["mid-head-phase", "end-of-head-phase"])
-def test_killed_run_resumes_from_the_next_epoch(tmp_path, kill_after):
+def test_killed_run_resumes_from_the_next_epoch(tmp_path, kill_after, straight_run):
     # 5 epochs: head phase 1-3, fine-tuning 4-5
     out, log1, log2 = tmp_path / "run", tmp_path / "first.log", tmp_path / "second.log"
     first = _run(out, log1, kill_after=kill_after)
@@ -69,6 +80,10 @@ def test_killed_run_resumes_from_the_next_epoch(tmp_path, kill_after):
         ("head", 1, 3),
         ("fine_tune", 4, 5),
     ]  # the file format
+    # and it ends exactly as the run that was never killed: same epochs, same values, same best model
+    assert (out / "history.csv").read_text() == (straight_run / "history.csv").read_text()
+    resumed, straight = (json.loads((d / "neuroxai.json").read_text()) for d in (out, straight_run))
+    assert {k: v for k, v in resumed.items() if k != "created"} == {k: v for k, v in straight.items() if k != "created"}
 
 
 def test_resume_refuses_a_folder_of_another_run(tmp_path, tiny_spec, tiny_ds):

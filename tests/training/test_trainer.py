@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -209,7 +210,11 @@ def test_run_directory_and_round_trip_through_load(tiny_spec, phantom_dir, tmp_p
     assert set(spec["versions"]) >= {"neuroxai", "keras", "tensorflow"}
     assert spec["settings"]["epochs"] == 2 and spec["seed"] == 5
     assert spec["data"]["counts"] == ds.summary().to_dict()["counts"]
-    assert neuroxai.load(run).spec.data == ds.summary()
+    loaded = neuroxai.load(run).spec.data
+    assert dataclasses.replace(loaded, used={}, unreadable=()) == ds.summary()
+    # the numbers actually used: every image of each split (none failed to decode)
+    assert loaded.used == {s: sum(ds.summary().counts[s].values()) for s in ("train", "val", "test")}
+    assert loaded.unreadable == ()
     header, *rows = (run / "history.csv").read_text().splitlines()
     assert header.startswith("epoch,phase,") and [r.split(",")[0] for r in rows] == ["1", "2"]
     metrics = json.loads((run / "metrics.json").read_text())

@@ -7,10 +7,13 @@ theirs through the ``neuroxai_register_commands`` hook, so ``neuroxai --help``
 lists them too.
 
 Errors the library raises on purpose (:class:`neuroxai.errors.NeuroxaiError`)
-are printed as one clear message with exit status 2; anything else is a bug
-and keeps its traceback. Library messages go through :mod:`logging` (logger
-``neuroxai``): the command shows warnings by default, ``-v`` adds progress
-information, ``-vv`` debugging detail, and ``-q`` shows errors only.
+and files that cannot be read or written (``OSError``) are printed as one
+clear line with exit status 2; anything else is a bug: one line with exit
+status 1 that says so, and the traceback with ``-v``. Library messages go
+through :mod:`logging` (logger ``neuroxai``): the command shows warnings by
+default, ``-v`` adds progress information, ``-vv`` debugging detail, and
+``-q`` shows errors only. Control characters in messages (a file name with a
+newline, say) are escaped, so no message can forge another line.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 from neuroxai.cli._commands import Command, CommandRegistry
 
@@ -45,13 +52,45 @@ def build_parser(registry: CommandRegistry | None = None) -> argparse.ArgumentPa
     return parser
 
 
+def one_line(text: object) -> str:
+    """``text`` on one line: line breaks become spaces, other control characters escapes (``\\x1b``)."""
+    flat = " ".join(str(text).splitlines())
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in flat)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Log records as single lines: a file name holding a newline cannot forge a log line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return one_line(super().format(record))
+
+
+@contextmanager
+def _warnings_as_log() -> Iterator[None]:
+    """Pillow's DecompressionBombWarning (and other library warnings) as one logged line instead of a raw warning."""
+    log = logging.getLogger("neuroxai.cli")
+    original = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if category.__name__ == "DecompressionBombWarning":
+            log.warning("very large image (Pillow: %s); it is read, but needs much memory", message)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def _configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logger = logging.getLogger("neuroxai")
     logger.setLevel(level)
     if not any(getattr(h, "_neuroxai_cli", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+        handler.setFormatter(_OneLineFormatter(_LOG_FORMAT))
         handler._neuroxai_cli = True  # type: ignore[attr-defined]  # marks the handler this function owns
         logger.addHandler(handler)
     logger.propagate = False
@@ -64,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quiet_tensorflow()
     command = "neuroxai"
+    verbose = 0
     try:
         broken: PluginError | None = None
         try:
@@ -72,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             broken, registry = exc, CommandRegistry(autoload=False)
         parser = build_parser(registry)
         args = parser.parse_args(argv)
+        verbose = int(args.verbose)
         _configure_logging(args.verbose, args.quiet)
         if broken is not None:
             logging.getLogger("neuroxai.cli").warning("installed plugins' commands are not available: %s", broken)
@@ -79,13 +120,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         command = f"neuroxai {args.command}"
-        return int(args.func(args) or 0)
+        with _warnings_as_log():
+            return int(args.func(args) or 0)
     except NeuroxaiError as exc:
-        print(f"{command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file that cannot be read or written: the environment, not a bug
+        from neuroxai._io import display_path
+
+        where = f" ({display_path(exc.filename)})" if exc.filename else ""
+        print(f"{command}: error: {one_line(exc.strerror or exc)}{where}. Check the path and its permissions.", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001  # a bug: one line, the traceback on request
+        if verbose:
+            traceback.print_exc()
+        hint = "" if verbose else "; run again with -v to see the traceback"
+        print(
+            f"{command}: unexpected error: {type(exc).__name__}: {one_line(exc)} (a bug in neuroxai or a plugin; "
+            f"please report it{hint})",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

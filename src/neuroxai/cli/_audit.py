@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from neuroxai.cli._commands import Command
-from neuroxai.cli._common import add_format_option, add_progress_option, print_json
+from neuroxai.cli._common import add_data_options, add_format_option, add_progress_option, dataset_options, print_json
 
 __all__ = ["COMMANDS", "run"]
 
@@ -23,13 +23,14 @@ def _configure_audit(parser: argparse.ArgumentParser) -> None:
         help="max differing bits of 64 for near duplicates (default: 4)",
     )
     parser.add_argument("--max-groups", type=int, default=5, help="groups and files listed in text output (default: 5)")
+    add_data_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the audit and print it; returns 0."""
     from neuroxai.data import Dataset
 
-    ds = Dataset(args.path, val_fraction=0.0, test_fraction=0.0, progress=args.progress)
+    ds = Dataset(args.path, val_fraction=0.0, test_fraction=0.0, progress=args.progress, **dataset_options(args))
     report = ds.audit(progress=args.progress, near_threshold=args.near_threshold)
     if args.format == "json":
         print_json(report.to_dict())

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroxai.cli._commands import Command
-from neuroxai.cli._common import add_progress_option
+from neuroxai.cli._common import add_data_options, add_overwrite_option, add_progress_option, dataset_options
 
 __all__ = ["COMMANDS", "DEMO_DEFAULTS", "run"]
 
@@ -39,6 +39,8 @@ def _configure_demo(p: argparse.ArgumentParser) -> None:
     """Add the arguments of ``neuroxai demo``."""
     p.add_argument("--data", default=None, metavar="DIR", help="a real data folder or CSV manifest instead of phantoms")
     p.add_argument("--out", default="demo-run", metavar="DIR", help="run directory to write (default: ./demo-run)")
+    add_overwrite_option(p, "an earlier demo run in DIR")
+    add_data_options(p)
     p.add_argument(
         "--epochs",
         type=int,
@@ -145,18 +147,31 @@ def _rank_within_class(y: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Run the demo; returns 0."""
     t0 = time.perf_counter()
-    from neuroxai._io import write_json
+    from neuroxai._io import prepare_output_dir, write_json
     from neuroxai.data import Dataset, phantoms
+    from neuroxai.report import write_report
+    from neuroxai.runs import RunDirectory
     from neuroxai.training import Trainer
 
     out = Path(args.out)
+    inputs = [args.data] if args.data is not None else []
+    run_dir = RunDirectory(out)
+    run_dir.check(inputs=inputs, overwrite=args.overwrite, flag="--out")  # before any data is read
+    folder = prepare_output_dir(
+        out,
+        command="demo",
+        inputs=inputs,
+        overwrite=args.overwrite,
+        names=("audit.json", "gradcam.png", "xai_metrics.json", "report.html"),
+        adopt=run_dir.is_run(),
+    )
     size = int(args.image_size or DEMO_DEFAULTS["image_size"])
     if args.data is None:
         _step(f"Building {args.n_per_class} synthetic phantoms per class at {size}x{size} (NOT medical data)", t0)
         ds = phantoms(n_per_class=args.n_per_class, image_size=size, seed=args.seed)
     else:
         _step(f"Reading {args.data}", t0)
-        ds = Dataset(args.data, seed=args.seed, progress=args.progress)
+        ds = Dataset(args.data, seed=args.seed, progress=args.progress, **dataset_options(args))
     counts = ds.counts()
     _step(
         "Data: " + ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items()) + f"; classes {', '.join(ds.class_names)}", t0
@@ -184,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         reduce_lr_patience=DEMO_DEFAULTS["reduce_lr_patience"],
         model_options={"feature_stride": DEMO_DEFAULTS["feature_stride"]},
     )
-    trainer.fit(ds, out_dir=out)
+    trainer.fit(ds, out_dir=out, overwrite=args.overwrite)
     evaluation = getattr(trainer, "metrics_", None)
     acc = evaluation.metrics.accuracy if evaluation is not None else None
     _step("Evaluated on the test split", t0)
@@ -197,6 +212,9 @@ def run(args: argparse.Namespace) -> int:
 
     predictor = trainer.to_predictor()
     _explain_and_measure(predictor, ds, out, t0, args.progress)
+    _step("Writing the report (report.html)", t0)
+    write_report(out, dataset=ds, progress=args.progress)
+    folder.finish(["audit.json", "gradcam.png", "report.html", *(p.name for p in out.glob("xai_*"))])
 
     elapsed = time.perf_counter() - t0
     print()
@@ -211,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
         ("gradcam.png", "Grad-CAM overlays of test images, titled true/predicted class"),
         ("xai_metrics.json", "pointing game, energy, IoU vs masks; deletion/insertion; sanity check"),
         ("xai_localization.png", "Grad-CAM pointing game per class beside uniform and centre references"),
+        ("report.html", "everything above on one page: open it in a browser, print it, send it"),
         ("model.keras", "the model; load it with neuroxai.load(" + repr(str(out)) + ")"),
     ):
         if (out / name).exists():

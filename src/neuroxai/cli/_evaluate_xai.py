@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from neuroxai.cli._commands import Command
-from neuroxai.cli._common import add_format_option, add_progress_option, print_json
+from neuroxai.cli._common import (
+    add_data_options,
+    add_format_option,
+    add_overwrite_option,
+    add_progress_option,
+    dataset_options,
+    positive_int,
+    print_json,
+    report_skipped,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.evaluation import ExplanationMetric
@@ -23,7 +32,7 @@ def _configure_evaluate_xai(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--data", metavar="DIR", help="dataset folder or CSV manifest with masks")
     src.add_argument(
         "--phantoms",
-        type=int,
+        type=positive_int,
         metavar="N_PER_CLASS",
         help="use synthetic phantoms (NOT medical data) with this many images per class instead of --data",
     )
@@ -48,20 +57,24 @@ def _configure_evaluate_xai(parser: argparse.ArgumentParser) -> None:
         ),
     )
     parser.add_argument(
-        "--n", type=int, default=None, metavar="N", help="evaluate a seeded random N images of the split (default: all)"
+        "--n", type=positive_int, default=None, metavar="N", help="evaluate a seeded random N images of the split (default: all)"
     )
     parser.add_argument("--out", "-o", default=None, metavar="DIR", help="output folder (default: RUN_DIR)")
+    add_overwrite_option(parser, "earlier explanation metrics in the output folder")
     parser.add_argument(
         "--targets", choices=("label", "predicted"), default="label", help="class each map explains (default: label)"
     )
-    parser.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default: 20)")
-    parser.add_argument("--n-sanity", type=int, default=16, metavar="N", help="images for the randomization check (default: 16)")
+    parser.add_argument("--steps", type=positive_int, default=20, help="deletion/insertion steps (default: 20)")
+    parser.add_argument(
+        "--n-sanity", type=positive_int, default=16, metavar="N", help="images for the randomization check (default: 16)"
+    )
     parser.add_argument("--no-sanity", dest="sanity", action="store_false", help="skip the randomization check")
     parser.add_argument("--no-faithfulness", dest="faithfulness", action="store_false", help="skip deletion/insertion")
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the image sample, random maps and randomization (default: 0)"
     )
-    parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="forward-pass batch size (default: 64)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="forward-pass batch size (default: 64)")
+    add_data_options(parser)
     add_format_option(parser)
     add_progress_option(parser)
 
@@ -93,10 +106,21 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     import neuroxai
+    from neuroxai._io import display_path, prepare_output_dir
     from neuroxai.errors import DataError, NeuroxaiError
     from neuroxai.evaluation import evaluate_explanations
+    from neuroxai.runs import RunDirectory
 
     metrics = _metrics(args)  # unknown names fail before any data is read
+    out = Path(args.out) if args.out else (Path(args.run_dir) if Path(args.run_dir).is_dir() else Path(args.run_dir).parent)
+    folder = prepare_output_dir(  # checked before any work: not the data, nothing of anyone else's replaced, writable
+        out,
+        command="evaluate-xai",
+        inputs=[args.data] if args.data else [],
+        overwrite=args.overwrite,
+        names=("xai_metrics.json",),
+        adopt=RunDirectory(out).is_run(),
+    )
     predictor = neuroxai.load(args.run_dir)
     h, w, c = predictor.input_shape
     if args.phantoms is not None:
@@ -104,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
 
         dataset = phantoms(n_per_class=args.phantoms, image_size=max(h, w), seed=args.phantom_seed)
     else:
-        dataset = neuroxai.Dataset(args.data, progress=args.progress)
+        dataset = neuroxai.Dataset(args.data, progress=args.progress, **dataset_options(args))
+        report_skipped("neuroxai evaluate-xai", ((s.path, s.reason) for s in dataset.skipped))
     has_masks = bool(getattr(dataset, "has_masks", False))
     arrays = dataset.arrays(args.split, image_size=(h, w), channels=c, input_range=predictor.input_range, with_masks=has_masks)
     x, y = arrays[0], np.asarray(arrays[1])
@@ -149,8 +174,8 @@ def run(args: argparse.Namespace) -> int:
     unexplained = [e for e in report.errors if e.metric is None]
     if report.methods and len(unexplained) == len(report.methods):
         raise NeuroxaiError("No method could be evaluated: " + "; ".join(e.describe() for e in unexplained))
-    out = Path(args.out) if args.out else (Path(args.run_dir) if Path(args.run_dir).is_dir() else Path(args.run_dir).parent)
     paths = report.save(out)
+    folder.finish(paths)
     if args.format == "json":
         print_json({**report.to_dict(), "files": [str(p) for p in paths]})
     else:
@@ -159,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         if masks is None:
             print("No masks in the data: localization and tumour reliance skipped.")
         print(report.format())
-        print(f"Wrote {len(paths)} files to {out}")
+        print(f"Wrote {len(paths)} files to {display_path(out)}")
     for e in report.errors:
         print(f"neuroxai evaluate-xai: {e.describe()}", file=sys.stderr)
     return 1 if report.errors else 0

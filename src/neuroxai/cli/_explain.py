@@ -1,18 +1,23 @@
-"""``neuroxai explain RUN_DIR_OR_MODEL_FILE INPUTS... --method M --out DIR``: overlays and a predictions CSV."""
+"""``neuroxai explain RUN_DIR_OR_MODEL_FILE INPUTS... --method M --out DIR``: pictures and a predictions CSV."""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from neuroxai.cli._commands import Command
-from neuroxai.cli._common import add_format_option, add_progress_option, layer_path, parse_key_values, print_json
+from neuroxai.cli._common import (
+    add_format_option,
+    add_overwrite_option,
+    add_progress_option,
+    layer_path,
+    parse_key_values,
+    print_json,
+    report_skipped,
+)
 
 __all__ = ["COMMANDS", "collect_inputs", "run"]
 
@@ -22,7 +27,10 @@ def _configure_explain(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="RUN_DIR_OR_MODEL_FILE", help="run directory or .keras file")
     parser.add_argument("inputs", metavar="INPUTS", nargs="+", help="image files and/or folders")
     parser.add_argument("--method", "-m", default="gradcam", help="explanation method (default: gradcam)")
-    parser.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--out", "-o", required=True, metavar="DIR", help="output folder: new, empty, or an earlier explain output"
+    )
+    add_overwrite_option(parser, "an earlier explain output in DIR")
     parser.add_argument("--target", default=None, metavar="CLASS", help="class (name or index) to explain (default: predicted)")
     parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per batch (default: 32)")
     parser.add_argument(
@@ -43,6 +51,12 @@ def _configure_explain(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in overlays (default: 0.4)")
     parser.add_argument("--cmap", default="jet", help="matplotlib colormap (default: jet)")
+    parser.add_argument(
+        "--scaling",
+        choices=("minmax", "max", "none"),
+        default="minmax",
+        help="how each map is scaled for display: min-max per map (default), divided by its maximum, or as computed",
+    )
     add_format_option(parser)
     add_progress_option(parser)
 
@@ -79,9 +93,7 @@ def _parse_range(text: str | None) -> tuple[float, float] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Explain every readable image; returns 0 (2 via NeuroxaiError when nothing could be explained)."""
-    from PIL import Image
-
-    from neuroxai._io import write_bytes, write_text
+    from neuroxai._io import display_path, prepare_output_dir, write_text
     from neuroxai._progress import progress
     from neuroxai.data import load_images
     from neuroxai.errors import ExplainError
@@ -97,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         predictor,
         args.method,
         target_layer=layer,
+        input_range=input_range,
         batch_size=args.batch_size,
         **parse_key_values(args.option, "--option", "samples=32"),
     )
@@ -108,8 +121,11 @@ def run(args: argparse.Namespace) -> int:
         target = int(target)
 
     files, skipped = collect_inputs(args.inputs)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    # before any image is explained: never into an input folder, never mixed into a folder of someone's files
+    folder = prepare_output_dir(
+        args.out, command="explain", inputs=[*args.inputs, args.model], overwrite=args.overwrite, strict=True
+    )
+    out = folder.path
     used: set[str] = set()
     rows: list[list[Any]] = []
     bar: Any = progress(total=len(files), desc=f"Explaining ({explainer.method.name})", enabled=args.progress)
@@ -120,15 +136,17 @@ def run(args: argparse.Namespace) -> int:
         skipped.extend((s.path, s.reason) for s in bad)
         if ok:
             exp = explainer.explain(x, targets=target)
-            for i, path in enumerate(ok):
+            names = []
+            for path in ok:
                 stem = stems.get(path, Path(path).stem)
                 name, n = stem, 1
                 while name in used:
                     name, n = f"{stem}_{n}", n + 1
                 used.add(name)
-                buf = io.BytesIO()
-                Image.fromarray(exp.overlay(i, alpha=args.alpha, cmap=args.cmap)).save(buf, format="PNG")
-                write_bytes(out / f"{name}.png", buf.getvalue())
+                names.append(name)
+            # Pictures at each scan's own resolution: the original files, not the resized model input.
+            exp.save(out, names=names, originals=ok, alpha=args.alpha, cmap=args.cmap, scaling=args.scaling)
+            for i, (path, name) in enumerate(zip(ok, names)):
                 pred = int(exp.predicted[i])
                 rows.append(
                     [path, f"{name}.png", exp.class_names[pred], f"{exp.probabilities[i, pred]:.6f}", exp.target_names[i]]
@@ -140,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
     header = ["path", "overlay", "predicted", "confidence", "explained"] + [f"p_{c}" for c in explainer.class_names]
     write_text(out / "predictions.csv", _csv([header, *rows]))
     write_text(out / "skipped.csv", _csv([["path", "reason"], *skipped]))
-    for path, reason in skipped:
-        print(f"neuroxai explain: skipped {path}: {reason}", file=sys.stderr)
+    folder.finish([*(row[1] for row in rows), "predictions.csv", "skipped.csv"])
+    report_skipped("neuroxai explain", skipped)
     summary = {
         "method": explainer.method.name,
         "layer": explainer.layer,
@@ -154,9 +172,9 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json(summary)
     else:
-        print(f"Explained {len(rows)} image(s) with {explainer.method.name} -> {out} (predictions.csv)")
+        print(f"Explained {len(rows)} image(s) with {explainer.method.name} -> {display_path(out)} (predictions.csv)")
         if skipped:
-            print(f"Skipped {len(skipped)} file(s); see {out / 'skipped.csv'}")
+            print(f"Skipped {len(skipped)} file(s); see {display_path(out / 'skipped.csv')}")
     if not rows:
         raise ExplainError(
             f"No image could be explained from {', '.join(args.inputs)}: expected readable image files "
@@ -166,20 +184,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _csv(rows: Sequence[Sequence[Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerows(rows)
-    return buf.getvalue()
+    from neuroxai._io import csv_text  # text cells escaped: a class or file name cannot run as a spreadsheet formula
+
+    return csv_text(rows)
 
 
 COMMANDS: tuple[Command, ...] = (
     Command(
         name="explain",
-        help="explain predictions: one heatmap overlay PNG per image plus predictions.csv",
+        help="explain predictions: one picture (scan beside heatmap overlay) per image plus predictions.csv",
         description=(
             "Load a run directory (model.keras + neuroxai.json) or a bare .keras file (Keras safe mode), read the "
             "image files and folders given (folders recursively; hidden files skipped), explain each prediction "
-            "in batches and write OUT/<name>.png overlays, OUT/predictions.csv (path, predicted class, confidence, "
+            "in batches and write OUT/<name>.png pictures (the scan at its own resolution beside the map over it, "
+            "titled with the predicted class and probability, with a colour bar), OUT/predictions.csv (path, predicted class, confidence, "
             "explained class, one probability column per class) and OUT/skipped.csv (unreadable files and why)."
         ),
         configure=_configure_explain,

@@ -14,9 +14,9 @@ __all__ = ["neuroxai_register_commands"]
 
 @hookimpl(tryfirst=True)  # built-ins register first: a plugin replacing one must say override=True
 def neuroxai_register_commands(registry: CommandRegistry) -> None:
-    """Register demo, audit, models, train, evaluate, predict, explain and evaluate-xai (in that order)."""
-    from neuroxai.cli import _audit, _demo, _evaluate_xai, _explain, _models, _train
+    """Register demo, audit, models, train, evaluate, predict, calibrate, explain, evaluate-xai and report (in that order)."""
+    from neuroxai.cli import _audit, _calibrate, _demo, _evaluate_xai, _explain, _models, _report, _train
 
-    for module in (_demo, _audit, _models, _train, _explain, _evaluate_xai):
+    for module in (_demo, _audit, _models, _train, _calibrate, _explain, _evaluate_xai, _report):
         for command in module.COMMANDS:
             registry.register(command)

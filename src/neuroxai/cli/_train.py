@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import sys
 from typing import Any
 
+from neuroxai.cli._calibrate import (
+    add_predict_options,
+    check_predict_options,
+    ensure_calibration,
+    predict_columns,
+    predict_header,
+    print_calibration,
+)
 from neuroxai.cli._commands import Command
-from neuroxai.cli._common import add_format_option, add_progress_option, layer_path, parse_key_values, print_json
+from neuroxai.cli._common import (
+    SafeCSVWriter,
+    add_data_options,
+    add_format_option,
+    add_overwrite_option,
+    add_progress_option,
+    dataset_options,
+    finite_float,
+    fraction,
+    is_prediction_csv,
+    layer_path,
+    parse_key_values,
+    positive_float,
+    positive_int,
+    print_json,
+    report_skipped,
+)
+from neuroxai.models import HEADS
 from neuroxai.runs import ClassificationMetrics, EvaluationReport
 from neuroxai.training import GUIDANCE_KINDS, LR_SCHEDULES, MaskGuidance
 
@@ -24,11 +48,17 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     """Add the arguments of ``neuroxai train``."""
     p.add_argument("--data", required=True, metavar="DIR", help="data folder or CSV manifest")
     p.add_argument("--model", default="cnn", metavar="NAME", help="registered model name (default: cnn; see `neuroxai models`)")
-    p.add_argument("--epochs", type=int, default=20, metavar="N", help="total epochs, both phases (default: 20)")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write (resumed if interrupted)")
-    p.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
-    p.add_argument("--image-size", type=int, default=None, metavar="PX", help="square input size (default: the model's)")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
+    p.add_argument("--epochs", type=positive_int, default=20, metavar="N", help="total epochs, both phases (default: 20)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="RUN_DIR",
+        help="run directory to write (resumed if interrupted with the same settings; a finished run needs --overwrite)",
+    )
+    add_overwrite_option(p, "a finished run in RUN_DIR (and start an interrupted one over)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default: 32)")
+    p.add_argument("--image-size", type=positive_int, default=None, metavar="PX", help="square input size (default: the model's)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
     p.add_argument(
         "--lr-schedule",
         choices=LR_SCHEDULES,
@@ -36,10 +66,10 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
         help="plateau: halve on a validation-loss plateau (default); cosine: decay to zero over each phase; constant",
     )
     p.add_argument("--seed", type=int, default=1337, help="random seed (default: 1337)")
-    p.add_argument("--val-fraction", type=float, default=0.15, help="validation fraction carved from training (default: 0.15)")
+    p.add_argument("--val-fraction", type=fraction, default=0.15, help="validation fraction carved from training (default: 0.15)")
     p.add_argument(
         "--test-fraction",
-        type=float,
+        type=fraction,
         default=0.15,
         help="test fraction carved when the data has no test split (by patient where a manifest names them; default: 0.15)",
     )
@@ -76,7 +106,9 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
         help="mask-guided training on images with tumour masks: cam (class-activation energy) or gradients "
         "(input gradients); default: none",
     )
-    p.add_argument("--guidance-weight", type=float, default=1.0, metavar="W", help="weight of the guidance loss (default: 1.0)")
+    p.add_argument(
+        "--guidance-weight", type=finite_float, default=1.0, metavar="W", help="weight of the guidance loss (default: 1.0)"
+    )
     p.add_argument(
         "--guidance-layer",
         nargs="+",
@@ -84,6 +116,7 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="layer of --guidance cam (default: the model's target layer)",
     )
+    add_data_options(p)
     add_format_option(p)
     add_progress_option(p)
 
@@ -93,12 +126,16 @@ def _configure_evaluate(e: argparse.ArgumentParser) -> None:
     e.add_argument("run_dir", metavar="RUN_DIR", help="run directory or .keras file")
     e.add_argument("--data", required=True, metavar="DIR", help="data folder or CSV manifest")
     e.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate (default: test)")
-    e.add_argument("--val-fraction", type=float, default=None, help="validation fraction (default: the run's)")
+    e.add_argument("--val-fraction", type=fraction, default=None, help="validation fraction (default: the run's)")
     e.add_argument(
-        "--test-fraction", type=float, default=None, help="test fraction carved when DIR has no test split (default: the run's)"
+        "--test-fraction",
+        type=fraction,
+        default=None,
+        help="test fraction carved when DIR has no test split (default: the run's)",
     )
     e.add_argument("--seed", type=int, default=None, help="split seed (default: the run's)")
-    e.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
+    e.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default: 32)")
+    add_data_options(e)
     add_format_option(e)
     add_progress_option(e)
 
@@ -108,20 +145,36 @@ def _configure_predict(r: argparse.ArgumentParser) -> None:
     r.add_argument("run_dir", metavar="RUN_DIR", help="run directory or .keras file")
     r.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="image files or folders")
     r.add_argument("--csv", default=None, metavar="OUT", help="write the CSV here (atomically) instead of stdout")
-    r.add_argument("--batch-size", type=int, default=64, help="images read and predicted at a time (default: 64)")
+    add_overwrite_option(r, "an earlier --csv output")
+    r.add_argument("--batch-size", type=positive_int, default=64, help="images read and predicted at a time (default: 64)")
+    r.add_argument(
+        "--head",
+        choices=HEADS,
+        default=None,
+        help="what the model outputs: softmax probabilities, logits, independent sigmoid scores or one sigmoid unit "
+        "(binary: two classes); default: read from the model's last layer",
+    )
+    add_predict_options(r)  # referral, prediction sets, TTA (cli/_calibrate.py)
     add_progress_option(r)
 
 
 def run_train(args: argparse.Namespace) -> int:
     """Train and write the run directory; prints a summary. Returns 0."""
     from neuroxai.data import Dataset
+    from neuroxai.runs import RunDirectory
     from neuroxai.training import Trainer
 
+    # refuse an unsafe or busy --out (or a finished run) before any image is read
+    RunDirectory(args.out).check(inputs=[args.data], overwrite=args.overwrite, flag="--out")
     ds = Dataset(
-        args.data, val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed, progress=args.progress
+        args.data,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        progress=args.progress,
+        **dataset_options(args),
     )
-    for s in ds.skipped:
-        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+    report_skipped("neuroxai train", ((s.path, s.reason) for s in ds.skipped))
     options = parse_key_values(args.model_option, "--model-option", "feature_stride=8")
     if hasattr(args, "weights"):
         options["weights"] = args.weights
@@ -143,14 +196,25 @@ def run_train(args: argparse.Namespace) -> int:
         lr_schedule=args.lr_schedule,
         guidance=guidance,
     )
-    trainer.fit(ds, out_dir=args.out)
+    trainer.fit(ds, out_dir=args.out, overwrite=args.overwrite)
     report = getattr(trainer, "metrics_", None)
+    indexed = {(s.path, s.reason) for s in ds.skipped}
+    dropped = [f for f in getattr(trainer, "unreadable_", ()) if (f.path, f.reason) not in indexed]
+    n_dropped = report_skipped("neuroxai train", ((f.path, f.reason) for f in dropped), verb="dropped")
+    if n_dropped:
+        print(
+            f"neuroxai train: {n_dropped} file(s) failed while training or evaluating and were left out "
+            f"(listed in {args.out}/neuroxai.json under data.unreadable)",
+            file=sys.stderr,
+        )
     if args.format == "json":
         print_json(
             {
                 "run_dir": str(args.out),
                 "phases": [p.to_dict() for p in trainer.phases_],
                 "metrics": report.to_dict() if report is not None else None,
+                "skipped": [s.to_dict() for s in ds.skipped],
+                "unreadable": [f.to_dict() for f in dropped],
             }
         )
         return 0
@@ -211,12 +275,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
         test_fraction=setting(args.test_fraction, data.test_fraction if data else None, 0.15),
         seed=setting(args.seed, data.seed if data else None, 1337),
         progress=args.progress,
+        **dataset_options(args),
     )
+    ensure_calibration(predictor, ds, args.batch_size)  # a run trained before calibration: fitted now, in memory
     report = predictor.evaluate(ds, split=args.split, batch_size=args.batch_size)
+    unreadable = tuple(getattr(report, "unreadable", ()))
+    listed = report_skipped("neuroxai evaluate", ((f.path, f.reason) for f in unreadable), verb="not evaluated")
+    if listed:
+        print(
+            f"neuroxai evaluate: {listed} file(s) of the {args.split} split could not be read and are not in these metrics",
+            file=sys.stderr,
+        )
+    others = {s.path for s in ds.skipped} - {f.path for f in unreadable}
+    if others:
+        print(
+            f"neuroxai evaluate: {len(others)} other file(s) under {args.data} were skipped when indexing "
+            f"(`neuroxai audit {args.data}` lists them)",
+            file=sys.stderr,
+        )
     if args.format == "json":
         print_json(report.to_dict())
         return 0
     _print_metrics(report)
+    print_calibration(report.calibration, report.split)
     for key, m in _metric_lines(report):
         if m.n:
             print(f"\n[{key}]")
@@ -235,19 +316,24 @@ def _expand(inputs: list[str], skipped: list[tuple[str, str]]) -> list[str]:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Predict files and folders in batches; CSV to stdout or ``--csv``. Returns 0 (2 if nothing could be read)."""
-    from neuroxai._io import write_text
+    from neuroxai._io import display_path, prepare_output_file, write_text
     from neuroxai._progress import progress
     from neuroxai.data import load_images
     from neuroxai.errors import DataError
-    from neuroxai.runs import load, predict_array
+    from neuroxai.runs import load
 
-    predictor = load(args.run_dir)
+    if args.csv:  # before the model loads and any image is read: never over an input or a file we did not write
+        prepare_output_file(
+            args.csv, inputs=[*args.inputs, args.run_dir], overwrite=args.overwrite, ours=is_prediction_csv, flag="--csv"
+        )
+    predictor = load(args.run_dir, head=args.head)
+    threshold = check_predict_options(args, predictor)  # the --coverage sets' threshold, None without
     skipped: list[tuple[str, str]] = []
     files = _expand(list(args.inputs), skipped)
     names = list(predictor.class_names)
     buf = io.StringIO()
-    writer = csv.writer(buf if args.csv else sys.stdout, lineterminator="\n")
-    writer.writerow(["path", "predicted", "confidence", *[f"p_{c}" for c in names]])
+    writer = SafeCSVWriter(buf if args.csv else sys.stdout)
+    writer.writerow(["path", "predicted", "confidence", *[f"p_{c}" for c in names], *predict_header(args)])
     n_ok = 0
     step = max(1, int(args.batch_size))
     bar = progress(total=len(files), desc="Predicting", enabled=args.progress)
@@ -258,19 +344,20 @@ def run_predict(args: argparse.Namespace) -> int:
         )
         skipped.extend((s.path, s.reason) for s in bad)
         if len(ok):
-            proba = predict_array(predictor.model, x, step)
-            for path, pr in zip(ok, proba):
+            # probabilities for every head, temperature-scaled where the run is calibrated
+            proba = predictor.predict_batch(x, step, calibrated=not args.uncalibrated, tta=args.tta)
+            extra = predict_columns(args, proba, names, threshold)
+            for path, pr, more in zip(ok, proba, extra):
                 k = int(pr.argmax())
-                writer.writerow([path, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr]])
+                writer.writerow([path, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr], *more])
             n_ok += len(ok)
         bar.update(len(chunk))
     bar.close()
-    for path, reason in skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+    report_skipped("neuroxai predict", skipped)
     if args.csv:
         write_text(args.csv, buf.getvalue())
         print(
-            f"Wrote {n_ok} prediction(s) to {args.csv}" + (f"; skipped {len(skipped)} file(s)" if skipped else ""),
+            f"Wrote {n_ok} prediction(s) to {display_path(args.csv)}" + (f"; skipped {len(skipped)} file(s)" if skipped else ""),
             file=sys.stderr,
         )
     if n_ok == 0:
@@ -305,7 +392,11 @@ COMMANDS: tuple[Command, ...] = (
         help="classify image files or folders with a trained run",
         description="Classify images with RUN_DIR. Folders are searched recursively and read in batches; files that "
         "cannot be read are skipped and reported on stderr. Writes CSV (path, predicted, confidence, one probability "
-        "column per class) to stdout or to --csv.",
+        "column per class; with --refer-below a column referred, with --coverage a column set) to stdout or to --csv. "
+        "Probabilities are temperature-scaled where the run is calibrated (--uncalibrated: the model's own). "
+        "Probabilities follow the model's head (--head, default read from "
+        "its last layer): logits are softmaxed, a single sigmoid unit gives two classes, independent sigmoid scores "
+        "stay as they are.",
         configure=_configure_predict,
         run=run_predict,
     ),

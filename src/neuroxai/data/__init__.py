@@ -11,7 +11,8 @@
 - :func:`load_images` / :func:`to_model_input`: read arbitrary image files or
   arrays into a model-ready batch (the same conversions as the pipeline).
 - :func:`check_image_size`, :func:`check_image_shape`, :func:`check_channels`,
-  :func:`check_input_range`: the one validation of these settings.
+  :func:`check_input_range`: the one validation of these settings; :func:`check_pixel_range`: a batch's
+  values against a model's input range.
 - Records: :class:`AuditReport`, :class:`DatasetSummary`, :class:`GroupReport`,
   :class:`SkippedFile` and their parts.
 
@@ -21,10 +22,17 @@ Mask convention for folder layouts: ``<image stem>_mask.<ext>`` beside the image
 from __future__ import annotations
 
 from neuroxai.data._audit import NEAR_DUPLICATE_THRESHOLD, AuditReport, DuplicateReport, LabelConflict
-from neuroxai.data._checks import check_channels, check_image_shape, check_image_size, check_input_range
-from neuroxai.data._dataset import SPLITS, Dataset
+from neuroxai.data._checks import (
+    MAX_IMAGE_SIZE,
+    check_channels,
+    check_image_shape,
+    check_image_size,
+    check_input_range,
+    check_pixel_range,
+)
+from neuroxai.data._dataset import SPLITS, Dataset, SplitImages
 from neuroxai.data._files import IMAGE_EXTENSIONS, MASK_SUFFIX, ImageFile, ImageFiles, SkippedFile, file_kind, find_images
-from neuroxai.data._images import load_images, to_model_input
+from neuroxai.data._images import MAX_IMAGE_PIXELS, load_images, to_model_input
 from neuroxai.data._index import GROUP_COLUMNS
 from neuroxai.data._phantoms import PHANTOM_CLASSES, phantoms, write_phantoms
 from neuroxai.data._summary import DatasetSummary, DuplicateSummary, GroupReport, StraddlingGroup
@@ -36,6 +44,8 @@ __all__ = [
     "LUMA_WEIGHTS",
     "MASK_SUFFIX",
     "MASK_THRESHOLD",
+    "MAX_IMAGE_PIXELS",
+    "MAX_IMAGE_SIZE",
     "NEAR_DUPLICATE_THRESHOLD",
     "PHANTOM_CLASSES",
     "SPLITS",
@@ -48,13 +58,16 @@ __all__ = [
     "ImageFile",
     "ImageFiles",
     "LabelConflict",
+    "PipelineState",
     "SkippedFile",
+    "SplitImages",
     "StraddlingGroup",
     "binarize_mask",
     "check_channels",
     "check_image_shape",
     "check_image_size",
     "check_input_range",
+    "check_pixel_range",
     "file_kind",
     "find_images",
     "load_images",
@@ -63,3 +76,11 @@ __all__ = [
     "to_model_input",
     "write_phantoms",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "PipelineState":  # imports TensorFlow: only on use, so `import neuroxai.data` stays fast
+        from neuroxai.data._pipeline import PipelineState
+
+        return PipelineState
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,26 @@ from typing import Any
 
 from neuroxai.errors import DataError, NeuroxaiError
 
-__all__ = ["check_channels", "check_image_shape", "check_image_size", "check_input_range"]
+__all__ = [
+    "MAX_IMAGE_SIZE",
+    "check_channels",
+    "check_image_shape",
+    "check_image_size",
+    "check_input_range",
+    "check_pixel_range",
+]
+
+#: Largest model input side accepted (pixels): far above any MRI classifier's input (224-600), far below a size whose
+#: batches cannot fit in memory.
+MAX_IMAGE_SIZE = 4096
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # pragma: no cover - the loop returns
 
 
 def _as_int(value: Any) -> int | None:
@@ -42,7 +61,12 @@ def _dims(value: Any) -> tuple[int, ...] | None:
 
 
 def check_image_size(
-    size: Any, *, name: str = "image_size", min_size: int = 1, error: type[NeuroxaiError] = DataError
+    size: Any,
+    *,
+    name: str = "image_size",
+    min_size: int = 1,
+    max_size: int | None = MAX_IMAGE_SIZE,
+    error: type[NeuroxaiError] = DataError,
 ) -> tuple[int, int]:
     """Check an image size and return it as ``(height, width)``.
 
@@ -51,6 +75,8 @@ def check_image_size(
             for a square image.
         name: What the value is called in the error message.
         min_size: Smallest allowed height and width.
+        max_size: Largest allowed height and width (``None``: no limit);
+            default :data:`MAX_IMAGE_SIZE`.
         error: Exception class raised on a bad value.
 
     Returns:
@@ -58,7 +84,8 @@ def check_image_size(
 
     Raises:
         DataError: (or ``error``) ``size`` is not one or two integers, or is
-            smaller than ``min_size``.
+            smaller than ``min_size`` or larger than ``max_size`` (the message
+            says how much memory it would take).
 
     Example:
         >>> check_image_size(128), check_image_size([224, 192])
@@ -71,6 +98,13 @@ def check_image_size(
         raise error(f"{name} must be (height, width) or one integer, e.g. (128, 128); got {size!r}.{hint}")
     if min(dims) < min_size:
         raise error(f"{name} must be at least {min_size}x{min_size} pixels; got {size!r}. Use a larger size, e.g. (128, 128).")
+    if max_size is not None and max(dims) > max_size:
+        one = dims[0] * dims[1] * 3 * 4  # one RGB image as float32, as a model sees it
+        raise error(
+            f"{name} {dims[0]}x{dims[1]} is larger than the limit of {max_size}x{max_size} pixels: one RGB image of "
+            f"that size takes {_bytes(one)} as float32 and a batch of 32 {_bytes(one * 32)}, before the model's own "
+            "activations. Use a size such as (224, 224)."
+        )
     return dims[0], dims[1]
 
 
@@ -181,3 +215,72 @@ def check_image_shape(
     if channels is not None:
         check_channels(dims[2], name=f"the channel count of {name}", allowed=channels, error=error)
     return dims[0], dims[1], dims[2]
+
+
+def check_pixel_range(
+    images: Any,
+    input_range: tuple[float, float],
+    *,
+    convert: bool = False,
+    name: str = "images",
+    error: type[NeuroxaiError] = DataError,
+) -> Any:
+    """Check that a batch's pixel values fit a model's input range; optionally convert 0..1 / 0..255 batches.
+
+    A batch is *clearly* outside the range when its values run past either end by more than 10%
+    of the range's span (uint8 0..255 given to a 0..1 model), or when a model expecting a 0..255
+    scale gets a batch whose values all lie in 0..1 (a scan scaled twice). Values slightly past an
+    end (interpolation overshoot, augmentation) pass.
+
+    Args:
+        images: A numeric array (any shape); uint8 arrays are on the 0..255 scale.
+        input_range: ``(low, high)`` the model expects.
+        convert: Rescale a batch that is on the 0..255 (uint8, or float with values up to 255) or
+            0..1 scale to ``input_range`` instead of raising; a batch on neither scale still raises.
+        name: What the batch is called in the error message.
+        error: Exception class raised.
+
+    Returns:
+        float32 array: the batch unchanged, or rescaled when ``convert`` is set.
+
+    Raises:
+        DataError: (or ``error``) the batch is clearly outside ``input_range`` (and not converted).
+
+    Example:
+        >>> import numpy as np
+        >>> check_pixel_range(np.full((1, 4, 4, 1), 255, np.uint8), (0.0, 1.0), convert=True).max()
+        1.0
+    """
+    import numpy as np
+
+    lo, hi = check_input_range(input_range, error=error)
+    arr = np.asarray(images)
+    is_uint8 = arr.dtype == np.uint8
+    x = arr.astype(np.float32, copy=False)
+    finite = x[np.isfinite(x)]
+    if finite.size == 0:
+        return x
+    vmin, vmax = float(finite.min()), float(finite.max())
+    slack = 0.1 * (hi - lo)
+    too_wide = vmin < lo - slack or vmax > hi + slack
+    twice_scaled = hi - lo >= 100.0 and vmin >= 0.0 and 0.0 < vmax <= 1.0 and not is_uint8
+    if not (too_wide or twice_scaled or (is_uint8 and hi - lo < 100.0)):
+        return x
+    source: tuple[float, float] | None = None
+    if is_uint8 or (vmin >= 0.0 and 1.0 < vmax <= 255.0 and too_wide):
+        source = (0.0, 255.0)
+    elif vmin >= 0.0 and vmax <= 1.0:
+        source = (0.0, 1.0)
+    if convert and source is not None:
+        return (lo + (x - source[0]) * ((hi - lo) / (source[1] - source[0]))).astype(np.float32)
+    looks = f"a {source[0]:g}..{source[1]:g} scale" if source is not None else "neither a 0..1 nor a 0..255 scale"
+    fix = (
+        f"Scale the images to {lo:g}..{hi:g} first, or pass input_scale='convert' to have them rescaled from {looks[2:]}"
+        if source is not None
+        else f"Scale the images to {lo:g}..{hi:g} first"
+    )
+    raise error(
+        f"The pixel values of {name} run from {vmin:g} to {vmax:g} ({'uint8, ' if is_uint8 else ''}{looks}), but the model "
+        f"expects {lo:g}..{hi:g}; predictions on them would be wrong. {fix}, or input_scale='ignore' if the values are "
+        "meant so."
+    )

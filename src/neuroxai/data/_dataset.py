@@ -7,6 +7,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,14 +24,31 @@ if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
     from neuroxai.data._audit import AuditReport
-    from neuroxai.data._pipeline import Source
+    from neuroxai.data._pipeline import PipelineState, Source
 
-__all__ = ["SPLITS", "Dataset"]
+__all__ = ["SPLITS", "Dataset", "SplitImages"]
 
 log = logging.getLogger(__name__)
 
 #: Split names, in order.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SplitImages:
+    """A split read into memory by :meth:`Dataset.read_split`.
+
+    Attributes:
+        x: float32 ``[N, H, W, C]``, the images that could be read.
+        labels: int64 ``[N]``, their labels.
+        positions: int64 ``[N]``, their positions in the split (into :meth:`Dataset.labels`).
+        unreadable: The split's files that could not be read (at indexing or now), with the reason.
+    """
+
+    x: np.ndarray
+    labels: np.ndarray
+    positions: np.ndarray
+    unreadable: tuple[SkippedFile, ...]
 
 
 def _check_fraction(name: str, value: float) -> float:
@@ -92,10 +110,25 @@ class Dataset:
             data has no test split of its own.
         seed: Seed of the split.
         progress: Show a progress bar while reading files.
+        allow_outside_root: Let a manifest list files outside its own folder
+            (absolute paths or ``../``), and a class folder be a symbolic link
+            to a folder outside the data. Off by default: data from elsewhere
+            cannot make neuroxai read arbitrary files.
+        max_pixels: Largest image (width x height) read; larger files are
+            skipped and listed in :attr:`skipped`. Default
+            :data:`neuroxai.data.MAX_IMAGE_PIXELS`.
 
     Raises:
         DataError: If the path is missing or empty, a class folder has no images,
-            a test class is unknown to training, or no image can be read.
+            a test class is unknown to training, no image can be read, a
+            class folder is a symbolic link that loops, leads outside the data or to another class
+            folder, or a manifest lists paths outside its folder (see
+            ``allow_outside_root``).
+
+    Folders neuroxai wrote (a run directory, explanation outputs) are never
+    read as classes or samples, even inside the data folder, and symbolic
+    links to folders inside a class folder are not followed; both are listed
+    in :attr:`skipped`.
 
     Example:
         >>> from neuroxai.data import write_phantoms, Dataset
@@ -113,20 +146,27 @@ class Dataset:
         test_fraction: float = 0.15,
         seed: int = 1337,
         progress: bool = True,
+        allow_outside_root: bool = False,
+        max_pixels: int | None = None,
     ) -> None:
         val_fraction = _check_fraction("val_fraction", val_fraction)
         test_fraction = _check_fraction("test_fraction", test_fraction)
-        raw = scan(path)
+        raw = scan(path, allow_outside_root=bool(allow_outside_root))
         skipped = list(raw.skipped)
         entries = raw.entries
         log.info("Reading %d image files under %s", len(entries), path)
-        infos = probe_files([e.path for e in entries], progress=progress, desc="Reading images")
+        infos = probe_files([e.path for e in entries], progress=progress, desc="Reading images", max_pixels=max_pixels)
         mask_paths = sorted({e.mask for e in entries if e.mask})
-        mask_infos = dict(zip(mask_paths, probe_files(mask_paths, progress=progress, desc="Reading masks")))
+        mask_infos = dict(
+            zip(mask_paths, probe_files(mask_paths, progress=progress, desc="Reading masks", max_pixels=max_pixels))
+        )
         keep: list[int] = []
+        skipped_split: dict[str, str] = {}
         for i, (entry, info) in enumerate(zip(entries, infos)):
             if isinstance(info, str):
                 skipped.append(SkippedFile(entry.path, info))
+                if entry.split is not None:
+                    skipped_split[entry.path] = entry.split
                 continue
             if entry.mask:
                 minfo = mask_infos[entry.mask]
@@ -172,6 +212,7 @@ class Dataset:
         self._images: list[np.ndarray] | None = None
         self._masks: list[np.ndarray | None] | None = None
         self.skipped: list[SkippedFile] = skipped
+        self._skipped_split = skipped_split
 
     # ------------------------------------------------------------------ construction helpers
     def _init_common(
@@ -363,6 +404,7 @@ class Dataset:
         self._images = items
         self._masks = mask_list
         self.skipped = []
+        self._skipped_split = {}
         return self
 
     @classmethod
@@ -612,6 +654,7 @@ class Dataset:
         with_masks: bool = False,
         dedup: bool = False,
         seed: int | None = None,
+        state: PipelineState | None = None,
     ) -> tf.data.Dataset:
         """A batched ``tf.data.Dataset`` of one split, ready for ``model.fit``.
 
@@ -622,7 +665,9 @@ class Dataset:
         left-right flip; for half the images a rotation up to 10 degrees and a zoom
         of 0.9-1.1; brightness and contrast; masks get the same geometry), scaled to
         ``input_range`` and prefetched.
-        A file that became unreadable after indexing is dropped with a logged warning.
+        A file that became unreadable after indexing is dropped with a logged
+        warning (see ``state`` to list them); in a shuffled split, samples of the
+        next pass take its place so every epoch has the same number of batches.
 
         Args:
             split: "train", "val" or "test".
@@ -636,6 +681,12 @@ class Dataset:
             with_masks: Also yield masks float32 ``[B,H,W,1]`` in {0, 1}.
             dedup: Drop test (or val) images byte-identical to a training image.
             seed: Seed for shuffling and augmentation (None: a fresh one each time).
+                Epoch ``e`` of a seeded pipeline is shuffled and augmented the same
+                way in every process.
+            state: A :class:`~neuroxai.data.PipelineState` for this split
+                (``PipelineState(len(ds.labels(split)))``): set the epoch whose
+                randomness the next pass draws, and learn which files failed to
+                decode (the :class:`~neuroxai.Trainer` uses one).
 
         Returns:
             ``tf.data.Dataset`` of ``(images float32 [B,H,W,C], labels int32 [B])``,
@@ -677,6 +728,7 @@ class Dataset:
             cache=cache,
             with_masks=with_masks,
             seed=seed,
+            state=state,
         )
 
     def _source(self, idx: np.ndarray) -> Source:
@@ -764,6 +816,78 @@ class Dataset:
             ) from exc
         x = np.concatenate(xs)
         return (x, y, np.concatenate(ms)) if with_masks else (x, y)
+
+    def skipped_in(self, split: str) -> list[SkippedFile]:
+        """The files skipped at indexing that the layout put in ``split`` (e.g. unreadable files under ``Testing/``).
+
+        Files of a carved split have no split before they are read, so only
+        splits given by the layout (Kaggle folders, a manifest's ``split``
+        column) can list any.
+        """
+        split = self._check_split(split)
+        return [s for s in self.skipped if self._skipped_split.get(s.path) == split]
+
+    def read_split(
+        self,
+        split: str,
+        *,
+        image_size: tuple[int, int],
+        channels: int,
+        input_range: tuple[float, float] = (0.0, 1.0),
+        batch_size: int = 64,
+    ) -> SplitImages:
+        """A whole split as arrays, leaving out (and listing) the files that can no longer be read.
+
+        Unlike :meth:`arrays`, a file that went bad after indexing does not
+        stop the reading: it is left out and listed in
+        :attr:`SplitImages.unreadable` with the reason, together with the
+        split's files skipped at indexing (:meth:`skipped_in`).
+
+        Args:
+            split: "train", "val" or "test".
+            image_size: ``(height, width)``.
+            channels: 1 or 3.
+            input_range: Output value range.
+            batch_size: Decode batch size.
+
+        Returns:
+            A :class:`SplitImages`.
+        """
+        from neuroxai.data._images import probe_file
+        from neuroxai.data._pipeline import PipelineState, build_pipeline
+
+        size, channels, rng = check_model_input(image_size, channels, input_range)
+        idx = self._indices(split)
+        n = len(idx)
+        xs: list[np.ndarray] = []
+        read = np.zeros(0, np.int64)
+        if n:
+            state = PipelineState(n)
+            pipe = build_pipeline(
+                self._source(idx),
+                image_size=size,
+                channels=channels,
+                input_range=rng,
+                batch_size=batch_size,
+                augment=False,
+                shuffle=False,
+                cache=False,
+                with_masks=False,
+                seed=0,
+                state=state,
+            )
+            xs = [batch[0].numpy() for batch in pipe]
+            read = np.flatnonzero(state.read())
+        x = np.concatenate(xs) if xs else np.zeros((0, size[0], size[1], channels), np.float32)
+        unreadable = list(self.skipped_in(split))
+        if self._paths is not None:
+            for k in sorted(set(range(n)) - set(read.tolist())):
+                path = self._paths[int(idx[k])]
+                why = probe_file(path)
+                reason = why if isinstance(why, str) else "could not be decoded by the tf.data pipeline"
+                unreadable.append(SkippedFile(path, f"{reason}; it became unreadable after indexing and was left out"))
+                log.warning("%r: %s", path, unreadable[-1].reason)
+        return SplitImages(x=x, labels=self._labels[idx][read], positions=read, unreadable=tuple(unreadable))
 
     # ------------------------------------------------------------------ audit
     def audit(self, progress: bool = True, *, near_threshold: int | None = None) -> AuditReport:

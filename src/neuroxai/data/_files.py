@@ -7,7 +7,10 @@ A file found inside a folder is an image when
   debris (``__MACOSX``, ``Thumbs.db``, ``desktop.ini``); files inside hidden
   folders are never read,
 - it is not a mask: its stem does not end in :data:`MASK_SUFFIX` (any case),
-  e.g. ``Tr-gl-0001_mask.png`` or ``B_MASK.PNG``.
+  e.g. ``Tr-gl-0001_mask.png`` or ``B_MASK.PNG``,
+- it is not inside a folder neuroxai wrote (a run directory or an output
+  folder: :func:`neuroxai._io.is_output_dir`), nor reached through a symbolic
+  link to a folder (not followed; reported).
 
 A file named explicitly (not found inside a folder) is always taken: the user
 asked for it, and reading it reports why it cannot be used.
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from neuroxai._io import is_output_dir
 from neuroxai._records import Record
 
 __all__ = [
@@ -127,12 +131,20 @@ def walk_folder(folder: str | os.PathLike[str]) -> Iterator[FolderContents]:
         here = FolderContents(dirpath)
         dirnames.sort()
         for d in list(dirnames):
+            full = os.path.join(dirpath, d)
             if is_hidden(d):
                 dirnames.remove(d)
-                full = os.path.join(dirpath, d)
                 here.skipped.append(
                     SkippedFile(full, f"hidden folder ({_count_files(full)} files inside not counted as samples)")
                 )
+            elif os.path.islink(full):  # os.walk does not follow it; say so
+                dirnames.remove(d)
+                here.skipped.append(
+                    SkippedFile(full, "symbolic link to a folder; not followed (copy or move the images into the folder instead)")
+                )
+            elif is_output_dir(full):
+                dirnames.remove(d)
+                here.skipped.append(SkippedFile(full, "a folder neuroxai wrote (run or outputs); its files are not samples"))
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
             kind = file_kind(name)

@@ -4,6 +4,13 @@ One place decides how any image mode (bilevel, grayscale, palette, RGB, RGBA,
 CMYK, 16-bit, 32-bit integer or float) becomes 8-bit pixels, so the index, the
 tf.data pipeline's PIL fallback, :func:`load_images` and :func:`to_model_input`
 all agree.
+
+Memory stays bounded whatever the files hold: an image of more than
+:data:`MAX_IMAGE_PIXELS` pixels is refused from its header alone (skipped and
+reported, never decoded); one of more than :data:`REDUCE_ABOVE_PIXELS` is
+decoded reduced (JPEG's DCT scaling through ``Image.draft``, then an integer
+box ``Image.reduce``) to no less than the size it is needed at, one such
+image at a time; and no full-resolution image is converted to float64.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +34,63 @@ from neuroxai.data._files import SkippedFile
 from neuroxai.data._transforms import resize_batch, scale_to_range, to_channels
 from neuroxai.errors import DataError
 
-__all__ = ["ImageInfo", "as_uint8", "load_images", "pil_to_array", "probe_files", "read_array", "to_model_input"]
+__all__ = [
+    "MAX_IMAGE_PIXELS",
+    "REDUCE_ABOVE_PIXELS",
+    "ImageInfo",
+    "as_uint8",
+    "load_images",
+    "open_image",
+    "pil_to_array",
+    "probe_files",
+    "read_array",
+    "to_model_input",
+]
+
+#: Largest image (width x height) neuroxai reads by default: 40 megapixels, well below Pillow's own
+#: decompression-bomb limit (about 89 megapixels warns, 179 fails). Larger files are skipped and reported
+#: from their header, never decoded. Change it per call (``max_pixels=``) or here for the process.
+MAX_IMAGE_PIXELS = 40_000_000
+
+#: Images above this many pixels (4096 x 4096) are decoded reduced towards the size they are needed at,
+#: one at a time; smaller ones (every MRI slice) are decoded whole, so their pixels are not changed.
+REDUCE_ABOVE_PIXELS = 4096 * 4096
+
+#: Side of the reduced image kept when probing a big file at index time (enough for the thumbnail).
+_PROBE_SIDE = 512
+
+#: Files up to this size are read into memory once at index time (hash and decode); larger ones are streamed.
+_READ_WHOLE = 64 << 20
+
+# Big images are decoded on one dedicated thread, one at a time: a thread pool over big files cannot multiply
+# the peak, and the memory one decode frees is reused by the next (the C allocator keeps it per thread).
+_BIG_POOL: ThreadPoolExecutor | None = None
+_BIG_POOL_LOCK = threading.Lock()
+
+
+def _big_pool() -> ThreadPoolExecutor:
+    global _BIG_POOL
+    with _BIG_POOL_LOCK:
+        if _BIG_POOL is None:
+            _BIG_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="neuroxai-big-image")
+        return _BIG_POOL
+
+
+def _load(img: Image.Image, want: tuple[int, int] | None) -> Image.Image:
+    """Decode ``img``; with ``want`` (width, height), reduced towards it (JPEG DCT scaling, then an integer box reduce)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if want is not None:
+            img.draft(img.mode, want)  # JPEG: decode at 1/2, 1/4 or 1/8 scale; other formats: no-op
+        img.load()
+        if want is not None:
+            factor = min(img.width // max(want[0], 1), img.height // max(want[1], 1))
+            if factor >= 2:
+                reduced = img.reduce(factor)
+                img.close()
+                return reduced
+    return img
+
 
 # Modes TensorFlow's own decoders handle exactly like PIL does; everything else
 # (TIFF, BMP, GIF, WebP, 16-bit, CMYK ...) is decoded with PIL inside the pipeline.
@@ -63,8 +127,8 @@ class ImageInfo:
 
     @property
     def tf_decodable(self) -> bool:
-        """True when ``tf.io.decode_image`` reads this file exactly (else PIL is used)."""
-        return self.mode in _TF_FORMATS.get(self.format, set())
+        """True when ``tf.io.decode_image`` reads this file exactly (else PIL is used, also for big images: decoded reduced)."""
+        return self.mode in _TF_FORMATS.get(self.format, set()) and self.width * self.height <= REDUCE_ABOVE_PIXELS
 
     @property
     def channels(self) -> int:
@@ -106,10 +170,16 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     if mode in _SIXTEEN_BIT:
         return _sixteen_bit_to_uint8(np.asarray(img))
     if mode in ("I", "F"):
-        arr = np.asarray(img).astype(np.float64)
+        arr = np.asarray(img).astype(np.float32)  # float32, in place below: never a float64 copy of a big image
         lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-        scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-        return np.clip(np.rint(np.nan_to_num(scaled)), 0, 255).astype(np.uint8)
+        if hi > lo:
+            arr -= lo
+            arr *= np.float32(255.0 / (hi - lo))
+        else:
+            arr[:] = 0
+        np.nan_to_num(arr, copy=False)
+        np.rint(arr, out=arr)
+        return np.clip(arr, 0, 255).astype(np.uint8)
     if mode == "L":
         return np.asarray(img, dtype=np.uint8)
     if mode in ("1", "LA", "La"):
@@ -124,57 +194,132 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def read_array(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read one image file into uint8 ``[H, W]`` or ``[H, W, 3]`` (see :func:`pil_to_array`)."""
-    with Image.open(path) as img:
-        img.load()
+def _corrupt(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if "truncated" in text.lower():
+        return f"truncated image ({text}); the file was cut short, re-copy it from the source"
+    return f"corrupt image ({text}); re-export or remove it"
+
+
+def _too_big(width: int, height: int, max_pixels: int) -> str:
+    return (
+        f"image of {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is larger than the limit of "
+        f"{max_pixels / 1e6:g} megapixels, so it was not decoded; shrink it (e.g. to 1024x1024) or raise max_pixels"
+    )
+
+
+def open_image(
+    path: str | os.PathLike[str], *, size: tuple[int, int] | None = None, max_pixels: int | None = None
+) -> Image.Image | str:
+    """Decode an image file, within bounded memory; returns the loaded image or why it is unusable.
+
+    Every pixel is decoded (catching zero-byte, truncated, corrupt and
+    non-image files, with a reason that says how to fix them). An image of
+    more than ``max_pixels`` pixels is refused from its header. One of more
+    than :data:`REDUCE_ABOVE_PIXELS` is decoded reduced to no less than
+    ``size`` (JPEG DCT scaling, then an integer box reduction), one at a time.
+
+    Args:
+        path: The file.
+        size: ``(height, width)`` the image is needed at (``None``: full size,
+            or :data:`_PROBE_SIDE` for a big image).
+        max_pixels: Largest ``width * height`` read (default :data:`MAX_IMAGE_PIXELS`).
+
+    Returns:
+        A loaded :class:`PIL.Image.Image` (close it), or the reason it cannot be used.
+    """
+    opened = _open(path, None, size, max_pixels)
+    return opened if isinstance(opened, str) else opened[0]
+
+
+def _open(
+    path: str | os.PathLike[str], data: bytes | None, size: tuple[int, int] | None, max_pixels: int | None
+) -> tuple[Image.Image, str, tuple[int, int]] | str:
+    """:func:`open_image` (from ``data`` when given), also returning the file's own format and ``(width, height)``."""
+    limit = int(MAX_IMAGE_PIXELS if max_pixels is None else max_pixels)
+    try:
+        if (len(data) if data is not None else os.path.getsize(path)) == 0:
+            return "zero-byte file (empty); re-copy it from the source or delete it"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit decides
+            img = Image.open(io.BytesIO(data) if data is not None else path)
+    except UnidentifiedImageError:
+        return "not an image PIL can identify (wrong extension or corrupt header); convert it to PNG or JPEG or remove it"
+    except Image.DecompressionBombError as exc:
+        return f"image larger than Pillow's decompression-bomb limit ({exc}); it was not decoded: shrink it or remove it"
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return f"cannot be read ({exc.strerror or exc}); check the path and the file's permissions"
+        return _corrupt(exc)
+    width, height = img.size
+    fmt = str(img.format)
+    if width * height > limit:
+        img.close()
+        return _too_big(width, height, limit)
+    want_h, want_w = size if size is not None else (_PROBE_SIDE, _PROBE_SIDE)
+    try:
+        if width * height > REDUCE_ABOVE_PIXELS:
+            loaded = _big_pool().submit(_load, img, (int(want_w), int(want_h))).result()
+        else:
+            loaded = _load(img, None)
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        img.close()
+        return _corrupt(exc)
+    return loaded, fmt, (int(width), int(height))
+
+
+def read_array(path: str | os.PathLike[str], *, size: tuple[int, int] | None = None, max_pixels: int | None = None) -> np.ndarray:
+    """Read one image file into uint8 ``[H, W]`` or ``[H, W, 3]`` (see :func:`pil_to_array` and :func:`open_image`).
+
+    Raises:
+        DataError: The file cannot be used (the message says why).
+    """
+    img = open_image(path, size=size, max_pixels=max_pixels)
+    if isinstance(img, str):
+        raise DataError(f"{os.fspath(path)!r}: {img}.")
+    with img:
         return pil_to_array(img)
 
 
-def _decode_file(path: str) -> tuple[bytes, Image.Image] | str:
-    """Read a file fully and decode every pixel; returns ``(bytes, loaded image)`` or why it is unusable.
-
-    Reading every byte and decoding every pixel catches zero-byte, truncated,
-    corrupt and non-image files, with a reason that says how to fix them.
-    """
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc}); check the path and the file's permissions"
-    if not data:
-        return "zero-byte file (empty); re-copy it from the source or delete it"
-    try:
-        img = Image.open(io.BytesIO(data))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img.load()
-    except UnidentifiedImageError:
-        return "not an image PIL can identify (wrong extension or corrupt header); convert it to PNG or JPEG or remove it"
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, Image.DecompressionBombError) as exc:
-        text = str(exc) or type(exc).__name__
-        if "truncated" in text.lower():
-            return f"truncated image ({text}); the file was cut short, re-copy it from the source"
-        return f"corrupt image ({text}); re-export or remove it"
-    return data, img
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """BLAKE2b (128-bit) hex digest of a file's bytes, read in chunks."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
-def probe_file(path: str) -> ImageInfo | str:
+def probe_file(path: str, max_pixels: int | None = None) -> ImageInfo | str:
     """Read a file fully and return its :class:`ImageInfo`, or a reason it is unusable.
 
-    Run at index time, so broken files never reach training.
+    Run at index time, so broken files never reach training. The size, mode
+    and format are the file's own, also for an image decoded reduced.
     """
-    decoded = _decode_file(path)
-    if isinstance(decoded, str):
-        return decoded
-    data, img = decoded
+    try:
+        small = os.path.getsize(path) <= _READ_WHOLE
+        data = _read_bytes(path) if small else None  # one read for hash and decode; big files are streamed twice
+        digest = digest_bytes(data) if data is not None else file_digest(path)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc}); check the path and the file's permissions"
+    opened = _open(path, data, None, max_pixels)
+    if isinstance(opened, str):
+        return opened
+    img, fmt, (width, height) = opened  # the file's own format and size (a big image was decoded reduced)
     with img:
-        fmt, mode, (width, height) = str(img.format), img.mode, img.size
+        mode = img.mode
         arr = pil_to_array(img)
-    return ImageInfo(format=fmt, mode=mode, width=int(width), height=int(height), digest=digest_bytes(data), thumb=thumbnail(arr))
+    return ImageInfo(format=fmt, mode=mode, width=width, height=height, digest=digest, thumb=thumbnail(arr))
 
 
-def probe_files(paths: Sequence[str], *, progress: bool = False, desc: str = "Reading images") -> list[ImageInfo | str]:
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def probe_files(
+    paths: Sequence[str], *, progress: bool = False, desc: str = "Reading images", max_pixels: int | None = None
+) -> list[ImageInfo | str]:
     """Probe many files on a thread pool (PIL releases the GIL while decoding).
 
     Returns:
@@ -187,7 +332,7 @@ def probe_files(paths: Sequence[str], *, progress: bool = False, desc: str = "Re
     bar: Any = _progress(total=len(paths), desc=desc, enabled=progress and len(paths) > 200)
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for result in pool.map(probe_file, paths, chunksize=16):
+            for result in pool.map(lambda p: probe_file(p, max_pixels), paths, chunksize=16):
                 out.append(result)
                 bar.update(1)
     finally:
@@ -200,11 +345,12 @@ def check_model_input(image_size: Any, channels: Any, input_range: Any) -> tuple
     return check_image_size(image_size), check_channels(channels), check_input_range(input_range)
 
 
-def _read_for_model(path: str) -> np.ndarray | str:
-    decoded = _decode_file(path)
-    if isinstance(decoded, str):
-        return decoded
-    with decoded[1] as img:
+def read_for_model(path: str, size: tuple[int, int], max_pixels: int | None = None) -> np.ndarray | str:
+    """One file as uint8 pixels for a model input of ``size``, decoded within bounded memory, or why it is unusable."""
+    img = open_image(path, size=size, max_pixels=max_pixels)
+    if isinstance(img, str):
+        return img
+    with img:
         return pil_to_array(img)
 
 
@@ -215,6 +361,7 @@ def load_images(
     channels: int,
     input_range: tuple[float, float] = (0.0, 1.0),
     progress: bool = False,
+    max_pixels: int | None = None,
 ) -> tuple[np.ndarray, list[str], list[SkippedFile]]:
     """Read image files for a model, skipping (and reporting) the ones that cannot be read.
 
@@ -229,6 +376,8 @@ def load_images(
         input_range: Value range the model expects; ``(0, 1)`` divides by 255,
             ``(0, 255)`` keeps 8-bit values.
         progress: Show a progress bar.
+        max_pixels: Largest image read (default :data:`MAX_IMAGE_PIXELS`);
+            larger files are skipped with the reason, never decoded.
 
     Returns:
         ``(images, ok_paths, skipped)``: float32 ``[N, H, W, C]`` for the files read,
@@ -246,7 +395,7 @@ def load_images(
     if names:
         bar: Any = _progress(total=len(names), desc="Loading images", enabled=progress)
         with ThreadPoolExecutor(max_workers=min(32, (os.cpu_count() or 1) * 4)) as pool:
-            for res in pool.map(_read_for_model, names, chunksize=8):
+            for res in pool.map(lambda n: read_for_model(n, size, max_pixels), names, chunksize=8):
                 results.append(res)
                 bar.update(1)
         bar.close()

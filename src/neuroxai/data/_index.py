@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from neuroxai._io import is_output_dir
 from neuroxai.data._files import SkippedFile, file_kind, is_hidden, walk_folder
 from neuroxai.errors import DataError
 
@@ -72,24 +73,69 @@ def _scan_class_folder(folder: Path, label: str, split: str | None, skipped: lis
     return entries
 
 
-def _class_dirs(folder: Path, skipped: list[SkippedFile]) -> list[Path]:
+#: Folders of a run directory (written by neuroxai) that are never classes, even when the run lies in the data.
+RUN_FOLDERS = frozenset({"checkpoints", "logs", "backup"})
+
+
+def _linked_class_dir(child: Path, root: Path, allow_outside_root: bool) -> Path:
+    """The folder a symbolic link to a class folder points at, when it is inside the data root (or allowed); else a DataError."""
+    try:
+        target = child.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise DataError(
+            f"Class folder {child} is a symbolic link that loops or points nowhere ({exc}). Remove the link or point it at "
+            "a folder of images inside the data folder."
+        ) from exc
+    top = root.resolve()
+    if not allow_outside_root and target != top and top not in target.parents:
+        raise DataError(
+            f"Class folder {child} is a symbolic link to {target}, outside the data folder {root}. Move or copy the images "
+            f"into {root}, or allow it explicitly with Dataset(..., allow_outside_root=True) (--allow-outside-root)."
+        )
+    return target
+
+
+def _class_dirs(
+    folder: Path, skipped: list[SkippedFile], root: Path | None = None, allow_outside_root: bool = False
+) -> list[Path]:
+    root = folder if root is None else root
     dirs: list[Path] = []
+    ours = is_output_dir(folder)  # a run directory written into the data: its folders are not classes
+    targets: dict[Path, Path] = {}
     for child in sorted(folder.iterdir(), key=lambda p: p.name):
+        if child.is_symlink() and not is_hidden(child.name):
+            target = _linked_class_dir(child, root, allow_outside_root)
+            if not target.is_dir():
+                skipped.append(SkippedFile(str(child), "symbolic link to a file outside any class folder; not a sample"))
+                continue
+            targets[child] = target
         if is_hidden(child.name):
             if child.is_dir():
                 n = sum(len(f) for _, _, f in os.walk(child))
                 skipped.append(SkippedFile(str(child), f"hidden folder ({n} files inside not counted as samples)"))
             else:
                 skipped.append(SkippedFile(str(child), "hidden file; not counted as a sample"))
+        elif child.is_dir() and (is_output_dir(child) or (ours and child.name in RUN_FOLDERS)):
+            skipped.append(SkippedFile(str(child), "a folder neuroxai wrote (run or outputs); not a class folder"))
         elif child.is_dir():
             dirs.append(child)
         else:
             skipped.append(SkippedFile(str(child), "file outside any class folder; not counted as a sample"))
+    real = {d.resolve(): d for d in dirs if d not in targets}
+    for link, target in targets.items():
+        twin = real.get(target)
+        if twin is not None:
+            raise DataError(
+                f"Class folder {link} is a symbolic link to the class folder {twin}: the same images would count as two "
+                "classes. Remove the link."
+            )
     return dirs
 
 
-def _scan_split_folder(folder: Path, split: str | None, skipped: list[SkippedFile]) -> dict[str, list[Entry]]:
-    dirs = _class_dirs(folder, skipped)
+def _scan_split_folder(
+    folder: Path, split: str | None, skipped: list[SkippedFile], root: Path | None = None, allow_outside_root: bool = False
+) -> dict[str, list[Entry]]:
+    dirs = _class_dirs(folder, skipped, root, allow_outside_root)
     if not dirs:
         loose = [s for s in skipped if os.path.dirname(s.path) == str(folder) and file_kind(s.path) in ("image", "mask")]
         hint = " It holds image files directly; move them into one folder per class." if loose else ""
@@ -106,7 +152,7 @@ def _scan_split_folder(folder: Path, split: str | None, skipped: list[SkippedFil
     return out
 
 
-def _scan_folders(root: Path) -> RawIndex:
+def _scan_folders(root: Path, allow_outside_root: bool = False) -> RawIndex:
     skipped: list[SkippedFile] = []
     children = {c.name.lower(): c for c in sorted(root.iterdir()) if c.is_dir() and not is_hidden(c.name)}
     train = next((children[n] for n in ("training", "train") if n in children), None)
@@ -119,7 +165,7 @@ def _scan_folders(root: Path) -> RawIndex:
             "add the training images as Training/<class>/*.jpg."
         )
     if train is None:
-        by_class = _scan_split_folder(root, None, skipped)
+        by_class = _scan_split_folder(root, None, skipped, root, allow_outside_root)
         entries = [e for name in sorted(by_class) for e in by_class[name]]
         return RawIndex(entries, skipped, "class-folders", tuple(sorted(by_class)))
     # Kaggle layout: the root's own loose files and other folders are not samples.
@@ -129,14 +175,14 @@ def _scan_folders(root: Path) -> RawIndex:
         kind = "hidden " if is_hidden(child.name) else ""
         what = "folder" if child.is_dir() else "file"
         skipped.append(SkippedFile(str(child), f"{kind}{what} beside the split folders; not counted as samples"))
-    train_classes = _scan_split_folder(train, "train", skipped)
+    train_classes = _scan_split_folder(train, "train", skipped, root, allow_outside_root)
     class_names = tuple(sorted(train_classes))
     lookup = {c.lower(): c for c in class_names}
     entries = [e for name in class_names for e in train_classes[name]]
     for folder, split in ((val, "val"), (test, "test")):
         if folder is None:
             continue
-        found = _scan_split_folder(folder, split, skipped)
+        found = _scan_split_folder(folder, split, skipped, root, allow_outside_root)
         for name in sorted(found):
             canon = lookup.get(name.lower())
             if canon is None:
@@ -158,9 +204,16 @@ _LABEL_COLS = ("label", "class", "diagnosis")
 GROUP_COLUMNS = ("patient", "group", "groups")
 
 
-def _scan_manifest(csv_path: Path) -> RawIndex:
+def _inside(path: str, base: Path) -> bool:
+    """Whether ``path`` (symbolic links resolved) lies inside the folder ``base``."""
+    real, top = os.path.realpath(path), os.path.realpath(base)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _scan_manifest(csv_path: Path, allow_outside_root: bool = False) -> RawIndex:
     base = csv_path.parent
     skipped: list[SkippedFile] = []
+    outside: list[str] = []
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.reader(fh))
@@ -197,6 +250,9 @@ def _scan_manifest(csv_path: Path) -> RawIndex:
             skipped.append(SkippedFile(f"{csv_path}:{lineno}", f"{where}: empty path; fill in the image path"))
             continue
         full = str(base / rel) if not os.path.isabs(rel) else rel
+        if not allow_outside_root and not _inside(full, base):
+            outside.append(f"{where}: {rel!r}")
+            continue
         if not label:
             skipped.append(SkippedFile(full, f"{where}: empty label; fill in the class name"))
             continue
@@ -216,10 +272,20 @@ def _scan_manifest(csv_path: Path) -> RawIndex:
         raw_mask = cell(row, col_mask)
         if raw_mask:
             mask = str(base / raw_mask) if not os.path.isabs(raw_mask) else raw_mask
+            if not allow_outside_root and not _inside(mask, base):
+                outside.append(f"{where} (mask): {raw_mask!r}")
+                continue
             if not os.path.isfile(mask):
                 skipped.append(SkippedFile(mask, f"{where}: mask file does not exist; the image is kept without a mask"))
                 mask = None
         entries.append(Entry(full, label, split, mask, cell(row, col_group) or None))
+    if outside:
+        more = f" and {len(outside) - 3} more" if len(outside) > 3 else ""
+        raise DataError(
+            f"Manifest {csv_path} lists {len(outside)} path(s) outside its folder {base} ({'; '.join(outside[:3])}{more}). "
+            "Paths are read relative to the manifest and must stay inside its folder; move the files there, or allow "
+            "other places explicitly with Dataset(..., allow_outside_root=True) (--allow-outside-root)."
+        )
     if not entries:
         raise DataError(
             f"Manifest {csv_path} lists no usable images ({len(skipped)} rows skipped); "
@@ -236,11 +302,19 @@ def _scan_manifest(csv_path: Path) -> RawIndex:
     return RawIndex(entries, skipped, "manifest", class_names, group_column)
 
 
-def scan(path: str | os.PathLike[str]) -> RawIndex:
+def scan(path: str | os.PathLike[str], *, allow_outside_root: bool = False) -> RawIndex:
     """Find candidate samples under ``path`` (folder layouts or a CSV manifest).
 
+    Args:
+        path: Data folder or manifest.
+        allow_outside_root: Let a manifest list files outside its own folder
+            (absolute paths, ``../``) and a class folder be a symbolic link to
+            a folder outside the data; refused otherwise.
+
     Raises:
-        DataError: If the path is missing, empty, or not a layout neuroxai reads.
+        DataError: If the path is missing, empty, or not a layout neuroxai reads;
+            a class folder that is a symbolic link looping, leading outside the data or to another class
+            folder; manifest paths outside its folder (unless allowed).
     """
     root = Path(path)
     if not root.exists():
@@ -251,11 +325,11 @@ def scan(path: str | os.PathLike[str]) -> RawIndex:
     if root.is_file():
         if root.suffix.lower() not in (".csv", ".tsv", ".txt"):
             raise DataError(f"{root} is a file but not a CSV manifest; expected a .csv with columns path,label[,split][,mask].")
-        return _scan_manifest(root)
+        return _scan_manifest(root, allow_outside_root)
     visible = [c for c in root.iterdir() if not is_hidden(c.name)]
     if not visible:
         raise DataError(
             f"Data folder {root} is empty. Put one folder per class in it (e.g. {root}/glioma/*.jpg), "
             "or Training/ and Testing/ folders of class folders."
         )
-    return _scan_folders(root)
+    return _scan_folders(root, allow_outside_root)

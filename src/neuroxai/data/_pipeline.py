@@ -9,6 +9,13 @@ Order of the stages (per element, then per batch)::
       -> shuffle -> random flip, and (half the time) rotation + zoom, per image on uint8
          (train only; masks move with images)
       -> batch -> random brightness/contrast per batch (train only) -> scale to input_range -> prefetch
+
+The shuffling and augmentation of epoch ``e`` are drawn from ``(seed, e)`` alone
+(:class:`PipelineState` holds the epoch), so a resumed run sees exactly the
+epochs the uninterrupted run would have seen. A file that fails to decode
+after indexing is dropped (and, with a :class:`PipelineState`, listed by
+:meth:`PipelineState.unread`); in a shuffled pipeline samples of the next pass
+take its place, so the number of batches per epoch stays the same.
 """
 
 from __future__ import annotations
@@ -22,10 +29,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from neuroxai.data._images import pil_to_array
+from neuroxai.data._images import read_for_model
 from neuroxai.data._transforms import tf_resize_image, tf_resize_mask, tf_scale_to_range, tf_to_channels, to_channels
 
-__all__ = ["Source", "augment_batch", "build_pipeline"]
+__all__ = ["PipelineState", "Source", "augment_batch", "build_pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +69,15 @@ class Source:
     masks: list[np.ndarray | None] | None = None
 
 
-def _pil_decode(path: bytes, channels: np.ndarray) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path.decode("utf-8")) as img:
-        img.load()
-        arr = pil_to_array(img)
+def _pil_decode(path: bytes, channels: np.ndarray, height: np.ndarray, width: np.ndarray) -> np.ndarray:
+    # the index admitted the file (Dataset(max_pixels=...)); big images are still decoded reduced, one at a time
+    arr = read_for_model(path.decode("utf-8"), (int(height), int(width)), max_pixels=1 << 62)
+    if isinstance(arr, str):
+        raise ValueError(arr)  # dropped by ignore_errors, reported by PipelineState.unread
     return np.ascontiguousarray(to_channels(arr, int(channels)))
 
 
-def _decode(path: tf.Tensor, tf_ok: tf.Tensor, colour: tf.Tensor, channels: int) -> tf.Tensor:
+def _decode(path: tf.Tensor, tf_ok: tf.Tensor, colour: tf.Tensor, channels: int, size: tuple[int, int]) -> tf.Tensor:
     """Decode one file to uint8 ``[H, W, channels]``.
 
     TensorFlow decodes JPEG and PNG files at their own channel count (1 or 3,
@@ -96,7 +102,8 @@ def _decode(path: tf.Tensor, tf_ok: tf.Tensor, colour: tf.Tensor, channels: int)
         return tf.cond(colour, lambda: decode(3), lambda: decode(1))
 
     def with_pil() -> tf.Tensor:
-        out = tf.numpy_function(_pil_decode, [path, np.int64(channels)], tf.uint8, stateful=False)
+        args = [path, np.int64(channels), np.int64(size[0]), np.int64(size[1])]
+        out = tf.numpy_function(_pil_decode, args, tf.uint8, stateful=False)
         return tf.reshape(out, tf.stack([tf.shape(out)[0], tf.shape(out)[1], channels]))
 
     img = tf.cond(tf_ok, with_tf, with_pil)
@@ -230,6 +237,70 @@ def _array_elements(source: Source, order: np.ndarray, labels: np.ndarray, with_
     return tf.data.Dataset.from_generator(gen, output_signature=sig)
 
 
+class PipelineState:
+    """The live state of a pipeline: which epoch's shuffling and augmentation it draws, and which samples it read.
+
+    A shuffled or augmented pipeline draws its randomness from ``(seed,
+    epoch)`` alone, so epoch ``e`` is the same whether it is the first epoch a
+    process runs or the fifth (what an exact resume needs). The epoch moves
+    on by one at every pass over the data; :meth:`set_epoch` sets it (the
+    :class:`~neuroxai.Trainer` does at the start of every epoch).
+
+    The pipeline also marks each sample it decoded; :meth:`unread` lists the
+    ones that failed after a full pass (files that went bad after indexing).
+
+    Args:
+        n: Samples in the split.
+        epoch: The first epoch.
+
+    Attributes:
+        n: Samples in the split.
+    """
+
+    def __init__(self, n: int, epoch: int = 0) -> None:
+        self.n = int(n)
+        with tf.init_scope():  # plain variables, outside any strategy scope or graph
+            self._epoch = tf.Variable(int(epoch), dtype=tf.int64, trainable=False, name="pipeline_epoch")
+            self._read = tf.Variable(tf.zeros([max(self.n, 1)], tf.bool), trainable=False, name="pipeline_read")
+
+    def __repr__(self) -> str:
+        return f"PipelineState(n={self.n}, epoch={self.epoch})"
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next pass draws its randomness for."""
+        return int(self._epoch.numpy())
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass draw the randomness of ``epoch`` (0-based)."""
+        self._epoch.assign(int(epoch))
+
+    def _next_epoch(self, _: tf.Tensor) -> tf.Tensor:
+        return self._epoch.assign_add(1) - 1
+
+    def _mark(self, index: tf.Tensor) -> tf.Tensor:
+        return self._read.scatter_nd_update(tf.reshape(index, [1, 1]), tf.ones([1], tf.bool))
+
+    def read(self) -> np.ndarray:
+        """Boolean per sample of the split: decoded at least once."""
+        return np.asarray(self._read.numpy()[: self.n], dtype=bool)
+
+    def unread(self) -> np.ndarray:
+        """Positions (into the split) of the samples not decoded so far; meaningful after a full pass."""
+        return np.flatnonzero(~self.read())
+
+
+def _epoch_seed(seed: int, epoch: tf.Tensor | int, stream: int) -> tf.Tensor:
+    """An int64 seed for one random stream of one epoch: a function of ``(seed, epoch, stream)`` only."""
+    return (tf.cast(seed, tf.int64) * 1_000_003 + tf.cast(epoch, tf.int64)) * 8 + stream
+
+
+def _seed_pairs(seed: int, epoch: tf.Tensor | int, stream: int) -> tf.data.Dataset:
+    """Seed pairs ``[stream seed, k]`` for the stateless random ops of the k-th element (or batch) of a pass."""
+    base = _epoch_seed(seed, epoch, stream)
+    return tf.data.Dataset.range(1 << 62).map(lambda k: tf.stack([base, k]))
+
+
 def build_pipeline(
     source: Source,
     *,
@@ -243,70 +314,87 @@ def build_pipeline(
     with_masks: bool,
     seed: int | None,
     ignore_errors: bool = True,
+    state: PipelineState | None = None,
 ) -> tf.data.Dataset:
-    """Assemble the tf.data pipeline for one split (see the module docstring for the stages)."""
+    """Assemble the tf.data pipeline for one split (see the module docstring for the stages).
+
+    Shuffling and augmentation of epoch ``e`` depend on ``(seed, e)`` only
+    (see :class:`PipelineState`); a seeded pipeline is reproducible element by
+    element. ``seed=None`` draws a seed from NumPy's global generator.
+    """
     size = (int(image_size[0]), int(image_size[1]))
     n = len(source.labels)
+    if seed is None:
+        seed = int(np.random.randint(0, 2**31 - 1))
+    seed = int(seed)
     order = np.arange(n)
     if shuffle and n:
         # Shuffle the file order once so the cache (and a bounded shuffle buffer) is well mixed.
         order = np.random.default_rng(seed).permutation(n)
     labels = source.labels[order].astype(np.int32)
     empty_mask = tf.zeros([size[0], size[1], 1], tf.uint8)
+    positions = order.astype(np.int64)
+    random = bool(shuffle or augment)
 
     ds: tf.data.Dataset
     if source.paths is not None:
-        ds = _file_elements(source, order, labels, with_masks)
+        ds = tf.data.Dataset.zip(
+            (tf.data.Dataset.from_tensor_slices(positions), _file_elements(source, order, labels, with_masks))
+        )
 
-        def load_file(path: tf.Tensor, ok: tf.Tensor, colour: tf.Tensor, label: tf.Tensor, *mask: tf.Tensor) -> Any:
-            img = tf_resize_image(_decode(path, ok, colour, channels), size)
+        def load_file(pos: tf.Tensor, element: tuple[tf.Tensor, ...]) -> Any:
+            path, ok, colour, label, *mask = element
+            img = tf_resize_image(_decode(path, ok, colour, channels, size), size)
             if not mask:
-                return img, label
+                return pos, (img, label)
             mpath, mok, mcolour, has_mask = mask
-            m = tf.cond(has_mask, lambda: tf_resize_mask(_decode(mpath, mok, mcolour, 1), size), lambda: empty_mask)
-            return img, label, m
+            m = tf.cond(has_mask, lambda: tf_resize_mask(_decode(mpath, mok, mcolour, 1, size), size), lambda: empty_mask)
+            return pos, (img, label, m)
 
-        ds = ds.map(load_file, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+        ds = ds.map(load_file, num_parallel_calls=AUTOTUNE, deterministic=True)
     else:
-        ds = _array_elements(source, order, labels, with_masks, channels)
+        ds = tf.data.Dataset.zip(
+            (tf.data.Dataset.from_tensor_slices(positions), _array_elements(source, order, labels, with_masks, channels))
+        )
 
-        def load_array(img: tf.Tensor, label: tf.Tensor, *mask: tf.Tensor) -> Any:
+        def load_array(pos: tf.Tensor, element: tuple[tf.Tensor, ...]) -> Any:
+            img, label, *mask = element
             img = tf_resize_image(tf_to_channels(img, channels), size)
-            return (img, label) if not mask else (img, label, tf_resize_mask(mask[0], size))
+            return pos, ((img, label) if not mask else (img, label, tf_resize_mask(mask[0], size)))
 
-        ds = ds.map(load_array, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+        ds = ds.map(load_array, num_parallel_calls=AUTOTUNE, deterministic=True)
     if ignore_errors:
         ds = ds.ignore_errors(log_warning=True)
+    if state is not None:
+        if state.n != n:
+            raise ValueError(f"PipelineState for {state.n} samples given to a pipeline of {n}")
+
+        def mark(pos: tf.Tensor, element: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
+            with tf.control_dependencies([state._mark(pos)]):
+                return tuple(tf.identity(t) for t in element)
+
+        ds = ds.map(mark)
+    else:
+        ds = ds.map(lambda pos, element: element)
     if cache:
         ds = ds.cache(cache if isinstance(cache, str) else "")
-    if shuffle:
-        ds = ds.shuffle(min(max(n, 1), 2048), seed=seed, reshuffle_each_iteration=True)
+    base = ds
     p = dict(AUGMENT)
-    if augment:
-        # geometry per image (parallel across cores) on uint8, before batching
-        no_flip = dict(p, flip=0.0)
+    no_flip = dict(p, flip=0.0)
 
-        def geometry(seed_pair: tf.Tensor, element: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
-            seeds = tf.random.experimental.stateless_split(tf.cast(seed_pair, tf.int64), num=3)
-            parts: tuple[tf.Tensor, ...] = (element[0], element[2]) if with_masks else (element[0],)
-            flip = tf.random.stateless_uniform([], seeds[0]) < p["flip"]
-            parts = tf.cond(flip, lambda: tuple(tf.reverse(t, [1]) for t in parts), lambda: parts)
+    def geometry(seed_pair: tf.Tensor, element: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
+        seeds = tf.random.experimental.stateless_split(tf.cast(seed_pair, tf.int64), num=3)
+        parts: tuple[tf.Tensor, ...] = (element[0], element[2]) if with_masks else (element[0],)
+        flip = tf.random.stateless_uniform([], seeds[0]) < p["flip"]
+        parts = tf.cond(flip, lambda: tuple(tf.reverse(t, [1]) for t in parts), lambda: parts)
 
-            def affine() -> tuple[tf.Tensor, ...]:
-                img, mask = _geometry(parts[0][None], parts[1][None] if with_masks else None, seeds[2], no_flip)
-                return (img[0], mask[0]) if mask is not None else (img[0],)
+        def affine() -> tuple[tf.Tensor, ...]:
+            img, mask = _geometry(parts[0][None], parts[1][None] if with_masks else None, seeds[2], no_flip)
+            return (img[0], mask[0]) if mask is not None else (img[0],)
 
-            rotate = tf.random.stateless_uniform([], seeds[1]) < p["affine"]
-            parts = tf.cond(rotate, affine, lambda: parts)
-            return (parts[0], element[1], parts[1]) if with_masks else (parts[0], element[1])
-
-        geo_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip((geo_seeds, ds)).map(geometry, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
-    ds = ds.batch(int(batch_size))
-    if ignore_errors and n:
-        # ignore_errors hides the size from Keras (an "ran out of data" warning and no progress total in
-        # epoch 1); the number of batches is known unless a file went bad after indexing.
-        ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // int(batch_size))))
+        rotate = tf.random.stateless_uniform([], seeds[1]) < p["affine"]
+        parts = tf.cond(rotate, affine, lambda: parts)
+        return (parts[0], element[1], parts[1]) if with_masks else (parts[0], element[1])
 
     def finish(seed_pair: tf.Tensor, batch: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
         images = tf.cast(batch[0], tf.float32)
@@ -317,6 +405,33 @@ def build_pipeline(
             return images, batch[1], tf.cast(batch[2], tf.float32)
         return images, batch[1]
 
-    seeds = tf.data.Dataset.random(seed=None if seed is None else seed + 1, rerandomize_each_iteration=True).batch(2)
-    ds = tf.data.Dataset.zip((seeds, ds)).map(finish, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+    def one_epoch(epoch: tf.Tensor | int) -> tf.data.Dataset:
+        """Shuffle, augment, batch and scale one pass; its randomness is a function of ``(seed, epoch)``."""
+        d = base
+        if shuffle:
+            if not tf.executing_eagerly():
+                # the function's own graph seed: the order then depends on (seed, epoch) alone, not on the caller's
+                # global seed (and TensorFlow's seed helper cannot take a tensor seed under a global seed of 0)
+                tf.random.set_seed(1)
+            d = d.shuffle(min(max(n, 1), 2048), seed=_epoch_seed(seed, epoch, 0), reshuffle_each_iteration=True)
+            if ignore_errors and n:
+                # a file that went bad after indexing is dropped; samples of a second pass take its place,
+                # so every epoch has the same number of batches (Keras counts them in epoch 1)
+                d = d.repeat().take(n)
+        if augment:
+            # geometry per image (parallel across cores) on uint8, before batching
+            geo_seeds = _seed_pairs(seed, epoch, 1)
+            d = tf.data.Dataset.zip((geo_seeds, d)).map(geometry, num_parallel_calls=AUTOTUNE, deterministic=True)
+        d = d.batch(int(batch_size))
+        seeds = _seed_pairs(seed, epoch, 2)
+        return tf.data.Dataset.zip((seeds, d)).map(finish, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+    if random:
+        counter = state if state is not None else PipelineState(0)
+        epochs = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(counter._next_epoch)
+        ds = epochs.flat_map(one_epoch)
+        if n and (shuffle or not ignore_errors):
+            ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // int(batch_size))))
+    else:
+        ds = one_epoch(0)
     return ds.prefetch(AUTOTUNE)

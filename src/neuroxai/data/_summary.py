@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from neuroxai._records import Record
+from neuroxai.data._files import SkippedFile
 
 __all__ = ["DatasetSummary", "DuplicateSummary", "GroupReport", "StraddlingGroup", "group_report"]
 
@@ -118,6 +119,12 @@ class DatasetSummary(Record):
         test_fraction: Fraction of each class carved for testing (when carved).
         groups: How the groups (patients) fall into the splits; ``None`` without groups.
         fold: ``(index, k)`` for a dataset made by :meth:`Dataset.kfold`, else ``None``.
+        used: Images a run actually used per split (``{"train": n, "val": n, "test": n}``):
+            the counts less the files that failed to decode while training or
+            evaluating. Empty in :meth:`Dataset.summary`; the
+            :class:`~neuroxai.Trainer` fills it in for ``neuroxai.json``.
+        unreadable: The files that failed while a run read them (after
+            indexing), with the reason; see :attr:`neuroxai.Trainer.unreadable_`.
     """
 
     source: str
@@ -132,3 +139,5 @@ class DatasetSummary(Record):
     test_fraction: float
     groups: GroupReport | None = None
     fold: tuple[int, int] | None = None
+    used: dict[str, int] = field(default_factory=dict)
+    unreadable: tuple[SkippedFile, ...] = ()

@@ -31,6 +31,7 @@ per-image Python loop.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -52,6 +53,9 @@ __all__ = [
     "deletion_insertion_curves",
     "faithfulness_report",
 ]
+
+#: Compiled steps per model object (weak keys: an entry goes with its model).
+_STEPS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,6 +240,15 @@ def _as_probabilities(out: np.ndarray) -> np.ndarray:
 
 
 def _make_step(model: Any) -> Any:
+    """The compiled perturbation step for ``model``, built once per model object (held weakly, dies with it)."""
+    step = _STEPS.get(model)
+    if step is None:
+        step = _build_step(weakref.ref(model))
+        _STEPS[model] = step
+    return step
+
+
+def _build_step(ref: weakref.ReferenceType[Any]) -> Any:
     import tensorflow as tf
 
     def step(images: Any, ranks: Any, del_base: Any, ins_base: Any, n_removed: Any) -> Any:
@@ -248,7 +261,7 @@ def _make_step(model: Any) -> Any:
         x_ins = tf.where(hit, images[:, None], ins_base[:, None])
         x = tf.concat([x_del, x_ins], axis=0)  # [2b, S, H, W, C]
         x = tf.reshape(x, tf.concat([[2 * b * s], tf.shape(images)[1:]], axis=0))
-        out = model(x, training=False)
+        out = ref()(x, training=False)  # type: ignore[misc]  # alive: the cache entry goes with the model
         if isinstance(out, (list, tuple)):
             out = out[0]
         return tf.reshape(tf.cast(out, tf.float32), [2, b, s, -1])

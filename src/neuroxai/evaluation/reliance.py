@@ -36,6 +36,7 @@ probabilities on the unperturbed images are reused when given.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -58,6 +59,9 @@ __all__ = [
     "head_foreground",
     "tumour_reliance",
 ]
+
+#: Compiled steps per model object (weak keys: an entry goes with its model).
+_STEPS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 _REFERENCE_SIZE = 224
 
@@ -303,6 +307,15 @@ def control_regions(
 
 
 def _make_step(model: Any) -> Any:
+    """The compiled perturbation step for ``model``, built once per model object (held weakly, dies with it)."""
+    step = _STEPS.get(model)
+    if step is None:
+        step = _build_step(weakref.ref(model))
+        _STEPS[model] = step
+    return step
+
+
+def _build_step(ref: weakref.ReferenceType[Any]) -> Any:
     import tensorflow as tf
 
     def step(images: Any, base: Any, regions: Any) -> Any:
@@ -311,7 +324,7 @@ def _make_step(model: Any) -> Any:
         v = tf.shape(regions)[1]
         x = tf.where(regions[..., None], base[:, None], images[:, None])  # [b, V, H, W, C]
         x = tf.reshape(x, tf.concat([[b * v], tf.shape(images)[1:]], axis=0))
-        out = model(x, training=False)
+        out = ref()(x, training=False)  # type: ignore[misc]  # alive: the cache entry goes with the model
         if isinstance(out, (list, tuple)):
             out = out[0]
         return tf.reshape(tf.cast(out, tf.float32), [b, v, -1])

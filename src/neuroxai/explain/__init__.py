@@ -12,7 +12,8 @@ Public names:
 - the built-in methods: :class:`GradCAM`, :class:`GradCAMPlusPlus`, :class:`LayerCAM`,
   :class:`HiResCAM`, :class:`ScoreCAM`, :class:`Saliency`, :class:`SmoothGrad`,
   :class:`IntegratedGradients`, :class:`Occlusion`
-- helpers: :func:`available_methods`, :func:`overlay_image`, :func:`normalize_maps`,
+- helpers: :func:`available_methods`, :func:`overlay_image`, :func:`scale_map` (display scaling of maps,
+  :data:`MapScaling`), :func:`upsample_map`, :func:`normalize_maps`,
   :func:`resolve_target_layer`, :func:`feature_layer_candidates`
 """
 
@@ -28,8 +29,8 @@ from neuroxai.explain._base import (
     normalize_maps,
 )
 from neuroxai.explain._cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
-from neuroxai.explain._explainer import Explainer
-from neuroxai.explain._explanation import Explanation, overlay_image
+from neuroxai.explain._explainer import Explainer, InputScale
+from neuroxai.explain._explanation import Explanation, MapScaling, overlay_image, scale_map, upsample_map
 from neuroxai.explain._gradients import IntegratedGradients, Saliency, SmoothGrad
 from neuroxai.explain._occlusion import Occlusion
 from neuroxai.explain._registry import MethodRegistry
@@ -48,8 +49,10 @@ __all__ = [
     "GradientFreeCAMMethod",
     "GradientMethod",
     "HiResCAM",
+    "InputScale",
     "IntegratedGradients",
     "LayerCAM",
+    "MapScaling",
     "MethodRegistry",
     "Occlusion",
     "PerturbationMethod",
@@ -63,6 +66,8 @@ __all__ = [
     "normalize_maps",
     "overlay_image",
     "resolve_target_layer",
+    "scale_map",
+    "upsample_map",
 ]
 
 

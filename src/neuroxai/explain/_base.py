@@ -29,6 +29,7 @@ from one forward pass.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -71,14 +72,13 @@ def normalize_maps(raw: Any, size: Any) -> Any:
     import tensorflow as tf
 
     raw = tf.cast(raw, tf.float32)
-    raw = tf.where(tf.math.is_finite(raw), raw, tf.zeros_like(raw))
-    raw = tf.nn.relu(raw)
+    raw = tf.nn.relu(tf.where(tf.math.is_finite(raw), raw, tf.zeros_like(raw)))  # on the small map: cheap
+    # Bilinear weights are convex, so the upsampled map of a non-negative map is non-negative and needs
+    # no second ReLU; dividing by the peak (by +inf for an all-zero map, which gives exact zeros) puts it
+    # in [0, 1] in one pass over the full-size map.
     resized = tf.image.resize(raw[..., None], size, method="bilinear")[..., 0]
-    resized = tf.nn.relu(resized)
     peak = tf.reduce_max(resized, axis=[1, 2], keepdims=True)
-    safe = tf.where(peak > 1e-12, peak, tf.ones_like(peak))
-    out = tf.where(peak > 1e-12, resized / safe, tf.zeros_like(resized))
-    return tf.clip_by_value(out, 0.0, 1.0)
+    return resized / tf.where(peak > 1e-12, peak, tf.fill(tf.shape(peak), float("inf")))
 
 
 def _resolve_targets(probs: Tensor, targets: Tensor) -> Tensor:
@@ -94,16 +94,37 @@ def _gather(scores: Tensor, targets: Tensor) -> Tensor:
     return tf.gather(tf.cast(scores, tf.float32), targets, axis=1, batch_dims=1)
 
 
+#: Compiled functions per model object, shared by every CompileCache that asks for the same key. Held
+#: weakly: an entry goes with its model (the functions reach the model only through a weak reference).
+_SHARED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
+
+
+def _call_traced(ref: weakref.ReferenceType[Any], fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(traced, *args)`` for the traced model behind ``ref`` (called while tracing only)."""
+    traced = ref()
+    if traced is None:  # pragma: no cover - a fixed input signature never traces again
+        raise ExplainError("The explainer that compiled this function is gone; build a new Explainer.")
+    return fn(traced, *args)
+
+
 class CompileCache:
     """The compiled (``tf.function``) hot paths of one :class:`~neuroxai.explain.Explainer`.
 
-    Keyed by (model, target layer path, method class, method options, function
-    name): two method instances with the same class and options share their
-    compiled functions, and a method instance shared by two explainers gets
-    one set per explainer. Each function is traced once, with a fixed input
-    signature ``(images [None, H, W, C] float32, targets [None] int32, *extra)``,
-    and reads the model's weights at call time (changing weights in place is
-    seen by the next call).
+    Keyed by (model, target layer path, head, output, method class, method
+    options, function name): two method instances with the same class and
+    options share their compiled functions. Each function is traced once, with
+    a fixed input signature ``(images [None, H, W, C] float32, targets [None]
+    int32, *extra)``, and reads the model's weights at call time (changing
+    weights in place is seen by the next call).
+
+    With ``shared=True`` (the default) a function compiled for a model object is
+    reused by every later cache asking for the same key while that model lives,
+    so explaining the same model with new :class:`~neuroxai.explain.Explainer`
+    objects in a loop (as :func:`~neuroxai.evaluation.evaluate_explanations` does
+    on every call) traces once, not once per explainer.
+
+    Args:
+        shared: Reuse functions other caches compiled for the same model (``False``: this cache's own only).
 
     Example:
         >>> cache = CompileCache()
@@ -111,8 +132,9 @@ class CompileCache:
         0
     """
 
-    def __init__(self) -> None:
+    def __init__(self, shared: bool = True) -> None:
         self._functions: dict[tuple[Any, ...], Any] = {}  # tf.function objects
+        self._shared = bool(shared)
 
     def function(
         self,
@@ -134,17 +156,30 @@ class CompileCache:
         Returns:
             The ``tf.function``, taking ``(images, targets, *extra)``.
         """
-        key = (id(traced.model), traced.target_path, type(method), method.settings_key(), name)
+        key = (
+            traced.target_path,
+            traced.head,
+            traced.output_index,
+            type(method),
+            method.settings_key(),
+            name,
+            tuple(repr(s) for s in extra_signature),
+        )
         compiled: Callable[..., Any] | None = self._functions.get(key)
         if compiled is None:
             import tensorflow as tf
 
-            signature = [
-                tf.TensorSpec((None, *traced.input_shape), tf.float32),
-                tf.TensorSpec((None,), tf.int32),
-                *extra_signature,
-            ]
-            compiled = tf.function(functools.partial(fn, traced), input_signature=signature, reduce_retracing=True)
+            store = _SHARED.setdefault(traced.model, {}) if self._shared else {}
+            compiled = store.get(key)
+            if compiled is None:
+                signature = [
+                    tf.TensorSpec((None, *traced.input_shape), tf.float32),
+                    tf.TensorSpec((None,), tf.int32),
+                    *extra_signature,
+                ]
+                call = functools.partial(_call_traced, weakref.ref(traced), fn)
+                compiled = tf.function(call, input_signature=signature, reduce_retracing=True)
+                store[key] = compiled
             self._functions[key] = compiled
         return compiled
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -17,8 +17,13 @@ from neuroxai.errors import ExplainError
 from neuroxai.explain._base import CompileCache, ExplainMethod
 from neuroxai.explain._explanation import Explanation
 from neuroxai.models._graph import ScoreSource
+from neuroxai.models._heads import Head
 
-__all__ = ["Explainer"]
+__all__ = ["Explainer", "InputScale"]
+
+#: What the Explainer does with a batch whose pixel values are clearly outside the model's input range:
+#: ``"check"`` raises, ``"convert"`` rescales a 0..255 or 0..1 batch to the range, ``"ignore"`` lets it through.
+InputScale = Literal["check", "convert", "ignore"]
 
 
 def _is_keras_model(obj: Any) -> bool:
@@ -42,6 +47,18 @@ class Explainer:
             (``("efficientnetb0", "top_conv")``; never a dotted string), or ``None`` for the predictor's
             default, else the last layer with a 4-D output. Ignored by pixel methods.
         class_names: Names for the model's classes (default: the predictor's, else ``"0"``, ``"1"`` ...).
+            A one-unit (binary) output has two classes: negative, positive.
+        head: What the model outputs (:data:`~neuroxai.models.Head`): ``"softmax"`` probabilities,
+            ``"logits"``, ``"sigmoid"`` independent (multi-label) scores or ``"binary"`` (one sigmoid unit).
+            ``None``: the predictor's, else read from the last layer (softmax if it does not say).
+            Gradients are taken of the pre-activation class score where the model lets us reach it;
+            :attr:`Explanation.probabilities` are always probabilities.
+        output: For a model with several outputs: which one is explained (an index or an output name).
+        input_range: The pixel range the model expects; ``None``: the predictor's, else not declared
+            (no range check).
+        input_scale: What to do with a batch clearly outside :attr:`input_range` (uint8 0..255 for a
+            0..1 model): ``"check"`` raises an ``ExplainError`` (default), ``"convert"`` rescales a
+            0..255 or 0..1 batch to the range, ``"ignore"`` explains it as given.
         batch_size: Forward passes per compiled call (images x samples for SmoothGrad and integrated
             gradients; images x channels/patches for Score-CAM and occlusion).
         **method_options: Options of the method (e.g. ``samples=32`` for SmoothGrad).
@@ -53,7 +70,8 @@ class Explainer:
         layer: The target layer (a name, or a tuple path into nested models); ``None`` for pixel methods.
         traced: The model traced for the target layer (:class:`~neuroxai.explain.TracedModel`).
         class_names: One name per output unit.
-        input_range: The pixel range the model expects (the predictor's, else ``(0.0, 1.0)``).
+        input_range: The pixel range the model expects (the predictor's or the one given; ``None``: not declared).
+        input_scale: The out-of-range policy (``"check"``, ``"convert"`` or ``"ignore"``).
         batch_size: Forward passes per compiled call.
         cache: The compiled functions (:class:`~neuroxai.explain.CompileCache`), built on first use.
 
@@ -80,6 +98,10 @@ class Explainer:
         *,
         target_layer: str | Sequence[str] | None = None,
         class_names: Sequence[str] | None = None,
+        head: Head | None = None,
+        output: int | str | None = None,
+        input_range: Sequence[float] | None = None,
+        input_scale: InputScale = "check",
         batch_size: int = 32,
         **method_options: Any,
     ) -> None:
@@ -114,16 +136,26 @@ class Explainer:
         if class_names is None and self.predictor is not None:
             class_names = getattr(self.predictor, "class_names", None)
         default_layer = getattr(self.predictor, "target_layer", None) if self.predictor is not None else None
-        lo, hi = getattr(self.predictor, "input_range", None) or (0.0, 1.0)
-        self.input_range: tuple[float, float] = (float(lo), float(hi))
+        if input_scale not in get_args(InputScale):
+            raise ExplainError(f"input_scale must be one of {', '.join(get_args(InputScale))}; got {input_scale!r}.")
+        self.input_scale: InputScale = input_scale
+        if input_range is None and self.predictor is not None:
+            input_range = getattr(self.predictor, "input_range", None)
+        self.input_range: tuple[float, float] | None = None
+        if input_range is not None:
+            from neuroxai.data import check_input_range
+
+            self.input_range = check_input_range(input_range, error=ExplainError)
+        if head is None and self.predictor is not None:
+            head = getattr(self.predictor, "head", None)
 
         path = None
         if self.method.uses_layer:
             wanted = target_layer if target_layer is not None else default_layer
             if isinstance(wanted, list):
                 wanted = tuple(wanted)
-            path = resolve_target_layer(model, wanted)
-        self.traced = TracedModel(model, path)
+            path = resolve_target_layer(model, wanted, output=output)
+        self.traced = TracedModel(model, path, head=head, output=output)
         self.layer: str | tuple[str, ...] | None = None if path is None else (path[0] if len(path) == 1 else path)
         k = self.traced.num_classes
         if class_names is None:
@@ -157,6 +189,11 @@ class Explainer:
         return self.traced.score_source
 
     @property
+    def head(self) -> Head:
+        """What the model outputs: ``"softmax"``, ``"logits"``, ``"sigmoid"`` or ``"binary"`` (stated, the predictor's, or read from the last layer)."""
+        return self.traced.head
+
+    @property
     def input_shape(self) -> tuple[int | None, ...]:
         """``(height, width, channels)`` of the model input (``None`` for a free size)."""
         return self.traced.input_shape
@@ -170,7 +207,8 @@ class Explainer:
             if is_path:
                 images = self.predictor.preprocess(images if isinstance(images, (list, tuple)) else [images])
         try:
-            x = np.asarray(images, dtype=np.float32)
+            raw = np.asarray(images)
+            x = raw.astype(np.float32, copy=False)
         except (TypeError, ValueError) as exc:
             raise ExplainError(f"Expected images as a numeric array [N, H, W, C]; got {type(images).__name__}: {exc}.") from None
         want = self.traced.input_shape  # (H, W, C)
@@ -189,8 +227,15 @@ class Explainer:
                     f"Image {what} {got} does not match the model input {want} (batch shape {x.shape}). "
                     "Resize/convert the images first (e.g. neuroxai.data.load_images with image_size and channels)."
                 )
-        if not np.all(np.isfinite(x)):
+        if x.size and not (np.isfinite(x.min()) and np.isfinite(x.max())):  # NaN propagates through min/max
             raise ExplainError("Images contain NaN or infinite values; expected finite pixel values.")
+        if self.input_range is not None and self.input_scale != "ignore":
+            from neuroxai.data import check_pixel_range
+
+            source = x.astype(np.uint8) if raw.dtype == np.uint8 else x  # the dtype says which scale uint8 is on
+            x = check_pixel_range(
+                source, self.input_range, convert=self.input_scale == "convert", name="the images", error=ExplainError
+            )
         return x
 
     def _targets(self, targets: Any, n: int) -> np.ndarray:
@@ -209,8 +254,8 @@ class Explainer:
                 raise ExplainError(f"Target class index {int(value)} out of range; the model has {k} classes (0..{k - 1}).")
             return int(value)
 
-        if isinstance(targets, (str, int, np.integer, np.str_)):
-            return np.full(n, one(targets), np.int32)
+        if isinstance(targets, (str, int, np.integer, np.str_)) or np.ndim(targets) == 0:  # one target (1.0 is refused)
+            return np.full(n, one(targets.item() if isinstance(targets, np.generic) else targets), np.int32)
         values = list(np.asarray(targets).ravel()) if isinstance(targets, np.ndarray) else list(targets)
         if len(values) != n:
             raise ExplainError(
@@ -254,7 +299,9 @@ class Explainer:
             maps.append(m)
             probs.append(p)
             used.append(r)
-        if len(x):
+        if len(maps) == 1:  # one compiled call: no copies
+            maps_a, probs_a, used_a = maps[0], probs[0], used[0]
+        elif len(x):
             maps_a, probs_a, used_a = np.concatenate(maps), np.concatenate(probs), np.concatenate(used)
         else:
             h, w = x.shape[1:3]
@@ -264,8 +311,8 @@ class Explainer:
                 np.zeros(0, np.int32),
             )
         return Explanation(
-            maps=maps_a.astype(np.float32),
-            probabilities=probs_a.astype(np.float32),
+            maps=maps_a.astype(np.float32, copy=False),
+            probabilities=probs_a.astype(np.float32, copy=False),
             predicted=probs_a.argmax(axis=-1).astype(np.int64),
             targets=used_a.astype(np.int64),
             class_names=self.class_names,
@@ -275,6 +322,7 @@ class Explainer:
             score_source=self.traced.score_source,
             options=dict(self.method.options),
             batch_size=self.batch_size,
+            head=self.traced.head,
         )
 
     def __call__(self, images: Any, targets: Any = None) -> np.ndarray:

@@ -9,6 +9,8 @@
 * :class:`TracedModel`, :func:`resolve_target_layer`, :func:`feature_layer_candidates`:
   reach any Keras model's feature map (nested backbones too) and pre-softmax
   scores in one forward pass; explanations and mask-guided training build on it.
+* :data:`Head`, :func:`detect_head`, :func:`output_probabilities`: what a model outputs (softmax
+  probabilities, logits, independent sigmoids, one sigmoid unit) and its class probabilities.
 
 Example:
     >>> from neuroxai.models import ModelRegistry
@@ -23,14 +25,19 @@ from neuroxai.models._graph import (
     LayerPath,
     ScoreSource,
     TracedModel,
+    detect_head,
     feature_layer_candidates,
+    resolve_output,
     resolve_target_layer,
 )
+from neuroxai.models._heads import HEADS, Head, check_head, head_classes, output_probabilities
 from neuroxai.models._registry import ModelDescription, ModelRegistry, PluginSummary, is_structure_only, structure_only
-from neuroxai.models._spec import ModelSpec, TransferSpec, validate_input_shape
+from neuroxai.models._spec import ModelSpec, TransferSpec, validate_input_range, validate_input_shape
 
 __all__ = [
+    "HEADS",
     "ForwardResult",
+    "Head",
     "LayerPath",
     "ModelDescription",
     "ModelRegistry",
@@ -39,9 +46,15 @@ __all__ = [
     "ScoreSource",
     "TracedModel",
     "TransferSpec",
+    "check_head",
+    "detect_head",
     "feature_layer_candidates",
+    "head_classes",
     "is_structure_only",
+    "output_probabilities",
+    "resolve_output",
     "resolve_target_layer",
     "structure_only",
+    "validate_input_range",
     "validate_input_shape",
 ]

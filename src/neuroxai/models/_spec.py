@@ -12,7 +12,10 @@ from neuroxai.errors import ModelError
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-__all__ = ["ModelSpec", "TransferSpec", "validate_input_shape"]
+__all__ = ["ModelSpec", "TransferSpec", "validate_input_range", "validate_input_shape"]
+
+#: Largest magnitude an input range may have (pixel ranges are 0..1, -1..1 or 0..255 in practice).
+MAX_INPUT_RANGE = 1e6
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -41,6 +44,40 @@ def validate_input_shape(shape: Any, *, model: str | None = None, min_size: int 
 
     name = f"input_shape for model '{model}'" if model else "input_shape"
     return check_image_shape(shape, name=name, min_size=min_size, error=ModelError)
+
+
+def validate_input_range(value: Any, *, where: str = "input_range") -> tuple[float, float]:
+    """Check and normalise a pixel range ``(low, high)``.
+
+    Args:
+        value: Two finite numbers with ``low < high`` and magnitudes up to :data:`MAX_INPUT_RANGE`.
+        where: What the value is (named in the message), e.g. ``"input_range in runs/x/neuroxai.json"``.
+
+    Returns:
+        ``(low, high)`` as floats.
+
+    Raises:
+        ModelError: Not two numbers, not finite, ``low >= high`` or out of range.
+
+    Example:
+        >>> validate_input_range([0, 255])
+        (0.0, 255.0)
+    """
+    import math
+
+    try:
+        if isinstance(value, (str, bytes)) or any(isinstance(v, bool) for v in value):
+            raise TypeError
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ModelError(f"Expected {where} to be two numbers [low, high], e.g. [0, 1]; got {value!r}.") from None
+    if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
+        raise ModelError(f"Expected {where} to be two finite numbers with low < high, e.g. [0, 1]; got {value!r}.")
+    if max(abs(low), abs(high)) > MAX_INPUT_RANGE:
+        raise ModelError(
+            f"Expected {where} within +-{MAX_INPUT_RANGE:g} (pixel ranges are like [0, 1] or [0, 255]); got {value!r}."
+        )
+    return (low, high)
 
 
 @dataclass(frozen=True)
@@ -167,13 +204,7 @@ class ModelSpec:
         if not callable(self.factory):
             raise ModelError(f"Model '{self.name}': factory must be callable, got {type(self.factory).__name__}.")
         object.__setattr__(self, "input_shape", validate_input_shape(self.input_shape, model=self.name))
-        try:
-            low, high = (float(v) for v in self.input_range)
-        except (TypeError, ValueError):
-            raise ModelError(f"Model '{self.name}': expected input_range (low, high), got {self.input_range!r}.") from None
-        if not low < high:
-            raise ModelError(f"Model '{self.name}': expected input_range with low < high, got {self.input_range!r}.")
-        object.__setattr__(self, "input_range", (low, high))
+        object.__setattr__(self, "input_range", validate_input_range(self.input_range, where=f"model '{self.name}' input_range"))
         if self.target_layer is not None and not isinstance(self.target_layer, str):
             raise ModelError(f"Model '{self.name}': target_layer must be a layer name or None, got {self.target_layer!r}.")
         if self.transfer is not None and not isinstance(self.transfer, TransferSpec):

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 
 from neuroxai._records import Record
+from neuroxai.data import SkippedFile
 from neuroxai.errors import DataError
+from neuroxai.runs._calibration import ECE_BINS, CalibrationReport, _check, expected_calibration_error
 
 __all__ = [
     "ECE_BINS",
@@ -23,9 +25,6 @@ __all__ = [
     "classification_metrics",
     "expected_calibration_error",
 ]
-
-#: Number of equal-width confidence bins of the expected calibration error.
-ECE_BINS = 15
 
 
 @dataclass(frozen=True)
@@ -100,6 +99,12 @@ class EvaluationReport(Record):
         dedup: For the test split, metrics without the test images that are
             byte-identical to a training image (``None`` when there are none).
         removed_duplicates: How many images ``dedup`` leaves out.
+        unreadable: Files of the split that could not be read (at indexing or
+            when evaluated) and so are not in ``metrics``, with the reason.
+        calibration: Calibration before/after temperature scaling, risk-coverage
+            (AURC, accuracy at 90% / 95% coverage) and conformal prediction sets on the
+            split, plainly and de-duplicated (``None`` for a model whose outputs are not
+            one distribution over the classes).
 
     Example:
         >>> report = trainer.evaluate(dataset)  # doctest: +SKIP
@@ -112,60 +117,12 @@ class EvaluationReport(Record):
     metrics: ClassificationMetrics
     dedup: ClassificationMetrics | None = None
     removed_duplicates: int = 0
+    unreadable: tuple[SkippedFile, ...] = ()
+    calibration: CalibrationReport | None = None
 
     def headline(self) -> ClassificationMetrics:
         """The metrics to quote: the de-duplicated ones where test images repeat training images, else all."""
         return self.dedup if self.dedup is not None else self.metrics
-
-
-def _check(y_true: Any, proba: Any) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y_true).astype(np.int64).reshape(-1)
-    p = np.asarray(proba, dtype=np.float64)
-    if p.ndim != 2 or p.shape[0] != y.shape[0]:
-        raise DataError(f"Expected probabilities of shape (N, num_classes) with N = len(y_true) = {y.shape[0]}, got {p.shape}.")
-    if y.size and (y.min() < 0 or y.max() >= p.shape[1]):
-        raise DataError(f"Expected labels in 0..{p.shape[1] - 1}, got values from {y.min()} to {y.max()}.")
-    return y, p
-
-
-def expected_calibration_error(y_true: Any, proba: Any, n_bins: int = ECE_BINS) -> float:
-    """Expected calibration error (ECE) of the top-class confidence.
-
-    Each sample's confidence is its largest predicted probability. Confidences
-    are put into ``n_bins`` equal-width bins over [0, 1], right-closed
-    (``(0, 1/15], (1/15, 2/15], ... (14/15, 1]``; a confidence of exactly 0
-    goes to the first bin). ECE is the sample-weighted mean, over non-empty
-    bins, of ``|accuracy(bin) - mean confidence(bin)|``::
-
-        ECE = sum_b |B_b| / N * |acc(B_b) - conf(B_b)|
-
-    Args:
-        y_true: Integer labels ``[N]``.
-        proba: Predicted probabilities ``[N, K]``.
-        n_bins: Number of bins (15 by default, as in Guo et al. 2017).
-
-    Returns:
-        The ECE in [0, 1]; ``nan`` for an empty input.
-
-    Raises:
-        DataError: Shapes disagree or labels are out of range.
-
-    Example:
-        >>> expected_calibration_error([0, 1], [[0.9, 0.1], [0.8, 0.2]])  # conf 0.9 right, 0.8 wrong
-        0.45
-    """
-    y, p = _check(y_true, proba)
-    if y.size == 0:
-        return float("nan")
-    conf = p.max(axis=1)
-    correct = (p.argmax(axis=1) == y).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, int(n_bins) + 1)
-    bins = np.digitize(conf, edges[1:-1], right=True)  # right-closed bins, 0 .. n_bins-1
-    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
-    acc = np.bincount(bins, weights=correct, minlength=n_bins)
-    cs = np.bincount(bins, weights=conf, minlength=n_bins)
-    nz = count > 0
-    return float(round(np.sum(np.abs(acc[nz] - cs[nz])) / y.size, 12))
 
 
 def _roc_auc(

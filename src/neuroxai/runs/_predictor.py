@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neuroxai.errors import DataError, ModelError
-from neuroxai.runs._run import MODEL_FILE, RunDirectory, RunSpec
+from neuroxai.models._heads import Head, check_head, head_classes, output_probabilities
+from neuroxai.runs._run import MODEL_FILE, RunDirectory, RunSpec, check_spec_against_model
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
     from neuroxai.data import Dataset
+    from neuroxai.runs._calibration import Calibration, CalibrationReport
     from neuroxai.runs._metrics import EvaluationReport
 
 __all__ = ["Predictor", "evaluate_model", "load", "predict_array"]
@@ -24,33 +26,53 @@ __all__ = ["Predictor", "evaluate_model", "load", "predict_array"]
 _PREDICT_FNS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
-def predict_array(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
+def _forward(model: keras.Model, spec: Any) -> Any:
+    """A compiled forward pass of ``model`` that holds the model weakly (so the cache entry dies with it)."""
+    import tensorflow as tf
+
+    ref = weakref.ref(model)
+
+    def forward(t: Any) -> Any:
+        live = ref()
+        if live is None:  # pragma: no cover - the cache entry goes with the model
+            raise ModelError("The model of this compiled forward pass no longer exists.")
+        return live(t, training=False)
+
+    return tf.function(forward, input_signature=[spec])
+
+
+def predict_array(model: keras.Model, x: np.ndarray, batch_size: int, *, head: Head | None = None) -> np.ndarray:
     """The model's outputs for ``x``: a batched, compiled forward pass on this process's copy of the weights.
 
     Unlike ``model.predict`` this returns every row also when the model was
     built under a multi-worker strategy (where ``predict`` shards the input).
+    The compiled function is kept per model (traced once for any batch size).
 
     Args:
         model: A Keras model with one output.
         x: float32 inputs ``[N, H, W, C]``.
         batch_size: Images per compiled call.
+        head: ``None``: the raw outputs. A head (:data:`~neuroxai.models.Head`): class
+            probabilities as it defines them (:func:`~neuroxai.models.output_probabilities`;
+            two columns for a one-unit binary output).
 
     Returns:
-        float32 ``[N, K]``.
+        float32 ``[N, K]`` (``[N, C]`` probabilities with ``head``).
     """
     import tensorflow as tf
 
     if len(x) == 0:
         k = int(model.outputs[0].shape[-1])
-        return np.zeros((0, k), np.float32)
+        return np.zeros((0, k if head is None else head_classes(head, k)), np.float32)
     fn = _PREDICT_FNS.get(model)
     if fn is None:
         spec = tf.TensorSpec((None, *x.shape[1:]), tf.float32)  # any batch size: one trace per model
-        fn = tf.function(lambda t: model(t, training=False), input_signature=[spec])
+        fn = _forward(model, spec)
         _PREDICT_FNS[model] = fn
     step = max(1, int(batch_size))
     out = [np.asarray(fn(tf.convert_to_tensor(x[i : i + step], tf.float32))) for i in range(0, len(x), step)]
-    return np.concatenate(out).astype(np.float32)
+    raw = np.concatenate(out).astype(np.float32)
+    return raw if head is None else output_probabilities(raw, head)
 
 
 def evaluate_model(
@@ -62,17 +84,24 @@ def evaluate_model(
     input_shape: Sequence[int],
     input_range: Sequence[float],
     batch_size: int = 32,
+    calibration: Calibration | None = None,
+    head: Head = "softmax",
 ) -> EvaluationReport:
     """Metrics of ``model`` on a dataset split, plus the de-duplicated test set where it differs.
 
     Args:
-        model: A Keras model returning class probabilities.
+        model: A Keras model (its outputs become class probabilities as ``head`` says).
         dataset: The data; its class names must equal ``class_names``.
         split: Split to evaluate.
         class_names: The model's class names, in output order.
         input_shape: ``(height, width, channels)`` of the model input.
         input_range: Pixel range of the model input.
         batch_size: Prediction batch size.
+        calibration: The run's :class:`~neuroxai.runs.Calibration`: the report's
+            ``calibration`` part then also measures the temperature-scaled
+            probabilities and the conformal prediction sets (``None``: only the
+            model's own probabilities).
+        head: What the model outputs (:data:`~neuroxai.models.Head`; default softmax probabilities).
 
     Returns:
         An :class:`~neuroxai.runs.EvaluationReport`.
@@ -90,26 +119,52 @@ def evaluate_model(
     y = dataset.labels(split)
     if len(y) == 0:
         raise DataError(f"Split {split!r} of {dataset.source} is empty; nothing to evaluate.")
-    x, y = dataset.arrays(
+    read = dataset.read_split(  # files that went bad since indexing are left out and listed, not fatal
         split,
         image_size=(int(input_shape[0]), int(input_shape[1])),
         channels=int(input_shape[2]),
         input_range=(float(input_range[0]), float(input_range[1])),
     )
-    proba = predict_array(model, x, batch_size)
+    x, y = read.x, read.labels
+    if len(y) == 0:
+        first = read.unreadable[0] if read.unreadable else None
+        raise DataError(
+            f"None of the {len(dataset.labels(split))} images of split {split!r} of {dataset.source} could be read"
+            + (f" (e.g. {first.path!r}: {first.reason})" if first is not None else "")
+            + "; rebuild the Dataset from intact files."
+        )
+    proba = predict_array(model, x, batch_size, head=head)
     names = tuple(str(c) for c in class_names)
     dedup = None
     removed = 0
     if split == "test":
-        dup = np.asarray(dataset.duplicate_test_indices(), dtype=np.int64)
-        if dup.size:
-            keep = np.ones(len(y), bool)
-            keep[dup] = False
-            dedup = classification_metrics(y[keep], proba[keep], names)
-            removed = int(dup.size)
+        dup = np.isin(read.positions, np.asarray(dataset.duplicate_test_indices(), dtype=np.int64))
+        if dup.any():
+            dedup = classification_metrics(y[~dup], proba[~dup], names)
+            removed = int(dup.sum())
     return EvaluationReport(
-        split=split, class_names=names, metrics=classification_metrics(y, proba, names), dedup=dedup, removed_duplicates=removed
+        split=split,
+        class_names=names,
+        metrics=classification_metrics(y, proba, names),
+        dedup=dedup,
+        removed_duplicates=removed,
+        unreadable=read.unreadable,
+        calibration=_calibration_report(y, proba, head, calibration, np.flatnonzero(dup) if split == "test" else ()),
     )
+
+
+def _calibration_report(
+    y: np.ndarray, proba: np.ndarray, head: Head, calibration: Calibration | None, duplicates: Any
+) -> CalibrationReport | None:
+    """Calibration, risk-coverage and conformal sets of one evaluated split (see :mod:`neuroxai.runs._calibration`).
+
+    ``None`` for independent sigmoids: their scores are not one distribution over the classes.
+    """
+    from neuroxai.runs._calibration import evaluate_calibration, log_probabilities
+
+    if head == "sigmoid":
+        return None
+    return evaluate_calibration(y, log_probabilities(proba), calibration, duplicates=duplicates)
 
 
 class Predictor:
@@ -127,9 +182,18 @@ class Predictor:
         target_layer: Default explanation layer (``None``: let the explainer search).
         spec: The run's :class:`~neuroxai.runs.RunSpec` (``None`` for a bare ``.keras`` file).
         path: Where the model was loaded from.
+        calibration: Temperature and conformal scores (default: the spec's
+            :attr:`~neuroxai.runs.RunSpec.calibration`). With one,
+            :meth:`predict` returns temperature-scaled probabilities
+            (``calibrated=False`` for the model's own) and :meth:`predict_sets`
+            works.
+        head: What the model outputs (:data:`~neuroxai.models.Head`: ``"softmax"``, ``"logits"``,
+            ``"sigmoid"``, ``"binary"``); ``None``: read from its last layer
+            (:func:`~neuroxai.models.detect_head`). :meth:`predict` returns probabilities for
+            every head; a one-unit binary output has two classes (negative, positive).
 
     Attributes:
-        model, class_names, input_shape, input_range, target_layer, spec, path.
+        model, class_names, input_shape, input_range, target_layer, spec, path, calibration, head.
 
     Example:
         >>> import neuroxai
@@ -147,15 +211,25 @@ class Predictor:
         target_layer: str | None = None,
         spec: RunSpec | None = None,
         path: str | Path | None = None,
+        calibration: Calibration | None = None,
+        head: Head | None = None,
     ) -> None:
         self.model = model
+        self.head: Head = _model_head(model, head)
         self.class_names = tuple(str(c) for c in class_names)
+        units = _units(model)
+        if units is not None and len(self.class_names) != head_classes(self.head, units):
+            raise ModelError(
+                f"Model {model.name!r} with a {self.head!r} head of {units} output unit(s) has "
+                f"{head_classes(self.head, units)} classes, but {len(self.class_names)} class names were given."
+            )
         h, w, c = (int(d) for d in input_shape)
         self.input_shape: tuple[int, int, int] = (h, w, c)
         self.input_range = (float(input_range[0]), float(input_range[1]))
         self.target_layer = target_layer
         self.spec = spec
         self.path = Path(path) if path is not None else None
+        self.calibration = calibration if calibration is not None else (spec.calibration if spec is not None else None)
 
     def __repr__(self) -> str:
         return (
@@ -208,20 +282,83 @@ class Predictor:
                 out[i] = arr
         return np.stack([a for a in out if a is not None]).astype(np.float32)
 
-    def predict(self, inputs: Any, batch_size: int = 32) -> np.ndarray:
-        """Class probabilities.
+    def predict(self, inputs: Any, batch_size: int = 32, *, calibrated: bool = True, tta: int = 1) -> np.ndarray:
+        """Class probabilities (temperature-scaled where the run is calibrated).
 
         Args:
             inputs: See :meth:`preprocess`.
             batch_size: Prediction batch size.
+            calibrated: Apply the run's temperature (no effect without a
+                :attr:`calibration`); ``False`` gives the model's own probabilities.
+            tta: Passes of test-time augmentation averaged (flips, small shifts
+                and MC-dropout where the model has dropout; see
+                :func:`~neuroxai.runs.tta_probabilities`); 1 is a plain prediction.
 
         Returns:
             float32 ``[N, num_classes]``, columns in :attr:`class_names` order.
 
         Raises:
-            DataError: See :meth:`preprocess`.
+            DataError: See :meth:`preprocess`; ``tta`` below 1.
         """
-        return predict_array(self.model, self.preprocess(inputs), batch_size)
+        return self.predict_batch(self.preprocess(inputs), batch_size, calibrated=calibrated, tta=tta)
+
+    @property
+    def temperature(self) -> float | None:
+        """The run's temperature (``None`` when it has no :attr:`calibration`)."""
+        return self.calibration.temperature if self.calibration is not None else None
+
+    def predict_batch(self, x: np.ndarray, batch_size: int = 32, *, calibrated: bool = True, tta: int = 1) -> np.ndarray:
+        """:meth:`predict` for a batch that is already model-ready (the output of :meth:`preprocess`)."""
+        from neuroxai.runs._uncertainty import apply_temperature, tta_probabilities
+
+        temperature = self.temperature if calibrated else None
+        if tta != 1:
+            return tta_probabilities(self.model, x, tta, head=self.head, temperature=temperature, batch_size=batch_size)
+        return apply_temperature(predict_array(self.model, x, batch_size, head=self.head), temperature)
+
+    def predict_sets(
+        self, inputs: Any, coverage: float = 0.95, method: str = "lac", batch_size: int = 32
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities and split-conformal prediction sets.
+
+        Each set holds the true class with probability at least ``coverage``
+        (over images like the validation split's; see
+        :mod:`neuroxai.runs._calibration`). A set with several classes, or
+        none, marks an image the model cannot decide alone.
+
+        Args:
+            inputs: See :meth:`preprocess`.
+            coverage: Target coverage, e.g. 0.95.
+            method: ``"lac"`` (default: smallest sets) or ``"aps"`` (adaptive sets).
+            batch_size: Prediction batch size.
+
+        Returns:
+            ``(probabilities float32 [N, K], sets bool [N, K])``.
+
+        Raises:
+            ModelError: The run has no calibration (``neuroxai calibrate RUN_DIR --data DIR`` adds one).
+            DataError: Bad coverage or method, or an input cannot be read.
+        """
+        from neuroxai.runs._calibration import prediction_sets
+
+        threshold = self.conformal_threshold(coverage, method)
+        proba = self.predict(inputs, batch_size)
+        return proba, prediction_sets(proba, threshold, method)
+
+    def conformal_threshold(self, coverage: float = 0.95, method: str = "lac") -> float:
+        """The threshold of :meth:`predict_sets` (see :func:`~neuroxai.runs.conformal_threshold`).
+
+        Raises:
+            ModelError: The run has no calibration.
+            DataError: Bad coverage or method.
+        """
+        if self.calibration is None:
+            where = f" {self.path}" if self.path is not None else ""
+            raise ModelError(
+                f"The run{where} has no calibration, so it cannot give prediction sets. Fit one on its validation split: "
+                f"neuroxai calibrate{where or ' RUN_DIR'} --data DIR (runs trained with this version have one)."
+            )
+        return self.calibration.threshold(method, coverage)
 
     def predict_classes(self, inputs: Any, batch_size: int = 32) -> np.ndarray:
         """Index of the most probable class per input (``int64 [N]``)."""
@@ -245,10 +382,30 @@ class Predictor:
             input_shape=self.input_shape,
             input_range=self.input_range,
             batch_size=batch_size,
+            calibration=self.calibration,
+            head=self.head,
         )
 
 
-def load(path: str | os.PathLike[str]) -> Predictor:
+def _units(model: keras.Model) -> int | None:
+    """The last dimension of the model's (first) output, ``None`` when unknown."""
+    try:
+        dim = model.outputs[0].shape[-1]
+    except (AttributeError, IndexError, ValueError, TypeError):
+        return None
+    return None if dim is None else int(dim)
+
+
+def _model_head(model: keras.Model, head: Head | None) -> Head:
+    """The head stated (checked against the output) or read from the last layer."""
+    from neuroxai.models import detect_head
+
+    if head is not None:
+        return check_head(head, _units(model), name=f"head of model {model.name!r}")
+    return detect_head(model)[0]
+
+
+def load(path: str | os.PathLike[str], *, head: Head | None = None) -> Predictor:
     """Load a trained model from a run directory or a ``.keras`` file.
 
     The model is loaded with Keras safe mode (``safe_mode=True``): a model
@@ -260,6 +417,8 @@ def load(path: str | os.PathLike[str]) -> Predictor:
 
     Args:
         path: A run directory (with ``model.keras``) or a ``.keras`` file.
+        head: What the model outputs (``"softmax"``, ``"logits"``, ``"sigmoid"``, ``"binary"``);
+            ``None``: read from its last layer. A bare one-unit model gets two classes.
 
     Returns:
         A :class:`Predictor`.
@@ -289,17 +448,23 @@ def load(path: str | os.PathLike[str]) -> Predictor:
             f"Expected a run directory with {MODEL_FILE} or a .keras file, but {model_file} does not exist. "
             "Train one with `neuroxai train` or Trainer(...).fit(dataset, out_dir=...)."
         )
-    try:
-        model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many types for a bad file; all mean "not loadable"
-        raise ModelError(f"Could not load the Keras model {model_file}: {type(exc).__name__}: {exc}") from exc
-    spec = run.read_spec()
+    for _attempt in range(3):  # a run committed while we read it is read again: never its model beside another's spec
+        run.ready_for_reading()
+        before = run.snapshot()
+        try:
+            model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
+        except Exception as exc:  # Keras raises many types for a bad file; all mean "not loadable"
+            raise ModelError(f"Could not load the Keras model {model_file}: {type(exc).__name__}: {exc}") from exc
+        spec = run.read_spec()
+        if not run.commit_pending() and run.snapshot() == before:
+            break
     k = int(model.outputs[0].shape[-1])
+    used = _model_head(model, head)
     if spec is None:
         shape = [int(d) for d in model.input_shape[1:]]
-        return Predictor(model, class_names=[f"class_{i}" for i in range(k)], input_shape=shape, path=p)
-    if len(spec.class_names) != k:
-        raise ModelError(f"{run.spec_file} lists {len(spec.class_names)} classes but the model {model_file} has {k} outputs.")
+        names = [f"class_{i}" for i in range(head_classes(used, k))]
+        return Predictor(model, class_names=names, input_shape=shape, path=p, head=used)
+    check_spec_against_model(spec, model, spec_file=run.spec_file, model_file=model_file)
     return Predictor(
         model,
         class_names=spec.class_names,
@@ -308,4 +473,5 @@ def load(path: str | os.PathLike[str]) -> Predictor:
         target_layer=spec.target_layer,
         spec=spec,
         path=p,
+        head=used,
     )

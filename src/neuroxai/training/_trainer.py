@@ -10,6 +10,7 @@ workarounds for Keras bugs. :meth:`Trainer.fit` only strings them together.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import logging
 import math
@@ -25,15 +26,16 @@ import numpy as np
 
 from neuroxai._records import Record
 from neuroxai.errors import DataError, ModelError, NeuroxaiError, NotFittedError
-from neuroxai.runs import EvaluationReport, PhaseRecord, Predictor, ResumeState, RunDirectory, RunSpec
+from neuroxai.runs import EvaluationReport, PhaseRecord, Predictor, ResumeState, RunDirectory, RunSpec, data_inputs
 from neuroxai.training._guidance import MaskGuidance
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
     import tensorflow as tf
 
-    from neuroxai.data import Dataset
+    from neuroxai.data import Dataset, DatasetSummary
     from neuroxai.models import ModelRegistry, ModelSpec
+    from neuroxai.training._callbacks import CallbackState
     from neuroxai.training._plan import PlannedPhase, TrainingPlan
 
 __all__ = ["LR_SCHEDULES", "NOT_FITTED_MESSAGE", "Trainer"]
@@ -72,6 +74,9 @@ class _Data:
     val: Any
     monitor: str
     class_weight: dict[int, float] | None
+    train_state: Any = None  # the pipelines' PipelineState: epoch of the randomness, samples read
+    val_state: Any = None
+    reads: Any = None  # the ReadCheck callback: files that failed to decode while training
 
 
 class Trainer:
@@ -83,8 +88,13 @@ class Trainer:
     ``set_params`` and ``sklearn.base.clone`` work as for any scikit-learn
     estimator. Learned state ends in ``_``: ``model_``, ``history_``,
     ``classes_``, ``spec_``, ``input_shape_``, ``input_range_``,
-    ``target_layer_``, ``phases_``, ``run_dir_``, ``data_summary_`` and (after
-    :meth:`evaluate`) ``metrics_``.
+    ``target_layer_``, ``phases_``, ``run_dir_``, ``data_summary_``,
+    ``unreadable_`` (the files that failed to decode while the run read them,
+    as :class:`~neuroxai.data.SkippedFile` records, also in ``neuroxai.json``),
+    ``calibration_`` (temperature scaling and conformal scores fitted on the
+    validation split at the end of :meth:`fit`, stored in the run spec and
+    applied by :func:`neuroxai.load` predictors; ``None`` without a
+    validation split) and (after :meth:`evaluate`) ``metrics_``.
 
     **Two-phase transfer learning.** When the model's spec carries a
     :class:`~neuroxai.models.TransferSpec` (the built-in ``efficientnetb0``
@@ -104,7 +114,10 @@ class Trainer:
     ``history.csv`` written after every epoch, a TensorBoard log in
     ``logs/`` and **resume**: a run killed at any moment (even ``kill -9``)
     and started again with the same output folder continues after the last
-    finished epoch, in the right phase, with its optimizer state.
+    finished epoch, in the right phase, with its optimizer state, the
+    callbacks' memory (best value and weights, early-stopping and plateau
+    counters) and the epoch's shuffling and augmentation, so it ends as the
+    uninterrupted run would have.
 
     Args:
         model: A registry name (``"cnn"``, ``"efficientnetb0"``, a plugin
@@ -403,6 +416,11 @@ class Trainer:
         if self.optimizer is not None and isinstance(self.optimizer, keras.optimizers.Optimizer):
             lr = self.optimizer.get_config().get("learning_rate")
             if isinstance(lr, (int, float)):
+                if not math.isfinite(lr) or lr <= 0:
+                    raise ModelError(
+                        f"The optimizer's learning rate must be a finite number > 0, got {lr!r}. Build it with e.g. "
+                        "learning_rate=1e-3."
+                    )
                 return float(lr)
         return float(self.learning_rate)
 
@@ -474,21 +492,40 @@ class Trainer:
             "input_range": spec.input_range,
             "batch_size": int(self.batch_size),
         }
-        train = dataset.pipeline("train", augment=bool(self.augment), seed=int(self.seed), with_masks=guided, **pipe_args)
+        from neuroxai.data._pipeline import PipelineState
+        from neuroxai.training._callbacks import ReadCheck
+
+        train_state = PipelineState(len(dataset.labels("train")))
+        train = dataset.pipeline(
+            "train", augment=bool(self.augment), seed=int(self.seed), with_masks=guided, state=train_state, **pipe_args
+        )
         if guided:  # ((images, masks), labels): masks travel as inputs, so Keras still turns class weights into sample weights
             train = train.map(lambda x, y, m: ((x, m), y))
         has_val = len(dataset.labels("val")) > 0
-        val = dataset.pipeline("val", **pipe_args) if has_val else None
+        val_state = PipelineState(len(dataset.labels("val"))) if has_val else None
+        val = dataset.pipeline("val", state=val_state, **pipe_args) if has_val else None
+        checked = [
+            (split, st, dataset.paths(split)) for split, st in (("train", train_state), ("val", val_state)) if st is not None
+        ]
+        reads = ReadCheck([(split, st, [str(p) for p in paths]) for split, st, paths in checked if None not in paths])
         if self.class_weight is True:
             class_weight: dict[int, float] | None = dataset.class_weights("train")
         elif isinstance(self.class_weight, dict):
             class_weight = {int(k): float(v) for k, v in self.class_weight.items()}
         else:
             class_weight = None
-        return _Data(train=train, val=val, monitor="val_loss" if has_val else "loss", class_weight=class_weight)
+        return _Data(
+            train=train,
+            val=val,
+            monitor="val_loss" if has_val else "loss",
+            class_weight=class_weight,
+            train_state=train_state,
+            val_state=val_state,
+            reads=reads,
+        )
 
     # ------------------------------------------------------------------ fit
-    def fit(self, dataset: Dataset, *, out_dir: str | Path | None = None) -> Trainer:
+    def fit(self, dataset: Dataset, *, out_dir: str | Path | None = None, overwrite: bool = False) -> Trainer:
         """Build the model, train it (in two phases when the spec says so) and, with an output folder, write the run directory.
 
         With an output folder (``out_dir`` here or in the constructor) the
@@ -501,7 +538,10 @@ class Trainer:
         Args:
             dataset: A :class:`~neuroxai.data.Dataset` with a non-empty
                 training split.
-            out_dir: Run directory (overrides the constructor's).
+            out_dir: Run directory (overrides the constructor's). One process
+                writes it at a time (see :class:`~neuroxai.runs.RunDirectory`).
+            overwrite: Replace a finished run in ``out_dir`` (refused
+                otherwise) and start an interrupted one over.
 
         Returns:
             The fitted trainer (``self``).
@@ -511,11 +551,24 @@ class Trainer:
             ModelError: Bad settings (epochs, phases, optimizer, image size,
                 learning rate), or the folder holds an interrupted run of a
                 different model or settings.
-            DataError: The training split is empty.
+            DataError: The training split is empty or holds fewer than two
+                classes, or none of its files can be decoded any more.
+            RunError: ``out_dir`` holds a finished run (and ``overwrite`` is
+                false), or another process is writing it.
+            OutputError: ``out_dir`` is (inside) the data, or not writable.
 
         Example:
             >>> trainer = Trainer("cnn", epochs=3, image_size=64).fit(ds, out_dir="runs/cnn")  # doctest: +SKIP
         """
+        target = out_dir if out_dir is not None else self.out_dir
+        if not target:
+            return self._fit(dataset, None)
+        run = RunDirectory(target)
+        with run.writing(inputs=data_inputs(dataset), overwrite=overwrite):
+            return self._fit(dataset, run)
+
+    def _fit(self, dataset: Dataset, run: RunDirectory | None) -> Trainer:
+        """:meth:`fit` with the run directory (if any) held."""
         import keras
 
         self._check_settings()
@@ -524,8 +577,13 @@ class Trainer:
         plan = self._plan(spec)
         if len(dataset.labels("train")) == 0:
             raise DataError(f"The training split of {dataset.source} is empty; add training images.")
-        target = out_dir if out_dir is not None else self.out_dir
-        run = RunDirectory(target) if target else None
+        present = sorted({dataset.class_names[int(i)] for i in np.unique(dataset.labels("train"))})
+        if dataset.num_classes < 2 or len(present) < 2:
+            raise DataError(
+                f"{dataset.source} gives the training split {len(present)} class ({', '.join(present)}); a classifier needs "
+                "at least two (with one, every prediction is right and the accuracy of 1.0 means nothing). Add images of "
+                "the other classes."
+            )
         keras.utils.set_random_seed(int(self.seed))
         guidance = MaskGuidance.coerce(self.guidance)
         state = self._start_state(run, spec, dataset, shape, plan, guidance)
@@ -534,15 +592,19 @@ class Trainer:
         fit_model = self._guided(model, spec, guidance, dataset) if guidance is not None else model
         data = self._data(dataset, spec, shape, guided=guidance is not None)
 
-        from neuroxai.training._callbacks import BestModelCheckpoint, RunRecorder
+        from neuroxai.training._callbacks import BestModelCheckpoint, RunRecorder, read_callback_state
 
         recorder = RunRecorder(run, state)
-        best = BestModelCheckpoint(run.best_file, monitor=data.monitor, best=state.best, saves=model) if run is not None else None
+        memory = read_callback_state(run, state.epoch) if resumed and run is not None else None
+        best_so_far = memory.checkpoint_best if memory is not None else state.best
+        best = (
+            BestModelCheckpoint(run.best_file, monitor=data.monitor, best=best_so_far, saves=model) if run is not None else None
+        )
         for phase in plan.phases:
             if recorder.state.completed_phase(phase.name) is not None:
                 continue  # finished before an interruption
-            self._run_phase(model, fit_model, spec, plan, phase, data, recorder, best, run, load_backup=resumed)
-            resumed = False  # the backup's weights are in; later phases continue from memory
+            self._run_phase(model, fit_model, spec, plan, phase, data, recorder, best, run, load_backup=resumed, memory=memory)
+            resumed, memory = False, None  # the backup's weights are in; later phases continue from memory
         if resumed and run is not None:  # every phase had finished before the interruption: take the final weights
             with self._scope():
                 run.load_weights(recorder.state, fit_model, with_optimizer=False)
@@ -555,11 +617,20 @@ class Trainer:
         self.input_range_ = spec.input_range
         self.target_layer_ = spec.target_layer
         self.phases_ = recorder.state.completed
-        self.data_summary_ = dataset.summary()
+        self.unreadable_ = tuple(data.reads.unreadable)
+        self.data_summary_ = self._summary(dataset, data)
         self.run_dir_ = run.path if run is not None else None
+        # Calibration: temperature and conformal scores fitted on the validation split (neuroxai.runs._uncertainty)
+        from neuroxai.runs import fit_calibration
+
+        self.calibration_ = fit_calibration(
+            model, dataset, input_shape=shape, input_range=spec.input_range, batch_size=int(self.batch_size)
+        )
         if run is not None:
             if len(dataset.labels("test")) > 0:
-                self.evaluate(dataset)
+                report = self.evaluate(dataset)
+                self.unreadable_ += tuple(report.unreadable)
+                self.data_summary_ = self._summary(dataset, data, report)
             self.save(run.path)
             run.clear_state()
         return self
@@ -605,33 +676,35 @@ class Trainer:
             "guidance": guidance.to_dict() if guidance is not None else None,
         }
         fresh = ResumeState(fingerprint=fingerprint, phase=plan.phases[0].name)
-        if run is None or not self.resume:
+        if run is None:
             return fresh
-        state = run.read_state()
+        state = run.resume_state(fresh.fingerprint, resume=self.resume)  # checks the fingerprint
         if state is None:
             return fresh
-        if state.fingerprint != ResumeState.from_dict(fresh.to_dict()).fingerprint:
-            raise ModelError(
-                f"{run.state_file} holds an interrupted run with other settings ({state.fingerprint}); expected "
-                f"{fingerprint}. Use another out_dir, or delete {run.backup_dir} to start this folder over."
-            )
         log.info("Resuming %s after epoch %d (phase %s)", run.path, state.epoch, state.phase)
         return state
 
-    def _callbacks(self, phase: PlannedPhase, first_epoch: int, data: _Data, run: RunDirectory | None) -> list[Any]:
+    def _callbacks(
+        self, phase: PlannedPhase, first_epoch: int, data: _Data, run: RunDirectory | None, memory: CallbackState | None
+    ) -> list[Any]:
+        """The phase's built-in callbacks; ``memory`` (resuming mid-phase) restores what they remembered."""
         import keras
+
+        from neuroxai.training._callbacks import ResumableEarlyStopping, ResumablePlateau, read_best_weights
 
         callbacks: list[Any] = []
         if self.early_stopping_patience is not None:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor=data.monitor, patience=int(self.early_stopping_patience), restore_best_weights=True
-                )
-            )
+            es = memory.early_stopping if memory is not None else None
+            weights = read_best_weights(run, es.best_weights) if es is not None and run is not None else None
+            callbacks.append(ResumableEarlyStopping(data.monitor, int(self.early_stopping_patience), es, weights))
         if self.lr_schedule == "plateau" and self.reduce_lr_patience is not None:
             callbacks.append(
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor=data.monitor, factor=0.5, patience=int(self.reduce_lr_patience), min_lr=phase.learning_rate * 1e-3
+                ResumablePlateau(
+                    data.monitor,
+                    factor=0.5,
+                    patience=int(self.reduce_lr_patience),
+                    min_lr=phase.learning_rate * 1e-3,
+                    memory=memory.plateau if memory is not None else None,
                 )
             )
         elif self.lr_schedule == "cosine":
@@ -657,12 +730,17 @@ class Trainer:
         run: RunDirectory | None,
         *,
         load_backup: bool,
+        memory: CallbackState | None = None,
     ) -> None:
+        from neuroxai.training._callbacks import PipelineEpoch, ResumableEarlyStopping, ResumablePlateau, restore_rng
         from neuroxai.training._keras_fixes import multi_worker_reduce_fix
 
         state = recorder.state
         mid_phase = load_backup and state.phase == phase.name and state.epoch > state.phase_start
         first = state.phase_start if mid_phase else state.epoch
+        rng = memory.rng if memory is not None and memory.epoch == state.epoch else ()
+        if memory is not None and (not mid_phase or memory.phase != phase.name or memory.epoch != state.epoch):
+            memory = None  # the callbacks of this phase start afresh (random generators carry on: `rng`)
         recorder.start_phase(phase.name, first)
         recorder.set_model(fit_model)  # also when no epoch is left to run in this phase (killed right at its end)
         with self._scope():
@@ -672,9 +750,19 @@ class Trainer:
                 if mid_phase:
                     fit_model.optimizer.build(fit_model.trainable_variables)
                 run.load_weights(state, fit_model, with_optimizer=mid_phase)
-        callbacks = self._callbacks(phase, first, data, run)
-        callbacks += [c for c in (best, recorder) if c is not None]
-        callbacks += list(self.callbacks or [])
+                if rng:
+                    restore_rng(fit_model, rng)
+        callbacks = self._callbacks(phase, first, data, run, memory)
+        early = next((c for c in callbacks if isinstance(c, ResumableEarlyStopping)), None)
+        plateau = next((c for c in callbacks if isinstance(c, ResumablePlateau)), None)
+        recorder.track(
+            early,
+            plateau,
+            best,
+            memory.early_stopping.best_weights if memory is not None and memory.early_stopping is not None else None,
+        )
+        callbacks = [PipelineEpoch(data.train_state), *callbacks, *(c for c in (best, recorder) if c is not None)]
+        callbacks += [*list(self.callbacks or []), data.reads]
         end = first + phase.epochs
         log.info(
             "Phase %s: epochs %d-%d at learning rate %g (%d layers trainable, %d frozen)",
@@ -685,20 +773,28 @@ class Trainer:
             trainable,
             frozen,
         )
-        if state.epoch < end:
+        if state.epoch < end and not (memory is not None and memory.stopped):
             with warnings.catch_warnings(), multi_worker_reduce_fix(self.strategy):
                 # tf.data pipelines that skip bad files have an unknown length; Keras learns it in epoch 1
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
-                fit_model.fit(
-                    data.train,
-                    validation_data=data.val,
-                    epochs=end,
-                    initial_epoch=state.epoch,
-                    class_weight=data.class_weight,
-                    shuffle=False,
-                    callbacks=callbacks,
-                    verbose=2 if self.progress else 0,
-                )
+                try:
+                    fit_model.fit(
+                        data.train,
+                        validation_data=data.val,
+                        epochs=end,
+                        initial_epoch=state.epoch,
+                        class_weight=data.class_weight,
+                        shuffle=False,
+                        callbacks=callbacks,
+                        verbose=2 if self.progress else 0,
+                    )
+                except Exception as exc:
+                    self._raise_if_nothing_read(data, exc)
+                    raise
+        elif early is not None and early._memory_weights is not None:
+            # the interruption came after the phase's last epoch: finish it as early stopping would have
+            with self._scope():
+                fit_model.set_weights(early._memory_weights)
         record = PhaseRecord(
             name=phase.name,
             first_epoch=first + 1,
@@ -708,6 +804,31 @@ class Trainer:
             frozen_layers=frozen,
         )
         recorder.finish_phase(record, best.best_value if best is not None else None)
+
+    @staticmethod
+    def _raise_if_nothing_read(data: _Data, exc: BaseException) -> None:
+        """Turn TensorFlow's error for a training split whose every file failed to decode into a clear one."""
+        st = data.train_state
+        if st is None or st.n == 0 or st.read().any():
+            return
+        data.reads.check(0)
+        bad = [f for f in data.reads.unreadable if f.path]
+        example = f" e.g. {bad[0].path!r}: {bad[0].reason}" if bad else ""
+        raise DataError(
+            f"None of the {st.n} training images could be decoded while training;{example}. The files changed since the "
+            "Dataset was indexed: rebuild it (and check the image size asked for)."
+        ) from exc
+
+    def _summary(self, dataset: Dataset, data: _Data, evaluation: EvaluationReport | None = None) -> DatasetSummary:
+        """The dataset's summary with the numbers of images actually used and the files that failed while used."""
+        summary = dataset.summary()
+        dropped = data.reads.dropped if data.reads is not None else {}
+        used = {s: sum(summary.counts[s].values()) - int(dropped.get(s, 0)) for s in ("train", "val")}
+        unreadable = tuple(data.reads.unreadable) if data.reads is not None else ()
+        if evaluation is not None:
+            used[evaluation.split] = int(evaluation.metrics.n)
+            unreadable += tuple(evaluation.unreadable)
+        return dataclasses.replace(summary, used=used, unreadable=unreadable)
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(self, dataset: Dataset, split: str = "test") -> EvaluationReport:
@@ -741,6 +862,7 @@ class Trainer:
             input_shape=self.input_shape_,
             input_range=self.input_range_,
             batch_size=int(self.batch_size),
+            calibration=getattr(self, "calibration_", None),
         )
         return self.metrics_
 
@@ -809,6 +931,7 @@ class Trainer:
             data=self.data_summary_,
             versions=_versions(),
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            calibration=getattr(self, "calibration_", None),
         )
 
     def save(self, run_dir: str | Path) -> Path:

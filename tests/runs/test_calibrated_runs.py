@@ -1,0 +1,136 @@
+"""A calibrated run end to end: fitted in Trainer.fit, stored in the spec, applied by load(); predict/evaluate/calibrate."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from neuroxai.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    from neuroxai.data import write_phantoms
+
+    return write_phantoms(tmp_path_factory.mktemp("calibrated") / "data", n_per_class=10, image_size=32, seed=5)
+
+
+@pytest.fixture(scope="module")
+def fitted(data_dir, tmp_path_factory):
+    from neuroxai import Dataset, Trainer
+
+    ds = Dataset(data_dir, val_fraction=0.3, seed=2, progress=False)
+    out = tmp_path_factory.mktemp("runs") / "run"
+    trainer = Trainer("cnn", epochs=2, image_size=32, batch_size=8, progress=False, seed=2).fit(ds, out_dir=out)
+    return trainer, ds, out
+
+
+def test_fit_calibrates_on_the_validation_split_and_the_spec_keeps_it(fitted):
+    from neuroxai.runs import RunDirectory
+
+    trainer, ds, out = fitted
+    cal = trainer.calibration_
+    assert cal is not None and cal.split == "val" and cal.n == len(ds.labels("val"))
+    assert cal.temperature > 0 and cal.nll_after <= cal.nll_before + 1e-9  # the fit never makes validation NLL worse
+    assert len(cal.lac_scores) == cal.n
+    assert RunDirectory(out).read_spec().calibration == cal
+    saved = json.loads((out / "metrics.json").read_text())["calibration"]
+    assert saved["temperature"] == cal.temperature and [c["method"] for c in saved["metrics"]["conformal"]] == ["lac", "aps"]
+
+
+def test_load_applies_the_temperature_and_keeps_the_raw_probabilities(fitted, data_dir):
+    import neuroxai
+    from neuroxai.runs import apply_temperature
+
+    trainer, _, out = fitted
+    predictor = neuroxai.load(out)
+    assert predictor.temperature == trainer.calibration_.temperature
+    files = sorted(str(p) for p in (data_dir / "Testing").rglob("*.png") if "_mask" not in p.name)[:6]
+    raw = predictor.predict(files, calibrated=False)
+    calibrated = predictor.predict(files)
+    np.testing.assert_allclose(calibrated, apply_temperature(raw, predictor.temperature), atol=1e-6)
+    np.testing.assert_array_equal(calibrated.argmax(axis=1), raw.argmax(axis=1))
+    if abs(predictor.temperature - 1.0) > 1e-3:
+        assert not np.allclose(calibrated, raw, atol=1e-6)
+    np.testing.assert_allclose(trainer.predict_proba(files), calibrated, atol=1e-6)  # the trainer predicts the same
+    proba, sets = predictor.predict_sets(files, coverage=0.8)
+    assert sets.dtype == bool and sets.shape == proba.shape
+    tta = predictor.predict(files, tta=3)
+    assert tta.shape == raw.shape and np.allclose(tta.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(tta, predictor.predict(files, tta=3))  # MC-dropout masks come from fixed seeds
+
+
+def test_a_model_without_calibration_refuses_prediction_sets_with_the_fix(fitted, tmp_path):
+    import neuroxai
+    from neuroxai.errors import ModelError
+
+    _, _, out = fitted
+    bare = tmp_path / "bare.keras"
+    bare.write_bytes((out / "model.keras").read_bytes())
+    predictor = neuroxai.load(bare)
+    assert predictor.calibration is None and predictor.temperature is None
+    with pytest.raises(ModelError, match="neuroxai calibrate"):
+        predictor.conformal_threshold(0.9)
+
+
+def test_predict_writes_referral_and_prediction_set_columns(fitted, data_dir, capsys):
+    import neuroxai
+
+    _, _, out = fitted
+    folder = data_dir / "Testing" / "glioma"
+    capsys.readouterr()
+    rc = main(
+        ["predict", str(out), str(folder), "--refer-below", "0.9", "--coverage", "0.8", "--conformal", "aps", "--no-progress"]
+    )
+    assert rc == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    names = neuroxai.load(out).class_names
+    assert rows and list(rows[0])[-2:] == ["referred", "set"]
+    for row in rows:
+        assert row["referred"] == ("yes" if float(row["confidence"]) < 0.9 else "no")  # refers only under P
+        members = [m for m in row["set"].split("|") if m]
+        assert set(members) <= set(names)
+    capsys.readouterr()
+    assert main(["predict", str(out), str(folder), "--tta", "2", "--no-progress"]) == 0
+    assert "referred" not in capsys.readouterr().out.splitlines()[0]
+
+
+def test_prediction_sets_are_refused_with_tta(fitted, data_dir, capsys):
+    _, _, out = fitted
+    capsys.readouterr()
+    assert main(["predict", str(out), str(data_dir / "Testing"), "--coverage", "0.9", "--tta", "2", "--no-progress"]) != 0
+    captured = capsys.readouterr()
+    assert "--coverage cannot be combined with --tta" in captured.err and captured.out == ""
+
+
+def test_calibrate_adds_calibration_to_a_run_trained_without_it(fitted, data_dir, tmp_path, capsys):
+    import shutil
+
+    from neuroxai.runs import RunDirectory
+
+    trainer, _, out = fitted
+    old = tmp_path / "old-run"
+    shutil.copytree(out, old)
+    spec = json.loads((old / "neuroxai.json").read_text())
+    del spec["calibration"]
+    (old / "neuroxai.json").write_text(json.dumps(spec))
+    metrics = json.loads((old / "metrics.json").read_text())
+    del metrics["calibration"]
+    (old / "metrics.json").write_text(json.dumps(metrics))
+
+    capsys.readouterr()
+    assert main(["evaluate", str(old), "--data", str(data_dir), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "fitted one on" in captured.err and "ECE" in captured.out and "LAC sets" in captured.out
+    assert RunDirectory(old).read_spec().calibration is None  # evaluate fits in memory only
+
+    assert main(["calibrate", str(old), "--data", str(data_dir), "--no-progress"]) == 0
+    stored = RunDirectory(old).read_spec().calibration
+    assert stored is not None and stored.temperature == pytest.approx(trainer.calibration_.temperature, rel=1e-6)
+    assert json.loads((old / "metrics.json").read_text())["calibration"]["temperature"] == stored.temperature
