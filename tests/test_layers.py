@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "_records": 1,
     "_io": 1,
     "_progress": 1,
+    "_cache": 1,
     "_tf": 1,
     "plugins": 2,
     "data": 3,

@@ -156,6 +156,20 @@ def run_dataset(args: argparse.Namespace, predictor: Predictor) -> Dataset:
     return ds
 
 
+def add_run_split_options(p: argparse.ArgumentParser) -> None:
+    """The options that rebuild a run's own splits (read by :func:`run_dataset`), the batch size and the data options."""
+    p.add_argument("--val-fraction", type=fraction, default=None, help="validation fraction (default: the run's)")
+    p.add_argument(
+        "--test-fraction",
+        type=fraction,
+        default=None,
+        help="test fraction carved when DIR has no test split (default: the run's)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="split seed (default: the run's)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default: 32)")
+    add_data_options(p)
+
+
 def ensure_calibration(predictor: Predictor, dataset: Dataset, batch_size: int) -> bool:
     """Fit the predictor's calibration on ``dataset``'s validation split when the run has none; whether it did.
 
@@ -228,16 +242,7 @@ def print_calibration(report: CalibrationReport | None, split: str) -> None:
 def _configure_calibrate(c: argparse.ArgumentParser) -> None:
     c.add_argument("run_dir", metavar="RUN_DIR", help="run directory")
     c.add_argument("--data", required=True, metavar="DIR", help="the data folder or CSV manifest the run was trained on")
-    c.add_argument("--val-fraction", type=fraction, default=None, help="validation fraction (default: the run's)")
-    c.add_argument(
-        "--test-fraction",
-        type=fraction,
-        default=None,
-        help="test fraction carved when DIR has no test split (default: the run's)",
-    )
-    c.add_argument("--seed", type=int, default=None, help="split seed (default: the run's)")
-    c.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default: 32)")
-    add_data_options(c)
+    add_run_split_options(c)
     add_format_option(c)
     add_progress_option(c)
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-from typing import Any
 
 from neuroxai.cli._calibrate import (
     add_predict_options,
+    add_run_split_options,
     check_predict_options,
     ensure_calibration,
     predict_columns,
     predict_header,
     print_calibration,
+    run_dataset,
 )
 from neuroxai.cli._commands import Command
 from neuroxai.cli._common import (
@@ -126,16 +127,7 @@ def _configure_evaluate(e: argparse.ArgumentParser) -> None:
     e.add_argument("run_dir", metavar="RUN_DIR", help="run directory or .keras file")
     e.add_argument("--data", required=True, metavar="DIR", help="data folder or CSV manifest")
     e.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate (default: test)")
-    e.add_argument("--val-fraction", type=fraction, default=None, help="validation fraction (default: the run's)")
-    e.add_argument(
-        "--test-fraction",
-        type=fraction,
-        default=None,
-        help="test fraction carved when DIR has no test split (default: the run's)",
-    )
-    e.add_argument("--seed", type=int, default=None, help="split seed (default: the run's)")
-    e.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default: 32)")
-    add_data_options(e)
+    add_run_split_options(e)
     add_format_option(e)
     add_progress_option(e)
 
@@ -260,26 +252,13 @@ def _format_report(m: ClassificationMetrics) -> str:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a run on a dataset; prints text or JSON. Returns 0."""
-    from neuroxai.data import Dataset
     from neuroxai.runs import load
 
     predictor = load(args.run_dir)
-    data = predictor.spec.data if predictor.spec is not None else None
-
-    def setting(given: Any, run_value: Any, default: Any) -> Any:  # the run's own split, so its test set is the same
-        return given if given is not None else (run_value if run_value is not None else default)
-
-    ds = Dataset(
-        args.data,
-        val_fraction=setting(args.val_fraction, data.val_fraction if data else None, 0.15),
-        test_fraction=setting(args.test_fraction, data.test_fraction if data else None, 0.15),
-        seed=setting(args.seed, data.seed if data else None, 1337),
-        progress=args.progress,
-        **dataset_options(args),
-    )
+    ds = run_dataset(args, predictor)  # the run's own split, so its test set is the same
     ensure_calibration(predictor, ds, args.batch_size)  # a run trained before calibration: fitted now, in memory
     report = predictor.evaluate(ds, split=args.split, batch_size=args.batch_size)
-    unreadable = tuple(getattr(report, "unreadable", ()))
+    unreadable = report.unreadable
     listed = report_skipped("neuroxai evaluate", ((f.path, f.reason) for f in unreadable), verb="not evaluated")
     if listed:
         print(

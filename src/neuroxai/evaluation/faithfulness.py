@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from neuroxai._cache import PerModel
 from neuroxai._records import Record
 from neuroxai.errors import DataError, ExplainError
 from neuroxai.evaluation._metric import ExplanationMetric, MetricInputs, Requirement
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 #: Compiled steps per model object (weak keys: an entry goes with its model).
-_STEPS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_STEPS: PerModel[Any] = PerModel()
 
 
 @dataclass(frozen=True, eq=False)
@@ -241,11 +242,7 @@ def _as_probabilities(out: np.ndarray) -> np.ndarray:
 
 def _make_step(model: Any) -> Any:
     """The compiled perturbation step for ``model``, built once per model object (held weakly, dies with it)."""
-    step = _STEPS.get(model)
-    if step is None:
-        step = _build_step(weakref.ref(model))
-        _STEPS[model] = step
-    return step
+    return _STEPS.get(model, lambda m: _build_step(weakref.ref(m)))
 
 
 def _build_step(ref: weakref.ReferenceType[Any]) -> Any:

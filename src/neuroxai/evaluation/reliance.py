@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import ndimage
 
+from neuroxai._cache import PerModel
 from neuroxai._records import Record
 from neuroxai.errors import DataError, ExplainError
 from neuroxai.evaluation._checks import as_masks
@@ -61,7 +62,7 @@ __all__ = [
 ]
 
 #: Compiled steps per model object (weak keys: an entry goes with its model).
-_STEPS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_STEPS: PerModel[Any] = PerModel()
 
 _REFERENCE_SIZE = 224
 
@@ -308,11 +309,7 @@ def control_regions(
 
 def _make_step(model: Any) -> Any:
     """The compiled perturbation step for ``model``, built once per model object (held weakly, dies with it)."""
-    step = _STEPS.get(model)
-    if step is None:
-        step = _build_step(weakref.ref(model))
-        _STEPS[model] = step
-    return step
+    return _STEPS.get(model, lambda m: _build_step(weakref.ref(m)))
 
 
 def _build_step(ref: weakref.ReferenceType[Any]) -> Any:

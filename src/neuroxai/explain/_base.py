@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from neuroxai._cache import PerModel
 from neuroxai.errors import ExplainError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,7 +97,7 @@ def _gather(scores: Tensor, targets: Tensor) -> Tensor:
 
 #: Compiled functions per model object, shared by every CompileCache that asks for the same key. Held
 #: weakly: an entry goes with its model (the functions reach the model only through a weak reference).
-_SHARED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
+_SHARED: PerModel[dict[tuple[Any, ...], Any]] = PerModel()
 
 
 def _call_traced(ref: weakref.ReferenceType[Any], fn: Callable[..., Any], *args: Any) -> Any:
@@ -169,7 +170,7 @@ class CompileCache:
         if compiled is None:
             import tensorflow as tf
 
-            store = _SHARED.setdefault(traced.model, {}) if self._shared else {}
+            store = _SHARED.get(traced.model, lambda m: {}) if self._shared else {}
             compiled = store.get(key)
             if compiled is None:
                 signature = [

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from neuroxai._cache import PerModel
 from neuroxai.errors import DataError, ModelError
 from neuroxai.models._heads import Head, check_head, head_classes, output_probabilities
 from neuroxai.runs._run import MODEL_FILE, RunDirectory, RunSpec, check_spec_against_model
@@ -23,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Predictor", "evaluate_model", "load", "predict_array"]
 
-_PREDICT_FNS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_PREDICT_FNS: PerModel[Any] = PerModel()
 
 
 def _forward(model: keras.Model, spec: Any) -> Any:
@@ -64,11 +65,8 @@ def predict_array(model: keras.Model, x: np.ndarray, batch_size: int, *, head: H
     if len(x) == 0:
         k = int(model.outputs[0].shape[-1])
         return np.zeros((0, k if head is None else head_classes(head, k)), np.float32)
-    fn = _PREDICT_FNS.get(model)
-    if fn is None:
-        spec = tf.TensorSpec((None, *x.shape[1:]), tf.float32)  # any batch size: one trace per model
-        fn = _forward(model, spec)
-        _PREDICT_FNS[model] = fn
+    spec = tf.TensorSpec((None, *x.shape[1:]), tf.float32)  # any batch size: one trace per model
+    fn = _PREDICT_FNS.get(model, lambda m: _forward(m, spec))
     step = max(1, int(batch_size))
     out = [np.asarray(fn(tf.convert_to_tensor(x[i : i + step], tf.float32))) for i in range(0, len(x), step)]
     raw = np.concatenate(out).astype(np.float32)

@@ -9,12 +9,12 @@ independent sigmoids, whose scores are not one distribution over classes).
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from neuroxai._cache import PerModel
 from neuroxai.errors import DataError
 from neuroxai.runs._calibration import Calibration, calibrate, log_probabilities, softmax
 
@@ -44,7 +44,7 @@ _PASSES: tuple[tuple[bool, int, int], ...] = (
     (True, 1, 0),
 )
 
-_MC_MODELS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_MC_MODELS: PerModel[tuple[Any, list[Any]] | None] = PerModel()
 
 
 def apply_temperature(proba: Any, temperature: float | None) -> np.ndarray:
@@ -144,13 +144,14 @@ def has_dropout(model: keras.Model) -> bool:
 
 def _mc_model(model: keras.Model) -> tuple[Any, list[Any]] | None:
     """A twin of ``model`` sharing its weights whose top-level Dropout layers stay on at inference (cached)."""
+    return _MC_MODELS.get(model, _build_mc_model)
+
+
+def _build_mc_model(model: keras.Model) -> tuple[Any, list[Any]] | None:
+    """The twin of :func:`_mc_model` with its dropout layers and their seed states; ``None`` where there is none."""
     import keras
 
-    cached = _MC_MODELS.get(model)
-    if cached is not None:
-        return cached if cached != () else None
     if not has_dropout(model):
-        _MC_MODELS[model] = ()
         return None
 
     class _AlwaysDropout(keras.layers.Dropout):  # type: ignore[misc]  # keras is untyped
@@ -170,10 +171,8 @@ def _mc_model(model: keras.Model) -> tuple[Any, list[Any]] | None:
         twin = keras.models.clone_model(model, clone_function=clone)
     except (ValueError, TypeError, NotImplementedError) as exc:  # a subclassed model cannot be cloned: no MC-dropout
         log.info("MC-dropout is off for %s: the model cannot be cloned (%s: %s)", model.name, type(exc).__name__, exc)
-        _MC_MODELS[model] = ()
         return None
     states = [np.asarray(d.seed_generator.state.numpy()) for d in dropouts]
-    _MC_MODELS[model] = (twin, list(zip(dropouts, states)))
     return twin, list(zip(dropouts, states))
 
 
