@@ -11,7 +11,7 @@ export PYTHONHASHSEED ?= 0
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,docs,lint]"
+	$(BIN)/python -m pip install --quiet -e ".[test,docs,lint,medical]"
 	touch $(STAMP)
 
 install: $(STAMP)

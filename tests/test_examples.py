@@ -25,7 +25,14 @@ def run_example(name: str, *args: str, cwd: Path) -> str:
 
 def test_every_example_script_is_covered_here():
     scripts = {p.name for p in EXAMPLES.glob("*.py")}
-    tested = {"quickstart.py", "train_on_folder.py", "explain_keras_model.py", "evaluate_explanations.py", "guided_training.py"}
+    tested = {
+        "quickstart.py",
+        "train_on_folder.py",
+        "explain_keras_model.py",
+        "evaluate_explanations.py",
+        "guided_training.py",
+        "explain_volume.py",
+    }
     assert scripts == tested, "add a test for each new example script"
 
 
@@ -79,3 +86,16 @@ def test_guided_training(tmp_path):
     out = run_example("guided_training.py", "--n-per-class", "10", "--image-size", "32", "--epochs", "2", cwd=tmp_path)
     assert "without guidance: test accuracy" in out and "with guidance: test accuracy" in out
     assert out.count("Grad-CAM pointing game") == 2 and "tumour blurred" in out
+
+
+def test_explain_volume(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    out = run_example(
+        "explain_volume.py", "--n-per-class", "12", "--image-size", "32", "--epochs", "1", "--out", "v", cwd=tmp_path
+    )
+    assert "slices classified" in out and "same affine as the scan: True" in out
+    heat = nib.load(tmp_path / "v" / "explanations" / "scan_heatmap.nii.gz")
+    assert heat.shape == nib.load(tmp_path / "v" / "scan.nii.gz").shape and np.isfinite(heat.get_fdata()).all()
+    assert (tmp_path / "v" / "explanations" / "scan_montage.png").is_file()

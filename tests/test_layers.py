@@ -1,10 +1,10 @@
-"""Imports point one way: data -> models -> runs -> training / explain -> evaluation -> report -> cli.
+"""Imports point one way: data -> models -> runs -> training / explain -> evaluation / volumes -> report -> cli.
 
 The test reads every module of ``src/neuroxai`` with :mod:`ast` and checks
 every import in it, lazy ones inside functions included (only imports under
 ``if TYPE_CHECKING:`` are exempt: they never run). A module may import its own
-package and any layer below; an arrow against the order, or between the two
-siblings ``training`` and ``explain``, fails with the file and line.
+package and any layer below; an arrow against the order, or between siblings
+(``training`` and ``explain``; ``evaluation`` and ``volumes``), fails with the file and line.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "training": 6,
     "explain": 6,
     "evaluation": 7,
+    "volumes": 7,
     "report": 8,
     "cli": 10,
     "__main__": 11,

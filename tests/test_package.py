@@ -52,7 +52,7 @@ def test_every_public_name_is_in_the_api_reference():
     assert not missing, f"public names missing from docs/api.rst: {missing}"
 
 
-SUBPACKAGES = ("data", "models", "plugins", "runs", "training", "explain", "evaluation", "report", "cli")
+SUBPACKAGES = ("data", "models", "plugins", "runs", "training", "explain", "evaluation", "volumes", "report", "cli")
 
 
 @pytest.mark.parametrize("sub", SUBPACKAGES)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,15 @@ from neuroxai.cli._common import (
     print_json,
     report_skipped,
 )
+from neuroxai.cli._volumes import (
+    add_volume_options,
+    iter_volumes,
+    predict_options,
+    rule_no_tumour,
+    volume_count,
+    volume_header,
+    volume_row,
+)
 
 __all__ = ["COMMANDS", "collect_inputs", "run"]
 
@@ -25,7 +36,9 @@ __all__ = ["COMMANDS", "collect_inputs", "run"]
 def _configure_explain(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``neuroxai explain``."""
     parser.add_argument("model", metavar="RUN_DIR_OR_MODEL_FILE", help="run directory or .keras file")
-    parser.add_argument("inputs", metavar="INPUTS", nargs="+", help="image files and/or folders")
+    parser.add_argument(
+        "inputs", metavar="INPUTS", nargs="+", help="image files, scanner volumes (NIfTI, DICOM files) and/or folders of them"
+    )
     parser.add_argument("--method", "-m", default="gradcam", help="explanation method (default: gradcam)")
     parser.add_argument(
         "--out", "-o", required=True, metavar="DIR", help="output folder: new, empty, or an earlier explain output"
@@ -57,6 +70,7 @@ def _configure_explain(parser: argparse.ArgumentParser) -> None:
         default="minmax",
         help="how each map is scaled for display: min-max per map (default), divided by its maximum, or as computed",
     )
+    add_volume_options(parser)  # window, convention and the per-volume rule (same as predict)
     add_format_option(parser)
     add_progress_option(parser)
 
@@ -71,10 +85,16 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[tupl
         ``(files, missing)``: ``(path, output stem)`` pairs in a stable order, and
         ``(path, reason)`` for inputs that do not exist.
     """
+    files, missing, _volumes = _collect(inputs)
+    return files, missing
+
+
+def _collect(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[tuple[str, str]], bool]:
+    """:func:`collect_inputs`, and whether scanner files are among the inputs."""
     from neuroxai.data import find_images
 
     found = find_images(inputs)
-    return [(Path(f.path), f.stem) for f in found.files], [(m.path, m.reason) for m in found.missing]
+    return [(Path(f.path), f.stem) for f in found.files], [(m.path, m.reason) for m in found.missing], bool(found.volumes)
 
 
 def _parse_range(text: str | None) -> tuple[float, float] | None:
@@ -120,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     if target is not None and target not in explainer.class_names and target.lstrip("-").isdigit():
         target = int(target)
 
-    files, skipped = collect_inputs(args.inputs)
+    files, skipped, has_volumes = _collect(args.inputs)
+    n_volumes, found = volume_count(args.inputs) if has_volumes else (0, None)
     # before any image is explained: never into an input folder, never mixed into a folder of someone's files
     folder = prepare_output_dir(
         args.out, command="explain", inputs=[*args.inputs, args.model], overwrite=args.overwrite, strict=True
@@ -128,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     out = folder.path
     used: set[str] = set()
     rows: list[list[Any]] = []
-    bar: Any = progress(total=len(files), desc=f"Explaining ({explainer.method.name})", enabled=args.progress)
+    tail = [""] if n_volumes else []  # the slice column, empty for images
+    bar: Any = progress(total=len(files) + n_volumes, desc=f"Explaining ({explainer.method.name})", enabled=args.progress)
     for start in range(0, len(files), args.batch_size):
         chunk = files[start : start + args.batch_size]
         stems = {os.fspath(p): stem for p, stem in chunk}
@@ -151,20 +173,31 @@ def run(args: argparse.Namespace) -> int:
                 rows.append(
                     [path, f"{name}.png", exp.class_names[pred], f"{exp.probabilities[i, pred]:.6f}", exp.target_names[i]]
                     + [f"{p:.6f}" for p in exp.probabilities[i]]
+                    + tail
                 )
         bar.update(len(chunk))
+    n_images = len(rows)
+    volume_rows, summaries, written = _explain_volumes(args, explainer, target, found, out, used, rows, skipped, bar)
     bar.close()
 
     header = ["path", "overlay", "predicted", "confidence", "explained"] + [f"p_{c}" for c in explainer.class_names]
-    write_text(out / "predictions.csv", _csv([header, *rows]))
+    write_text(out / "predictions.csv", _csv([header + (["slice"] if n_volumes else []), *rows]))
     write_text(out / "skipped.csv", _csv([["path", "reason"], *skipped]))
-    folder.finish([*(row[1] for row in rows), "predictions.csv", "skipped.csv"])
+    if n_volumes:
+        write_text(out / "volumes.csv", _csv(volume_rows))
+    folder.finish(
+        [*(row[1] for row in rows), *written, "predictions.csv", "skipped.csv", *(["volumes.csv"] if n_volumes else [])]
+    )
     report_skipped("neuroxai explain", skipped)
+    for line in summaries:
+        print(f"neuroxai explain: volume {line}", file=sys.stderr)
     summary = {
         "method": explainer.method.name,
         "layer": explainer.layer,
         "score": explainer.score_source,
-        "explained": len(rows),
+        "explained": n_images,
+        "volumes": len(summaries),
+        "volume_results": str(out / "volumes.csv") if n_volumes else None,
         "skipped": [{"path": p, "reason": r} for p, r in skipped],
         "out": str(out),
         "predictions": str(out / "predictions.csv"),
@@ -172,15 +205,79 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json(summary)
     else:
-        print(f"Explained {len(rows)} image(s) with {explainer.method.name} -> {display_path(out)} (predictions.csv)")
+        print(
+            "Explained "
+            + " and ".join(
+                [f"{n_images} image(s)"] * bool(n_images or not n_volumes) + [f"{len(summaries)} volume(s)"] * bool(n_volumes)
+            )
+            + f" with {explainer.method.name} -> {display_path(out)} (predictions.csv"
+            + (", volumes.csv)" if n_volumes else ")")
+        )
         if skipped:
             print(f"Skipped {len(skipped)} file(s); see {display_path(out / 'skipped.csv')}")
-    if not rows:
+    if not rows and not summaries:
         raise ExplainError(
             f"No image could be explained from {', '.join(args.inputs)}: expected readable image files "
             f"({len(skipped)} skipped; see {out / 'skipped.csv'})."
         )
     return 0
+
+
+def _explain_volumes(
+    args: argparse.Namespace,
+    explainer: Any,
+    target: Any,
+    found: Any,
+    out: Path,
+    used: set[str],
+    rows: list[list[Any]],
+    skipped: list[tuple[str, str]],
+    bar: Any,
+) -> tuple[list[list[Any]], list[str], list[str]]:
+    """Explain each volume: heatmap NIfTI + montage, per-slice rows (appended to ``rows``).
+
+    Returns:
+        ``(volumes.csv rows with header, one summary line per volume, files written)``.
+    """
+    from neuroxai.errors import NeuroxaiError
+    from neuroxai.volumes import explain_volume, predict_volume
+
+    names = list(explainer.class_names)
+    no_tumour = rule_no_tumour(names, args)
+    table: list[list[Any]] = [[*volume_header(names, no_tumour), "explained", "heatmap", "montage"]]
+    summaries: list[str] = []
+    written: list[str] = []
+    taken: set[str] = set()
+    if found is None:
+        return table, summaries, written
+    predictor = explainer.predictor
+    if explainer.input_range is not None and explainer.input_range != predictor.input_range:  # --input-range given
+        predictor = copy.copy(predictor)
+        predictor.input_range = explainer.input_range
+    for volume in iter_volumes(found, args, skipped, args.inputs):
+        try:
+            pred = predict_volume(predictor, volume, batch_size=args.batch_size, **predict_options(args))
+            result = explain_volume(explainer, volume, target=target, prediction=pred)
+            name, n = volume.name, 2
+            while name in taken or f"{name}_montage" in used:  # never over another volume's or an image's picture
+                name, n = f"{volume.name}_{n}", n + 1
+            taken.add(name)
+            used.add(f"{name}_montage")
+            files = result.save(out, name=name, overwrite=True, alpha=args.alpha, cmap=args.cmap, scaling=args.scaling)
+        except NeuroxaiError as exc:  # a volume that cannot be explained is reported like a bad image, never fatal
+            skipped.append((volume.source, str(exc)))
+            continue
+        heat = Path(files.heatmap).name
+        montage = Path(files.montage).name if files.montage else ""
+        written.extend(f for f in (heat, montage) if f)
+        t = result.target
+        for z, pr in zip(pred.slices, pred.probabilities):
+            k = int(pr.argmax())
+            rows.append([volume.source, heat, names[k], f"{float(pr[k]):.6f}", t or ""] + [f"{p:.6f}" for p in pr] + [z])
+        table.append([*volume_row(pred, names, no_tumour), t or "", heat, montage])
+        summaries.append(pred.summary())
+        bar.update(1)
+    return table, summaries, written
 
 
 def _csv(rows: Sequence[Sequence[Any]]) -> str:
@@ -198,7 +295,11 @@ COMMANDS: tuple[Command, ...] = (
             "image files and folders given (folders recursively; hidden files skipped), explain each prediction "
             "in batches and write OUT/<name>.png pictures (the scan at its own resolution beside the map over it, "
             "titled with the predicted class and probability, with a colour bar), OUT/predictions.csv (path, predicted class, confidence, "
-            "explained class, one probability column per class) and OUT/skipped.csv (unreadable files and why)."
+            "explained class, one probability column per class) and OUT/skipped.csv (unreadable files and why). "
+            "Scanner volumes (NIfTI .nii/.nii.gz, DICOM files or folders) get one class explained on every slice that "
+            "holds brain (--target, else the volume's answer): OUT/<name>_heatmap.nii.gz on the scan's own grid and "
+            "affine, OUT/<name>_montage.png (the slices that carried the decision), one row per slice in "
+            "predictions.csv (column slice) and one per volume in OUT/volumes.csv."
         ),
         configure=_configure_explain,
         run=run,

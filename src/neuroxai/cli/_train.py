@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+from typing import Any
 
+from neuroxai._io import csv_text
 from neuroxai.cli._calibrate import (
     add_predict_options,
     add_run_split_options,
@@ -33,6 +35,17 @@ from neuroxai.cli._common import (
     positive_int,
     print_json,
     report_skipped,
+)
+from neuroxai.cli._volumes import (
+    add_volume_options,
+    is_volume_csv,
+    iter_volumes,
+    predict_options,
+    rule_no_tumour,
+    volume_count,
+    volume_header,
+    volume_row,
+    volumes_csv_for,
 )
 from neuroxai.models import HEADS
 from neuroxai.runs import ClassificationMetrics, EvaluationReport
@@ -135,7 +148,9 @@ def _configure_evaluate(e: argparse.ArgumentParser) -> None:
 def _configure_predict(r: argparse.ArgumentParser) -> None:
     """Add the arguments of ``neuroxai predict``."""
     r.add_argument("run_dir", metavar="RUN_DIR", help="run directory or .keras file")
-    r.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="image files or folders")
+    r.add_argument(
+        "inputs", nargs="+", metavar="FILE_OR_DIR", help="image files, scanner volumes (NIfTI, DICOM files) or folders of them"
+    )
     r.add_argument("--csv", default=None, metavar="OUT", help="write the CSV here (atomically) instead of stdout")
     add_overwrite_option(r, "an earlier --csv output")
     r.add_argument("--batch-size", type=positive_int, default=64, help="images read and predicted at a time (default: 64)")
@@ -147,6 +162,7 @@ def _configure_predict(r: argparse.ArgumentParser) -> None:
         "(binary: two classes); default: read from the model's last layer",
     )
     add_predict_options(r)  # referral, prediction sets, TTA (cli/_calibrate.py)
+    add_volume_options(r)  # window, convention and the per-volume rule (cli/_volumes.py)
     add_progress_option(r)
 
 
@@ -284,38 +300,50 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _expand(inputs: list[str], skipped: list[tuple[str, str]]) -> list[str]:
-    """Image files among ``inputs`` (the rule of :func:`neuroxai.data.find_images`); missing inputs go to ``skipped``."""
+def _expand(inputs: list[str], skipped: list[tuple[str, str]]) -> tuple[list[str], bool]:
+    """Image files among ``inputs`` (the rule of :func:`neuroxai.data.find_images`), and whether scanner files are among
+    them too; missing inputs go to ``skipped``."""
     from neuroxai.data import find_images
 
     found = find_images(inputs)
     skipped.extend((m.path, m.reason) for m in found.missing)
-    return found.paths
+    return found.paths, bool(found.volumes)
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """Predict files and folders in batches; CSV to stdout or ``--csv``. Returns 0 (2 if nothing could be read)."""
+    """Predict files and folders in batches; CSV to stdout or ``--csv``. Returns 0 (2 if nothing could be read).
+
+    Scanner volumes add one row per classified slice (column ``slice``) and one per-volume result: a line on
+    stderr and, with ``--csv``, a row in ``<csv stem>.volumes.csv``.
+    """
     from neuroxai._io import display_path, prepare_output_file, write_text
     from neuroxai._progress import progress
     from neuroxai.data import load_images
-    from neuroxai.errors import DataError
+    from neuroxai.errors import DataError, NeuroxaiError
     from neuroxai.runs import load
+    from neuroxai.volumes import predict_volume
 
+    inputs = [*args.inputs, args.run_dir]
     if args.csv:  # before the model loads and any image is read: never over an input or a file we did not write
-        prepare_output_file(
-            args.csv, inputs=[*args.inputs, args.run_dir], overwrite=args.overwrite, ours=is_prediction_csv, flag="--csv"
-        )
+        prepare_output_file(args.csv, inputs=inputs, overwrite=args.overwrite, ours=is_prediction_csv, flag="--csv")
+    skipped: list[tuple[str, str]] = []
+    files, has_volumes = _expand(list(args.inputs), skipped)
+    n_volumes, found = volume_count(args.inputs) if has_volumes else (0, None)
+    volumes_csv = volumes_csv_for(args.csv) if args.csv and n_volumes else None
+    if volumes_csv is not None:
+        prepare_output_file(volumes_csv, inputs=inputs, overwrite=args.overwrite, ours=is_volume_csv, flag="--csv")
     predictor = load(args.run_dir, head=args.head)
     threshold = check_predict_options(args, predictor)  # the --coverage sets' threshold, None without
-    skipped: list[tuple[str, str]] = []
-    files = _expand(list(args.inputs), skipped)
     names = list(predictor.class_names)
     buf = io.StringIO()
     writer = SafeCSVWriter(buf if args.csv else sys.stdout)
-    writer.writerow(["path", "predicted", "confidence", *[f"p_{c}" for c in names], *predict_header(args)])
+    writer.writerow(
+        ["path", "predicted", "confidence", *[f"p_{c}" for c in names], *predict_header(args), *(["slice"] if n_volumes else [])]
+    )
+    tail = [""] if n_volumes else []  # images have no slice index
     n_ok = 0
     step = max(1, int(args.batch_size))
-    bar = progress(total=len(files), desc="Predicting", enabled=args.progress)
+    bar = progress(total=len(files) + n_volumes, desc="Predicting", enabled=args.progress)
     for start in range(0, len(files), step):
         chunk = files[start : start + step]
         x, ok, bad = load_images(
@@ -328,18 +356,43 @@ def run_predict(args: argparse.Namespace) -> int:
             extra = predict_columns(args, proba, names, threshold)
             for path, pr, more in zip(ok, proba, extra):
                 k = int(pr.argmax())
-                writer.writerow([path, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr], *more])
+                writer.writerow([path, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr], *more, *tail])
             n_ok += len(ok)
         bar.update(len(chunk))
+    no_tumour = rule_no_tumour(names, args)
+    volume_rows: list[list[Any]] = [volume_header(names, no_tumour)]
+    summaries: list[str] = []
+    for volume in iter_volumes(found, args, skipped, args.inputs) if n_volumes else ():
+        try:
+            pred = predict_volume(
+                predictor, volume, batch_size=step, calibrated=not args.uncalibrated, tta=args.tta, **predict_options(args)
+            )
+        except NeuroxaiError as exc:  # a volume the model cannot take is reported like a bad image, never fatal
+            skipped.append((volume.source, str(exc)))
+            continue
+        extra = predict_columns(args, pred.probabilities, names, threshold)
+        for z, pr, more in zip(pred.slices, pred.probabilities, extra):
+            k = int(pr.argmax())
+            writer.writerow([volume.source, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr], *more, z])
+        n_ok += len(pred.slices)
+        volume_rows.append(volume_row(pred, names, no_tumour))
+        summaries.append(pred.summary())
+        bar.update(1)
     bar.close()
     report_skipped("neuroxai predict", skipped)
+    for line in summaries:
+        print(f"neuroxai predict: volume {line}", file=sys.stderr)
     if args.csv:
         write_text(args.csv, buf.getvalue())
+        if volumes_csv is not None:
+            write_text(volumes_csv, csv_text(volume_rows))
         print(
-            f"Wrote {n_ok} prediction(s) to {display_path(args.csv)}" + (f"; skipped {len(skipped)} file(s)" if skipped else ""),
+            f"Wrote {n_ok} prediction(s) to {display_path(args.csv)}"
+            + (f" and {len(summaries)} volume result(s) to {display_path(volumes_csv)}" if volumes_csv is not None else "")
+            + (f"; skipped {len(skipped)} file(s)" if skipped else ""),
             file=sys.stderr,
         )
-    if n_ok == 0:
+    if n_ok == 0 and not summaries:
         raise DataError(f"No image could be read from {', '.join(args.inputs)} ({len(skipped)} skipped); nothing predicted.")
     return 0
 
@@ -375,7 +428,10 @@ COMMANDS: tuple[Command, ...] = (
         "Probabilities are temperature-scaled where the run is calibrated (--uncalibrated: the model's own). "
         "Probabilities follow the model's head (--head, default read from "
         "its last layer): logits are softmaxed, a single sigmoid unit gives two classes, independent sigmoid scores "
-        "stay as they are.",
+        "stay as they are. Scanner volumes (NIfTI .nii/.nii.gz, DICOM files or folders) add one row per axial slice "
+        "that holds brain (column slice; slices without brain are skipped) and one answer per volume (the per-volume "
+        "rule: --volume-top-k, --volume-threshold, --volume-no-tumour): a line on stderr and, with --csv, a row in "
+        "<csv stem>.volumes.csv.",
         configure=_configure_predict,
         run=run_predict,
     ),

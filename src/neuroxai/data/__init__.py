@@ -8,6 +8,10 @@
   (NOT medical data) with tumour masks, the embedded default data.
 - :func:`find_images`: which files of the given files and folders are images
   (the rule ``neuroxai explain`` and ``neuroxai predict`` use).
+- :func:`read_volume` / :func:`read_volumes` / :func:`find_volumes`: scanner files (NIfTI volumes,
+  DICOM series; extra ``neuroxai[medical]``) as :class:`Volume` records of axial slices in one stated
+  orientation, windowed to 8-bit with a :class:`Window`; :func:`brain_slices` (the foreground test) and
+  :func:`write_nifti` (results back onto the scan's grid and affine).
 - :func:`load_images` / :func:`to_model_input`: read arbitrary image files or
   arrays into a model-ready batch (the same conversions as the pipeline).
 - :func:`check_image_size`, :func:`check_image_shape`, :func:`check_channels`,
@@ -34,7 +38,20 @@ from neuroxai.data._dataset import SPLITS, Dataset, SplitImages
 from neuroxai.data._files import IMAGE_EXTENSIONS, MASK_SUFFIX, ImageFile, ImageFiles, SkippedFile, file_kind, find_images
 from neuroxai.data._images import MAX_IMAGE_PIXELS, load_images, to_model_input
 from neuroxai.data._index import GROUP_COLUMNS
+from neuroxai.data._medical import (
+    MEDICAL_EXTENSIONS,
+    Volume,
+    VolumeFiles,
+    Window,
+    brain_slices,
+    find_volumes,
+    read_volume,
+    read_volumes,
+    iter_volumes,
+    write_nifti,
+)
 from neuroxai.data._phantoms import PHANTOM_CLASSES, phantoms, write_phantoms
+from neuroxai.data._slices import SliceRef
 from neuroxai.data._summary import DatasetSummary, DuplicateSummary, GroupReport, StraddlingGroup
 from neuroxai.data._transforms import LUMA_WEIGHTS, MASK_THRESHOLD, binarize_mask, resize_masks
 
@@ -46,6 +63,7 @@ __all__ = [
     "MASK_THRESHOLD",
     "MAX_IMAGE_PIXELS",
     "MAX_IMAGE_SIZE",
+    "MEDICAL_EXTENSIONS",
     "NEAR_DUPLICATE_THRESHOLD",
     "PHANTOM_CLASSES",
     "SPLITS",
@@ -60,9 +78,14 @@ __all__ = [
     "LabelConflict",
     "PipelineState",
     "SkippedFile",
+    "SliceRef",
     "SplitImages",
     "StraddlingGroup",
+    "Volume",
+    "VolumeFiles",
+    "Window",
     "binarize_mask",
+    "brain_slices",
     "check_channels",
     "check_image_shape",
     "check_image_size",
@@ -70,10 +93,15 @@ __all__ = [
     "check_pixel_range",
     "file_kind",
     "find_images",
+    "find_volumes",
     "load_images",
     "phantoms",
+    "read_volume",
+    "read_volumes",
+    "iter_volumes",
     "resize_masks",
     "to_model_input",
+    "write_nifti",
     "write_phantoms",
 ]
 

@@ -239,14 +239,7 @@ def audit_dataset(ds: Dataset, *, near_threshold: int, progress: bool = True) ->
     splits = ds._splits
     labels = ds._labels
     names = ds.class_names
-    if ds._paths is not None:
-        ident = list(ds._paths)
-    else:
-        pos: Counter[str] = Counter()
-        ident = []
-        for s in splits:
-            ident.append(f"<{s}[{pos[s]}]>")
-            pos[s] += 1
+    ident = ds._sample_names()  # files, volume slices (volume[slice z]) or <split[k]> for in-memory data
     infos = ds._infos
     sizes = Counter(f"{i.width}x{i.height}" for i in infos)
     modes = Counter(i.mode for i in infos)

@@ -7,14 +7,15 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from neuroxai.data._files import SkippedFile
 from neuroxai.data._images import ImageInfo, as_uint8, check_model_input, digest_bytes, probe_files, thumbnail
-from neuroxai.data._index import scan
+from neuroxai.data._index import Entry, scan
+from neuroxai.data._slices import SliceRef
 from neuroxai.data._splits import carve
 from neuroxai.data._summary import DatasetSummary, DuplicateSummary, GroupReport, group_report
 from neuroxai.data._transforms import binarize_mask
@@ -51,6 +52,43 @@ class SplitImages:
     unreadable: tuple[SkippedFile, ...]
 
 
+def _read_entries(
+    raw: list[Entry], skipped: list[SkippedFile], *, progress: bool, max_pixels: int | None
+) -> tuple[list[Entry], list[ImageInfo | str]]:
+    """Read every candidate: image files fully, volumes once each; a volume's entry becomes one entry per slice.
+
+    Returns the entries in the order found (a volume's slices in its place) and, per entry, its
+    :class:`ImageInfo` or why it is unusable. Series of a DICOM folder that could not be read while
+    others could are added to ``skipped``.
+    """
+    image_at = [k for k, e in enumerate(raw) if e.volume is None]
+    volume_at = [k for k, e in enumerate(raw) if e.volume is not None]
+    what = f" and {len(volume_at)} scanner volumes" if volume_at else ""
+    log.info("Reading %d image files%s", len(image_at), what)
+    image_infos = probe_files([raw[k].path for k in image_at], progress=progress, desc="Reading images", max_pixels=max_pixels)
+    if not volume_at:  # plain image data: nothing else to do
+        return raw, image_infos
+    from neuroxai.data._slices import probe_volumes
+
+    requests = [raw[k].volume for k in volume_at]
+    answers, bad_series = probe_volumes([r for r in requests if r is not None], progress=progress)
+    skipped.extend(bad_series)
+    found: dict[int, Any] = dict(zip(image_at, image_infos))
+    found.update(zip(volume_at, answers))
+    entries: list[Entry] = []
+    infos: list[ImageInfo | str] = []
+    for k, entry in enumerate(raw):
+        answer = found[k]
+        if entry.volume is None or isinstance(answer, str):
+            entries.append(entry)
+            infos.append(answer)
+            continue
+        for piece in answer:
+            entries.append(replace(entry, volume=None, slice=piece.ref))
+            infos.append(piece.info)
+    return entries, infos
+
+
 def _check_fraction(name: str, value: float) -> float:
     value = float(value)
     if not 0.0 <= value < 1.0:
@@ -81,6 +119,15 @@ class Dataset:
       testing) keep it and rows without one count as train; val is carved
       from train when no row says val. Without a split column val and test
       are carved as for class folders.
+
+    Scanner volumes (extra ``neuroxai[medical]``): a class folder's NIfTI files
+    and DICOM series folders give one sample per axial slice with brain,
+    labelled by the folder; a manifest row may name a NIfTI file, DICOM file
+    or series folder with an optional ``slice`` cell (``12``, ``10:20``;
+    empty: every slice with brain). Slices of one volume share a group (the
+    row's patient, else the volume), so carved splits never cut a volume in
+    two; :meth:`slices` says which slice each sample is. See the data guide,
+    "Scanner files in a Dataset".
 
     Class order (:attr:`class_names`) is the sorted class folder names (sorted
     training labels for manifests). Hidden files and folders (``.DS_Store``,
@@ -153,9 +200,7 @@ class Dataset:
         test_fraction = _check_fraction("test_fraction", test_fraction)
         raw = scan(path, allow_outside_root=bool(allow_outside_root))
         skipped = list(raw.skipped)
-        entries = raw.entries
-        log.info("Reading %d image files under %s", len(entries), path)
-        infos = probe_files([e.path for e in entries], progress=progress, desc="Reading images", max_pixels=max_pixels)
+        entries, infos = _read_entries(raw.entries, skipped, progress=progress, max_pixels=max_pixels)
         mask_paths = sorted({e.mask for e in entries if e.mask})
         mask_infos = dict(
             zip(mask_paths, probe_files(mask_paths, progress=progress, desc="Reading masks", max_pixels=max_pixels))
@@ -191,6 +236,8 @@ class Dataset:
                 "Replace the broken files or remove the class folder."
             )
         kept = [info for info in infos if not isinstance(info, str)]
+        slices = [entries[i].slice for i in keep]
+        has_slices = any(ref is not None for ref in slices)
         if skipped:
             log.info("Skipped %d files under %s (see Dataset.skipped for the reasons)", len(skipped), path)
         self._init_common(
@@ -201,12 +248,13 @@ class Dataset:
             given_splits=[None if raw.layout == "train-only" else entries[i].split for i in keep],
             infos=kept,
             groups=[entries[i].group for i in keep],
-            group_column=raw.group_column,
+            group_column=raw.group_column or ("volume" if has_slices else None),
             val_fraction=val_fraction,
             test_fraction=test_fraction,
             seed=seed,
         )
         self._paths: list[str] | None = [entries[i].path for i in keep]
+        self._slices: list[SliceRef | None] | None = slices if has_slices else None
         self._mask_paths: list[str | None] = [entries[i].mask for i in keep]
         self._mask_infos: dict[str, ImageInfo] = {k: v for k, v in mask_infos.items() if not isinstance(v, str)}
         self._images: list[np.ndarray] | None = None
@@ -399,6 +447,7 @@ class Dataset:
             seed=seed,
         )
         self._paths = None
+        self._slices = None
         self._mask_paths = [None] * n
         self._mask_infos = {}
         self._images = items
@@ -473,6 +522,37 @@ class Dataset:
         if self._paths is None:
             return [None] * len(idx)
         return [self._paths[i] for i in idx]
+
+    def slices(self, split: str, *, dedup: bool = False) -> list[SliceRef | None]:
+        """Which volume slice each sample of a split is, in the order of :meth:`labels` (``None`` for an image file).
+
+        A sample read from a scanner volume has its volume as its :meth:`paths` entry; this says which
+        slice of it (:class:`~neuroxai.data.SliceRef`: the volume, the DICOM series when its folder holds
+        several, and the axial slice index in the display orientation of :attr:`Volume.voxels`).
+
+        Example:
+            >>> import numpy as np
+            >>> Dataset.from_arrays(np.zeros((4, 8, 8), np.uint8), [0, 1, 0, 1], class_names=["a", "b"],
+            ...                     splits=["train"] * 4).slices("train")
+            [None, None, None, None]
+        """
+        idx = self._indices(split, dedup)
+        if self._slices is None:
+            return [None] * len(idx)
+        return [self._slices[i] for i in idx]
+
+    def _sample_names(self) -> list[str]:
+        """A readable, unique-per-sample name of every sample (file, ``volume[slice z]``, or ``<split[k]>`` in memory)."""
+        if self._paths is None:
+            pos: Counter[str] = Counter()
+            names = []
+            for s in self._splits:
+                names.append(f"<{s}[{pos[s]}]>")
+                pos[s] += 1
+            return names
+        if self._slices is None:
+            return list(self._paths)
+        return [p if ref is None else ref.name for p, ref in zip(self._paths, self._slices)]
 
     def groups(self, split: str, *, dedup: bool = False) -> list[str | None]:
         """Group (e.g. patient id) of each sample of a split, in the order of :meth:`labels`.
@@ -744,6 +824,7 @@ class Dataset:
         return Source(
             labels=labels,
             paths=[self._paths[i] for i in idx],
+            slices=None if self._slices is None else [self._slices[i] for i in idx],
             tf_ok=np.array([self._infos[i].tf_decodable for i in idx], dtype=bool),
             colour=np.array([self._infos[i].channels == 3 for i in idx], dtype=bool),
             mask_paths=mpaths,
@@ -855,6 +936,7 @@ class Dataset:
         """
         from neuroxai.data._images import probe_file
         from neuroxai.data._pipeline import PipelineState, build_pipeline
+        from neuroxai.data._slices import slice_problem
 
         size, channels, rng = check_model_input(image_size, channels, input_range)
         idx = self._indices(split)
@@ -883,8 +965,12 @@ class Dataset:
         if self._paths is not None:
             for k in sorted(set(range(n)) - set(read.tolist())):
                 path = self._paths[int(idx[k])]
-                why = probe_file(path)
-                reason = why if isinstance(why, str) else "could not be decoded by the tf.data pipeline"
+                ref = None if self._slices is None else self._slices[int(idx[k])]
+                if ref is not None:
+                    path, reason = ref.name, slice_problem(ref)
+                else:
+                    why = probe_file(path)
+                    reason = why if isinstance(why, str) else "could not be decoded by the tf.data pipeline"
                 unreadable.append(SkippedFile(path, f"{reason}; it became unreadable after indexing and was left out"))
                 log.warning("%r: %s", path, unreadable[-1].reason)
         return SplitImages(x=x, labels=self._labels[idx][read], positions=read, unreadable=tuple(unreadable))

@@ -3,6 +3,10 @@
 A file found inside a folder is an image when
 
 - its name ends in one of :data:`IMAGE_EXTENSIONS` (any case),
+- it is not a scanner file: NIfTI (``.nii``, ``.nii.gz``) and DICOM files (``.dcm``,
+  ``.dicom``, ``.ima``, or any other name with the ``DICM`` marker at byte 128) are
+  volumes, listed apart (:attr:`FolderContents.volumes`, :attr:`ImageFiles.volumes`)
+  and read by :func:`neuroxai.data.read_volume`,
 - it is not hidden: its name does not start with ``.`` and is not operating-system
   debris (``__MACOSX``, ``Thumbs.db``, ``desktop.ini``); files inside hidden
   folders are never read,
@@ -13,7 +17,8 @@ A file found inside a folder is an image when
   link to a folder (not followed; reported).
 
 A file named explicitly (not found inside a folder) is always taken: the user
-asked for it, and reading it reports why it cannot be used.
+asked for it, and reading it reports why it cannot be used. A scanner file named
+explicitly is listed among the volumes instead of the images.
 """
 
 from __future__ import annotations
@@ -30,12 +35,14 @@ from neuroxai._records import Record
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MASK_SUFFIX",
+    "MEDICAL_EXTENSIONS",
     "FolderContents",
     "ImageFile",
     "ImageFiles",
     "SkippedFile",
     "file_kind",
     "find_images",
+    "has_dicom_marker",
     "is_hidden",
     "walk_folder",
 ]
@@ -49,7 +56,11 @@ MASK_SUFFIX = "_mask"
 # Operating-system debris (compared lower-case); names starting with "." are hidden too.
 _DEBRIS = frozenset({"__macosx", "thumbs.db", "desktop.ini"})
 
-FileKind = Literal["image", "mask", "hidden", "other"]
+#: File name endings read as scanner files (case-insensitive). DICOM files with another name are
+#: recognised by the ``DICM`` marker at byte 128 (:func:`has_dicom_marker`).
+MEDICAL_EXTENSIONS: tuple[str, ...] = (".nii", ".nii.gz", ".dcm", ".dicom", ".ima")
+
+FileKind = Literal["image", "mask", "volume", "hidden", "other"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,16 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".") or name.lower() in _DEBRIS
 
 
+def has_dicom_marker(path: str | os.PathLike[str]) -> bool:
+    """True when the file holds the DICOM part-10 marker ``DICM`` at byte 128 (False when unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
 def file_kind(name: str) -> FileKind:
     """What a file found inside a folder is, from its name alone.
 
@@ -77,16 +98,19 @@ def file_kind(name: str) -> FileKind:
         name: The file name (a path works too; only its last part is used).
 
     Returns:
-        ``"hidden"``, ``"other"`` (not an image extension), ``"mask"``
-        (``<stem>_mask.<ext>``, any case) or ``"image"``, checked in that order.
+        ``"hidden"``, ``"volume"`` (a scanner file name: :data:`MEDICAL_EXTENSIONS`), ``"other"``
+        (not an image extension; the name alone cannot tell an extension-less DICOM file, see
+        :func:`has_dicom_marker`), ``"mask"`` (``<stem>_mask.<ext>``, any case) or ``"image"``, checked in that order.
 
     Example:
-        >>> [file_kind(n) for n in ("a.PNG", "B_MASK.png", ".a.png", "notes.txt")]
-        ['image', 'mask', 'hidden', 'other']
+        >>> [file_kind(n) for n in ("a.PNG", "B_MASK.png", ".a.png", "notes.txt", "t1.nii.gz")]
+        ['image', 'mask', 'hidden', 'other', 'volume']
     """
     base = os.path.basename(name)
     if is_hidden(base):
         return "hidden"
+    if base.lower().endswith(MEDICAL_EXTENSIONS):
+        return "volume"
     stem, ext = os.path.splitext(base)
     if ext.lower() not in IMAGE_EXTENSIONS:
         return "other"
@@ -107,13 +131,15 @@ class FolderContents:
         path: The folder.
         images: ``(stem, path)`` of each image.
         masks: ``{image stem: mask path}`` for each ``<stem>_mask.<ext>`` file.
-        skipped: Hidden files and folders and non-image files, with the reason.
+        skipped: Hidden files and folders and files that are neither images nor scanner files, with the reason.
+        volumes: Scanner files (NIfTI, DICOM by name or by its ``DICM`` marker), not read as images.
     """
 
     path: str
     images: list[tuple[str, str]] = field(default_factory=list)
     masks: dict[str, str] = field(default_factory=dict)
     skipped: list[SkippedFile] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
 
 
 def walk_folder(folder: str | os.PathLike[str]) -> Iterator[FolderContents]:
@@ -150,6 +176,8 @@ def walk_folder(folder: str | os.PathLike[str]) -> Iterator[FolderContents]:
             kind = file_kind(name)
             if kind == "hidden":
                 here.skipped.append(SkippedFile(full, "hidden file; not counted as a sample"))
+            elif kind == "volume" or (kind == "other" and has_dicom_marker(full)):
+                here.volumes.append(full)
             elif kind == "other":
                 ext = os.path.splitext(name)[1] or "no extension"
                 here.skipped.append(
@@ -191,11 +219,14 @@ class ImageFiles(Record):
         missing: ``(path, reason)`` for each input that does not exist.
         ignored: Files inside the given folders that are not images (hidden,
             other extensions, masks), with the reason.
+        volumes: Scanner files (NIfTI, DICOM) named or found: not images; read them with
+            :func:`neuroxai.data.read_volumes` (:func:`neuroxai.data.find_volumes` groups them into volumes).
     """
 
     files: tuple[ImageFile, ...]
     missing: tuple[SkippedFile, ...] = ()
     ignored: tuple[SkippedFile, ...] = ()
+    volumes: tuple[str, ...] = ()
 
     @property
     def paths(self) -> list[str]:
@@ -206,10 +237,11 @@ class ImageFiles(Record):
 def find_images(inputs: Iterable[str | os.PathLike[str]]) -> ImageFiles:
     """Expand files and folders into the image files to read.
 
-    Files named directly are always taken. Folders are searched recursively
-    and keep only image files (see the module rules: image extension, not
-    hidden, not a ``*_mask`` file; hidden sub-folders are not entered). The
-    same file reached twice is listed once.
+    Files named directly are always taken (scanner files among them go to
+    :attr:`ImageFiles.volumes`). Folders are searched recursively and keep only
+    image files (see the module rules: image extension, not hidden, not a
+    ``*_mask`` file, not a scanner file; hidden sub-folders are not entered).
+    The same file reached twice is listed once.
 
     Args:
         inputs: Image files and/or folders.
@@ -226,15 +258,21 @@ def find_images(inputs: Iterable[str | os.PathLike[str]]) -> ImageFiles:
     pairs: list[tuple[str, str]] = []
     missing: list[SkippedFile] = []
     ignored: list[SkippedFile] = []
+    volumes: list[str] = []
     for raw in inputs:
         given = os.fspath(raw)
         p = Path(given)
         if p.is_file():
-            pairs.append((given, p.stem))
+            kind = file_kind(given)
+            if kind == "volume" or (kind == "other" and has_dicom_marker(given)):
+                volumes.append(given)
+            else:
+                pairs.append((given, p.stem))
         elif p.is_dir():
             inside: list[tuple[tuple[str, ...], str]] = []
             for contents in walk_folder(given):
                 ignored.extend(contents.skipped)
+                volumes.extend(contents.volumes)
                 ignored.extend(
                     SkippedFile(path, "mask file (<image>_mask.<ext>); not read as an image") for path in contents.masks.values()
                 )
@@ -256,4 +294,4 @@ def find_images(inputs: Iterable[str | os.PathLike[str]]) -> ImageFiles:
             name, n = f"{stem}_{n}", n + 1
         used.add(name)
         files.append(ImageFile(path, name))
-    return ImageFiles(tuple(files), tuple(missing), tuple(ignored))
+    return ImageFiles(tuple(files), tuple(missing), tuple(ignored), tuple(dict.fromkeys(volumes)))

@@ -7,6 +7,13 @@ with ``_mask`` added to the stem (any case), in any image format:
 
 Groups (manifests): a ``patient``, ``group`` or ``groups`` column gives each
 row a group; carved splits keep every group on one side.
+
+Scanner volumes: a class folder's NIfTI files, and each of its folders holding
+DICOM files, are volumes whose slices with brain become samples; a manifest row
+may name a volume (a NIfTI file, a DICOM file or a DICOM series folder) with an
+optional ``slice`` cell (``12``, ``10:20``; empty: every slice with brain).
+Such an entry is expanded into one entry per slice when the volume is read
+(:mod:`neuroxai.data._slices`); the slices of one volume share a group.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuroxai._io import is_output_dir
-from neuroxai.data._files import SkippedFile, file_kind, is_hidden, walk_folder
+from neuroxai.data._files import FolderContents, SkippedFile, file_kind, has_dicom_marker, is_hidden, walk_folder
+from neuroxai.data._slices import SliceRange, SliceRef, VolumeRequest
 from neuroxai.errors import DataError
 
 __all__ = ["Entry", "RawIndex", "scan"]
@@ -34,13 +42,19 @@ _SPLIT_ALIASES = {
 
 @dataclass
 class Entry:
-    """One candidate sample before its file is read."""
+    """One candidate sample before its file is read.
+
+    A scanner volume (NIfTI file, DICOM file or DICOM series folder) is one entry with ``volume`` set (which
+    slices it asks for); indexing expands it into one entry per slice, each with ``slice`` set.
+    """
 
     path: str
     label: str
     split: str | None
     mask: str | None = None
     group: str | None = None
+    volume: VolumeRequest | None = None
+    slice: SliceRef | None = None
 
 
 @dataclass
@@ -54,11 +68,21 @@ class RawIndex:
     group_column: str | None = None
 
 
+def _volume_entries(contents: FolderContents, label: str, split: str | None) -> list[Entry]:
+    """One entry per NIfTI file of a folder, and one for the folder itself when it holds DICOM files (every brain slice)."""
+    nifti = [p for p in contents.volumes if p.lower().endswith((".nii", ".nii.gz"))]
+    volumes = nifti + ([contents.path] if len(nifti) < len(contents.volumes) else [])
+    # the slices of one volume share a group (the volume), so carved splits never cut a volume in two
+    return [Entry(v, label, split, group=v, volume=VolumeRequest(v, None)) for v in volumes]
+
+
 def _scan_class_folder(folder: Path, label: str, split: str | None, skipped: list[SkippedFile]) -> list[Entry]:
-    """All images under ``folder`` (recursively), pairing ``<stem>_mask.*`` masks."""
+    """All images under ``folder`` (recursively), pairing ``<stem>_mask.*`` masks; scanner volumes too."""
     entries: list[Entry] = []
     for contents in walk_folder(folder):
         skipped.extend(contents.skipped)
+        if contents.volumes:
+            entries.extend(_volume_entries(contents, label, split))
         used: set[str] = set()
         for stem, full in contents.images:
             mask = contents.masks.get(stem)
@@ -145,7 +169,7 @@ def _scan_split_folder(
         entries = _scan_class_folder(d, d.name, split, skipped)
         if not entries:
             raise DataError(
-                f"Class folder {d} holds no image files (expected .jpg, .png, .bmp or .tif files). "
+                f"Class folder {d} holds no image files (expected .jpg, .png, .bmp or .tif files, or NIfTI/DICOM scans). "
                 "Add images to it or remove the folder."
             )
         out[d.name] = entries
@@ -210,6 +234,12 @@ def _inside(path: str, base: Path) -> bool:
     return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
 
 
+def _is_volume_file(path: str) -> bool:
+    """A NIfTI or DICOM file by its name, or a DICOM file by its ``DICM`` marker (an image name is never opened)."""
+    kind = file_kind(path)
+    return kind == "volume" or (kind == "other" and has_dicom_marker(path))
+
+
 def _scan_manifest(csv_path: Path, allow_outside_root: bool = False) -> RawIndex:
     base = csv_path.parent
     skipped: list[SkippedFile] = []
@@ -229,10 +259,11 @@ def _scan_manifest(csv_path: Path, allow_outside_root: bool = False) -> RawIndex
     if col_path is None or col_label is None:
         raise DataError(
             f"Manifest {csv_path} has columns {rows[0]}; expected a header with 'path' and 'label' "
-            "(and optionally 'split', 'mask' and 'patient' or 'group'), paths relative to the CSV file."
+            "(and optionally 'split', 'mask', 'patient' or 'group', and 'slice' for volumes), paths relative to the CSV file."
         )
     col_split = header.index("split") if "split" in header else None
     col_mask = header.index("mask") if "mask" in header else None
+    col_slice = header.index("slice") if "slice" in header else None
     group_column = next((c for c in GROUP_COLUMNS if c in header), None)
     col_group = header.index(group_column) if group_column is not None else None
 
@@ -265,8 +296,34 @@ def _scan_manifest(csv_path: Path, allow_outside_root: bool = False) -> RawIndex
                     SkippedFile(full, f"{where}: unknown split {raw_split!r}; use train, val or test (or leave it empty)")
                 )
                 continue
+        raw_slice = cell(row, col_slice)
+        if os.path.isdir(full) or (os.path.isfile(full) and _is_volume_file(full)):
+            wanted = SliceRange.parse(raw_slice)
+            if isinstance(wanted, str):
+                skipped.append(SkippedFile(full, f"{where}: {wanted}"))
+                continue
+            if cell(row, col_mask):
+                skipped.append(
+                    SkippedFile(
+                        f"{csv_path}:{lineno}",
+                        f"{where}: a mask for a volume's slices is not read; its slices are kept without a mask",
+                    )
+                )
+            # the slices of one volume share a group (the row's patient, else the volume): carving never cuts it in two
+            group = cell(row, col_group) or full
+            entries.append(Entry(full, label, split, None, group, volume=VolumeRequest(full, wanted)))
+            continue
         if not os.path.isfile(full):
             skipped.append(SkippedFile(full, f"{where} lists this file but it does not exist; fix the path (relative to {base})"))
+            continue
+        if raw_slice:
+            skipped.append(
+                SkippedFile(
+                    full,
+                    f"{where}: slice {raw_slice!r} given for a file that is not a NIfTI or DICOM volume; "
+                    "empty the slice cell for an image file",
+                )
+            )
             continue
         mask = None
         raw_mask = cell(row, col_mask)

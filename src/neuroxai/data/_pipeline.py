@@ -10,6 +10,13 @@ Order of the stages (per element, then per batch)::
          (train only; masks move with images)
       -> batch -> random brightness/contrast per batch (train only) -> scale to input_range -> prefetch
 
+A sample that is a slice of a scanner volume is read with numpy too
+(:func:`neuroxai.data._slices.read_slice`: the volume's windowed uint8 slice,
+:meth:`Volume.slices_uint8`, from a per-process cache of at most
+:data:`~neuroxai.data._slices.VOLUME_CACHE_SIZE` volumes), then follows the
+same stages; a shuffled pass visits the slices of one volume together, so each
+volume is read once per pass. Plain image data takes none of these steps.
+
 The shuffling and augmentation of epoch ``e`` are drawn from ``(seed, e)`` alone
 (:class:`PipelineState` holds the epoch), so a resumed run sees exactly the
 epochs the uninterrupted run would have seen. A file that fails to decode
@@ -30,7 +37,9 @@ import numpy as np
 import tensorflow as tf
 
 from neuroxai.data._images import read_for_model
+from neuroxai.data._slices import SliceRef, read_slice
 from neuroxai.data._transforms import tf_resize_image, tf_resize_mask, tf_scale_to_range, tf_to_channels, to_channels
+from neuroxai.errors import DataError
 
 __all__ = ["PipelineState", "Source", "augment_batch", "build_pipeline"]
 
@@ -56,6 +65,8 @@ class Source:
     For files, ``tf_ok`` says TensorFlow's decoder reads the file exactly (else
     PIL is used) and ``colour`` that it decodes to three channels (else one);
     both come from indexing (:class:`~neuroxai.data._images.ImageInfo`).
+    ``slices`` (``None`` when no sample is one) names the volume slice a sample
+    is, where its path is a scanner volume.
     """
 
     labels: np.ndarray
@@ -67,6 +78,7 @@ class Source:
     mask_colour: np.ndarray | None = None
     images: list[np.ndarray] | None = None
     masks: list[np.ndarray | None] | None = None
+    slices: list[SliceRef | None] | None = None
 
 
 def _pil_decode(path: bytes, channels: np.ndarray, height: np.ndarray, width: np.ndarray) -> np.ndarray:
@@ -77,13 +89,31 @@ def _pil_decode(path: bytes, channels: np.ndarray, height: np.ndarray, width: np
     return np.ascontiguousarray(to_channels(arr, int(channels)))
 
 
-def _decode(path: tf.Tensor, tf_ok: tf.Tensor, colour: tf.Tensor, channels: int, size: tuple[int, int]) -> tf.Tensor:
-    """Decode one file to uint8 ``[H, W, channels]``.
+def _slice_decode(path: bytes, series: bytes, index: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    # the windowed pixels of one volume slice, through the per-process volume cache (neuroxai.data._slices)
+    ref = SliceRef(path.decode("utf-8"), series.decode("utf-8") or None, int(index))
+    try:
+        pixels = read_slice(ref)
+    except DataError as exc:
+        raise ValueError(str(exc)) from exc  # dropped by ignore_errors, reported by PipelineState.unread
+    return np.ascontiguousarray(to_channels(pixels, int(channels)))
+
+
+def _decode(
+    path: tf.Tensor,
+    tf_ok: tf.Tensor,
+    colour: tf.Tensor,
+    channels: int,
+    size: tuple[int, int],
+    where: tuple[tf.Tensor, tf.Tensor] | None = None,
+) -> tf.Tensor:
+    """Decode one file (or, with ``where`` = ``(slice index, series)`` and an index >= 0, one volume slice) to uint8 ``[H, W, channels]``.
 
     TensorFlow decodes JPEG and PNG files at their own channel count (1 or 3,
     as PIL would; JPEG with libjpeg's accurate integer DCT, as PIL), then the
     shared :func:`tf_to_channels` converts, so the pixels equal the numpy
     path's (RGB to gray is the shared luma, not the decoder's own conversion).
+    A volume slice is read with numpy (:func:`neuroxai.data._slices.read_slice`).
     """
 
     def with_tf() -> tf.Tensor:
@@ -106,7 +136,16 @@ def _decode(path: tf.Tensor, tf_ok: tf.Tensor, colour: tf.Tensor, channels: int,
         out = tf.numpy_function(_pil_decode, args, tf.uint8, stateful=False)
         return tf.reshape(out, tf.stack([tf.shape(out)[0], tf.shape(out)[1], channels]))
 
-    img = tf.cond(tf_ok, with_tf, with_pil)
+    if where is None:
+        img = tf.cond(tf_ok, with_tf, with_pil)
+    else:
+        index, series = where
+
+        def from_volume() -> tf.Tensor:
+            out = tf.numpy_function(_slice_decode, [path, series, index, np.int64(channels)], tf.uint8, stateful=False)
+            return tf.reshape(out, tf.stack([tf.shape(out)[0], tf.shape(out)[1], channels]))
+
+        img = tf.cond(index >= 0, from_volume, lambda: tf.cond(tf_ok, with_tf, with_pil))
     img.set_shape([None, None, channels])
     return img
 
@@ -203,6 +242,31 @@ def _file_elements(source: Source, order: np.ndarray, labels: np.ndarray, with_m
     has = np.array([bool(p) for p in mpaths], dtype=bool)
     mpaths_arr = np.array(mpaths, dtype=object).astype(str) if n else np.zeros(0, str)
     return tf.data.Dataset.from_tensor_slices((paths, tf_ok, colour, labels, mpaths_arr, mtf, mcol, has))
+
+
+def _slice_elements(source: Source, order: np.ndarray) -> tf.data.Dataset | None:
+    """``(slice index, series)`` per element (``-1`` and ``""`` for an image file); ``None`` when no sample is a slice."""
+    if source.slices is None:
+        return None
+    refs = [source.slices[i] for i in order]
+    index = np.array([-1 if r is None else r.index for r in refs], dtype=np.int64)
+    series = np.array([(r.series or "") if r is not None else "" for r in refs], dtype=object).astype(str)
+    return tf.data.Dataset.from_tensor_slices((index, series if len(refs) else np.zeros(0, str)))
+
+
+def _volume_order(slices: list[SliceRef | None], rng: np.random.Generator) -> np.ndarray:
+    """A shuffled order that visits the slices of each volume together (each volume is read once per pass).
+
+    The volumes and image files are shuffled, and the slices inside each volume; the pipeline's shuffle
+    buffer then mixes neighbouring volumes.
+    """
+    units: dict[object, list[int]] = {}
+    for k, ref in enumerate(slices):
+        key: object = k if ref is None else (ref.path, ref.series)
+        units.setdefault(key, []).append(k)
+    groups = list(units.values())
+    picked = rng.permutation(len(groups))
+    return np.concatenate([rng.permutation(np.asarray(groups[g], dtype=np.int64)) for g in picked]).astype(np.int64)
 
 
 def _array_elements(source: Source, order: np.ndarray, labels: np.ndarray, with_masks: bool, channels: int) -> tf.data.Dataset:
@@ -329,8 +393,10 @@ def build_pipeline(
     seed = int(seed)
     order = np.arange(n)
     if shuffle and n:
-        # Shuffle the file order once so the cache (and a bounded shuffle buffer) is well mixed.
-        order = np.random.default_rng(seed).permutation(n)
+        # Shuffle the file order once so the cache (and a bounded shuffle buffer) is well mixed;
+        # the slices of one volume stay together, so the volume is read once, not once per slice.
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(n) if source.slices is None else _volume_order(source.slices, rng)
     labels = source.labels[order].astype(np.int32)
     empty_mask = tf.zeros([size[0], size[1], 1], tf.uint8)
     positions = order.astype(np.int64)
@@ -338,13 +404,14 @@ def build_pipeline(
 
     ds: tf.data.Dataset
     if source.paths is not None:
-        ds = tf.data.Dataset.zip(
-            (tf.data.Dataset.from_tensor_slices(positions), _file_elements(source, order, labels, with_masks))
-        )
+        parts = [tf.data.Dataset.from_tensor_slices(positions), _file_elements(source, order, labels, with_masks)]
+        where = _slice_elements(source, order)
+        ds = tf.data.Dataset.zip(tuple(parts) if where is None else (*parts, where))
 
-        def load_file(pos: tf.Tensor, element: tuple[tf.Tensor, ...]) -> Any:
+        def load_file(pos: tf.Tensor, element: tuple[tf.Tensor, ...], *volume: tf.Tensor) -> Any:
             path, ok, colour, label, *mask = element
-            img = tf_resize_image(_decode(path, ok, colour, channels, size), size)
+            at = (volume[0][0], volume[0][1]) if volume else None
+            img = tf_resize_image(_decode(path, ok, colour, channels, size, at), size)
             if not mask:
                 return pos, (img, label)
             mpath, mok, mcolour, has_mask = mask

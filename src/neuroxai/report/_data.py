@@ -226,11 +226,14 @@ def _gallery(
         return ()
     exp = Explainer(predictor, method, batch_size=batch_size).explain(x[list(pick)])
     paths = ds.paths("test")
+    slices = ds.slices("test")
     mask_paths = ds.mask_paths("test")
     available = ds.mask_available("test")
     items = []
     for n, i in enumerate(pick):
-        original: Any = paths[i]  # the file at its own resolution; in-memory data: the model input
+        ref = slices[i]
+        # the file at its own resolution; in-memory data and volume slices: the model input
+        original: Any = paths[i] if ref is None else None
         mask: Any = None
         if available[i]:
             mask = mask_paths[i] if mask_paths[i] is not None else (masks[i] if masks is not None else None)
@@ -245,7 +248,7 @@ def _gallery(
                 probability=float(exp.probabilities[n, pred]),
                 correct=pred == int(y[i]),
                 outlined=mask is not None,
-                source=str(original) if original is not None else f"test image #{i}",
+                source=ref.name if ref is not None else str(original) if original is not None else f"test image #{i}",
                 scan_size=_scan_size(original, x.shape[1:3]),
             )
         )

@@ -1,0 +1,46 @@
+"""Volumes: scanner volumes in, one answer per volume, explanation volumes out.
+
+A 2-D slice classifier applied to a 3-D scan (NIfTI, DICOM series; read by :func:`neuroxai.data.read_volume`):
+
+- :func:`predict_volume`: every axial slice that holds brain classified in batches, and one answer per
+  volume by a simple documented rule (:func:`volume_answer`), as a :class:`VolumePrediction`;
+- :func:`explain_volume`: one class explained on every brain slice (:class:`VolumeExplanation`), saved
+  as a NIfTI heatmap on the scan's own grid and affine plus a montage PNG of the slices that carried
+  the decision (:meth:`VolumeExplanation.save`).
+
+The per-volume answer summarises slice predictions; it is not a 3-D model and not a diagnosis (see
+the guide page "Volumes").
+"""
+
+from __future__ import annotations
+
+from neuroxai.volumes._explain import HEATMAP_SUFFIX, MONTAGE_SUFFIX, VolumeExplanation, VolumeOutputs, Weighting, explain_volume
+from neuroxai.volumes._predict import (
+    DEFAULT_THRESHOLD,
+    DEFAULT_TOP_K,
+    NO_TUMOUR_CLASS,
+    VolumeAnswer,
+    VolumePrediction,
+    model_slices,
+    predict_volume,
+    slice_ranges,
+    volume_answer,
+)
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_TOP_K",
+    "HEATMAP_SUFFIX",
+    "MONTAGE_SUFFIX",
+    "NO_TUMOUR_CLASS",
+    "VolumeAnswer",
+    "VolumeExplanation",
+    "VolumeOutputs",
+    "VolumePrediction",
+    "Weighting",
+    "explain_volume",
+    "model_slices",
+    "predict_volume",
+    "slice_ranges",
+    "volume_answer",
+]
