@@ -81,8 +81,9 @@ def test_explain_and_predict_expand_inputs_the_same_way(messy: Path, tmp_path: P
     inputs = [str(messy), str(tmp_path / "nope")]
     files, missing = collect_inputs(inputs)
     skipped: list[tuple[str, str]] = []
-    predicted = _expand(inputs, skipped)
+    predicted, has_volumes = _expand(inputs, skipped)
     assert [os.fspath(p) for p, _ in files] == predicted == find_images(inputs).paths
+    assert not has_volumes  # no scanner files among them
     assert missing == skipped == [(str(tmp_path / "nope"), "no such file or folder")]
     names = {Path(p).name for p in predicted}
     assert "a_mask.png" not in names and "B_MASK.png" not in names and ".hidden.png" not in names

@@ -258,3 +258,20 @@ def test_dicom_series_folders_in_a_manifest_and_in_class_folders(tmp_path: Path)
     groups = set(folders.groups("train"))
     assert groups == {str(tmp_path / "data" / "glioma" / "patient1"), str(tmp_path / "data" / "notumor" / "patient2")}
     assert folders.counts()["train"] == {"glioma": 6, "notumor": 6}
+
+
+def test_training_names_a_dropped_volume_slice_with_the_readers_reason(tmp_path: Path) -> None:
+    """A volume deleted during training is reported per slice (``scan.nii[slice 3]``), not as an unreadable image."""
+    from neuroxai.data import PipelineState
+    from neuroxai.data._slices import SliceRef
+    from neuroxai.training._callbacks import ReadCheck
+
+    path = tmp_path / "scan.nii"
+    nib.save(nib.Nifti1Image(np.full((24, 24, 6), 100, np.int16), np.eye(4)), path)
+    ref = SliceRef(str(path), None, 3)
+    check = ReadCheck([("train", PipelineState(2), [str(path), str(tmp_path / "x.png")], [ref, None])])
+    path.unlink()
+    check.check(1)
+    assert [s.path for s in check.unreadable] == [ref.name, str(tmp_path / "x.png")]
+    assert "No such file" in check.unreadable[0].reason and "not an image" not in check.unreadable[0].reason
+    assert check.dropped == {"train": 2}

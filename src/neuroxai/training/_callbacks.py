@@ -255,15 +255,17 @@ class ReadCheck(keras.callbacks.Callback):  # type: ignore[misc]  # Keras ships 
     :attr:`unreadable` and a logged warning, whatever TensorFlow's own log level.
 
     Args:
-        splits: ``(split, PipelineState, paths of the split)`` per pipeline read with files.
+        splits: ``(split, PipelineState, paths of the split, slices of the split)`` per pipeline read with
+            files; the slices are :meth:`neuroxai.Dataset.slices` (``None`` per image file), so a dropped volume
+            slice is named ``scan.nii.gz[slice 12]`` with the volume reader's reason.
     """
 
-    def __init__(self, splits: Sequence[tuple[str, Any, Sequence[str]]]) -> None:
+    def __init__(self, splits: Sequence[tuple[str, Any, Sequence[str], Sequence[Any]]]) -> None:
         super().__init__()
         self.splits = list(splits)
         self.unreadable: list[SkippedFile] = []
         self._seen: set[tuple[str, int]] = set()
-        self.dropped: dict[str, int] = {split: 0 for split, _, _ in self.splits}
+        self.dropped: dict[str, int] = {split: 0 for split, *_ in self.splits}
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.check(epoch + 1)
@@ -271,17 +273,22 @@ class ReadCheck(keras.callbacks.Callback):  # type: ignore[misc]  # Keras ships 
     def check(self, epoch: int) -> None:
         """Record the files not read so far (call after a full pass)."""
         from neuroxai.data._images import probe_file
+        from neuroxai.data._slices import slice_problem
 
-        for split, state, paths in self.splits:
+        for split, state, paths, slices in self.splits:
             use = "training" if split == "train" else "validation"
             for i in state.unread():
                 if (split, int(i)) in self._seen:
                     continue
                 self._seen.add((split, int(i)))
                 self.dropped[split] += 1
-                path = str(paths[int(i)])
-                why = probe_file(path)
-                reason = why if isinstance(why, str) else "could not be decoded by the tf.data pipeline"
+                ref = slices[int(i)]
+                if ref is not None:  # a volume slice: the volume reader says why
+                    path, reason = ref.name, slice_problem(ref)
+                else:
+                    path = str(paths[int(i)])
+                    why = probe_file(path)
+                    reason = why if isinstance(why, str) else "could not be decoded by the tf.data pipeline"
                 text = f"{reason}; it became unreadable after indexing and was left out of {use} from epoch {epoch}"
                 self.unreadable.append(SkippedFile(path, text))
                 log.warning("%r: %s", path, text)

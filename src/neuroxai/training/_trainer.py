@@ -507,7 +507,9 @@ class Trainer:
         checked = [
             (split, st, dataset.paths(split)) for split, st in (("train", train_state), ("val", val_state)) if st is not None
         ]
-        reads = ReadCheck([(split, st, [str(p) for p in paths]) for split, st, paths in checked if None not in paths])
+        reads = ReadCheck(
+            [(split, st, [str(p) for p in paths], dataset.slices(split)) for split, st, paths in checked if None not in paths]
+        )
         if self.class_weight is True:
             class_weight: dict[int, float] | None = dataset.class_weights("train")
         elif isinstance(self.class_weight, dict):
