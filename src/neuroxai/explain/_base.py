@@ -345,9 +345,10 @@ class GradientMethod(ExplainMethod):
         probs = ops.cast(clean.probabilities, "float32")
         resolved = _resolve_targets(probs, targets)
         samples = ops.cast(self.samples(x), "float32")
-        n = int(samples.shape[0])  # samples per image: fixed by the method's options
+        n, b = ops.shape(samples)[0], ops.shape(x)[0]  # ints where static (always on JAX), else tensors
         flat = ops.reshape(samples, (-1, *ops.shape(x)[1:]))
-        grads = _backend.input_gradients(traced, flat, ops.tile(resolved, [n]))
+        tiled = ops.reshape(ops.broadcast_to(resolved[None], (n, b)), (-1,))  # sample-major, like ``flat``
+        grads = _backend.input_gradients(traced, flat, tiled)
         grads = ops.reshape(grads, ops.shape(samples))
         raw = self.combine(x, samples, grads)
         return normalize_maps(raw, _image_size(x)), probs, resolved
