@@ -31,8 +31,7 @@ class SmoothGrad(GradientMethod):
     Options:
         samples: Number of noisy copies per image (default 16).
         noise: Noise standard deviation as a fraction of each image's value range (default 0.15).
-        seed: Seed of the (stateless, so deterministic) noise (default 0). The same seed gives the same
-            noise on one backend; TensorFlow and JAX draw different numbers.
+        seed: Seed of the (stateless, so deterministic) noise (default 0; TensorFlow and JAX draw different noise).
     """
 
     name = "smoothgrad"
