@@ -132,7 +132,7 @@ class CompileCache:
     """
 
     def __init__(self, shared: bool = True) -> None:
-        self._functions: dict[tuple[Any, ...], Any] = {}  # compiled functions (tf.function or StatelessJit)
+        self._functions: dict[tuple[Any, ...], Any] = {}  # compiled steps (tf.function, or a jax.jit step)
         self._shared = bool(shared)
 
     def function(

@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from neuroxai._keras_backend import current, require
+from neuroxai._keras_backend import EXPLAIN_BACKENDS, current, require
 from neuroxai.errors import ExplainError
 from neuroxai.explain import _backend
 from neuroxai.explain._base import CompileCache, ExplainMethod
@@ -82,6 +82,8 @@ class Explainer:
             are listed), class names that do not match the model, or an untraceable model.
         UnknownMethodError: An unknown method name (an ``ExplainError``; the message suggests close names).
         ModelError: A model path that cannot be loaded.
+        BackendError: The method does not run on this process's Keras backend (Score-CAM and occlusion
+            run on TensorFlow only for now); the message lists the methods that do.
 
     Example:
         >>> import keras, numpy as np
@@ -174,11 +176,16 @@ class Explainer:
         from neuroxai.explain._registry import MethodRegistry
 
         registry = MethodRegistry()
-        here = [name for name in registry.names() if backend in registry.get(name).backends]
+        first_names: dict[type[ExplainMethod], str] = {}
+        for name in registry.names():
+            cls = registry.get(name)
+            if backend in cls.backends:
+                first_names.setdefault(cls, name)  # one name per class: no aliases
+        here = list(first_names.values())
         hint = (
             f"On {backend} these methods run: {', '.join(here)}."
             if here
-            else f"No explanation method runs on {backend} yet (supported backends: tensorflow, jax)."
+            else f"No explanation method runs on {backend} yet (supported backends: {', '.join(EXPLAIN_BACKENDS)})."
         )
         require(f"Explanation method {method.name!r}", method.backends, hint=hint)
 
