@@ -3,10 +3,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+JAX_STAMP := $(VENV)/.installed-jax
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: demo test lint docs bench install clean
+.PHONY: demo test test-jax lint docs bench install install-jax clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +17,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# JAX CPU wheels (about 90 MB): `make test` then also runs the cross-backend tests (tests/backends).
+$(JAX_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,docs,lint,jax]"
+	touch $(JAX_STAMP)
+
+install-jax: $(JAX_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/neuroxai demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The tests that run on Keras' JAX backend (a process runs the backend keras was first imported with).
+test-jax: $(JAX_STAMP)
+	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/backends
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples docs

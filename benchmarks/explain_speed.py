@@ -19,12 +19,21 @@ modest size (``--zoo-size 128``, ``--zoo-batch 8``); ``--no-zoo`` skips it.
 Run: ``python benchmarks/explain_speed.py [--batch 16] [--size 224] [--repeats 5] [--no-zoo]``
 (about two minutes on 2 CPU cores). Times are the best of the repeats, forward
 and ours measured alternately. Uses the built-in models from ``neuroxai.ModelRegistry``.
+
+``--backend jax`` measures the same on Keras' JAX backend (the forward pass
+under ``jax.jit`` over the model's variables; no textbook column, which is
+TensorFlow code). ``--backend both`` runs the built-in models once per backend,
+each in its own process (a process runs one backend), and prints them side by
+side with the JAX/TF ratio of Grad-CAM throughput (needs ``jax`` installed).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -86,25 +95,42 @@ def textbook_gradcam(model, layer_name, images):
     return maps
 
 
-def _measure(model, layer, x, repeats: int):
+def _measure(model, layer, x, repeats: int, textbook: bool = True):
     """``(layer used, forward time, ours time, textbook time)`` for one model and batch."""
 
     t_fwd, t_ours, explainer = _forward_and_ours(model, layer, x, repeats)
     layer_name = explainer.layer if isinstance(explainer.layer, str) else None
-    t_book = _time(lambda: textbook_gradcam(model, layer_name, x), 1) if layer_name else float("nan")
+    t_book = _time(lambda: textbook_gradcam(model, layer_name, x), 1) if layer_name and textbook else float("nan")
     return explainer.layer, t_fwd, t_ours, t_book
+
+
+def _compiled_forward(model, x):
+    """The model's compiled, batched forward pass for batches shaped like ``x``, on the running backend."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        from neuroxai._keras_backend import StatelessJit
+
+        return StatelessJit(model, lambda t: model(t, training=False))
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, *x.shape[1:]), tf.float32)
+    return tf.function(lambda t: model(t, training=False), input_signature=[spec])
 
 
 def _forward_and_ours(model, layer, x, repeats: int):
     """Best times of the compiled forward pass and of our Grad-CAM on the same numpy batch, measured alternately."""
-    import tensorflow as tf
+    import numpy as np
 
     from neuroxai.explain import Explainer
 
-    spec = tf.TensorSpec((None, *x.shape[1:]), tf.float32)
-    forward = tf.function(lambda t: model(t, training=False), input_signature=[spec])
+    compiled = _compiled_forward(model, x)
+
+    def forward(t):
+        return np.asarray(compiled(t))
+
     explainer = Explainer(model, "gradcam", target_layer=layer, batch_size=len(x))
-    t_fwd, t_ours = _time_pair(lambda: forward(x).numpy(), lambda: explainer.explain(x), repeats)
+    t_fwd, t_ours = _time_pair(lambda: forward(x), lambda: explainer.explain(x), repeats)
     return t_fwd, t_ours, explainer
 
 
@@ -137,6 +163,65 @@ def zoo_table(size: int, batch: int, repeats: int):
     return rows
 
 
+def _backend_info() -> str:
+    """``"TensorFlow 2.x, devices: [...]"`` or ``"JAX 0.x, devices: [...]"`` for the running Keras backend."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return f"JAX {jax.__version__}, devices: {[d.platform.upper() for d in jax.devices()]}"
+    import tensorflow as tf
+
+    return f"TensorFlow {tf.__version__}, devices: {[d.device_type for d in tf.config.list_logical_devices()]}"
+
+
+def _builtin_rows(args):
+    """One row per built-in model: ``(name, layer, forward time, ours time, textbook time)``."""
+    import keras
+    import numpy as np
+
+    models = _registry_models(args.size)
+    rng = np.random.default_rng(0)
+    textbook = keras.backend.backend() == "tensorflow" and not args.no_textbook
+    rows = []
+    for name, (model, layer) in models.items():
+        x = (rng.random((args.batch, args.size, args.size, 3), dtype=np.float32) * 255.0).astype(np.float32)
+        rows.append((name, *_measure(model, layer, x, args.repeats, textbook=textbook)))
+    return rows
+
+
+def _both(args) -> None:
+    """Run the built-in models on TensorFlow, then on JAX (one process each) and print them side by side."""
+    import tempfile
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in ("tensorflow", "jax"):
+            out = os.path.join(tmp, f"{backend}.json")
+            cmd = [sys.executable, os.path.abspath(__file__), "--backend", backend, "--json", out, "--no-zoo", "--no-textbook"]
+            cmd += ["--batch", str(args.batch), "--size", str(args.size), "--repeats", str(args.repeats)]
+            subprocess.run(cmd, check=True, env=dict(os.environ, KERAS_BACKEND=backend))
+            with open(out, encoding="utf-8") as fh:
+                results[backend] = json.load(fh)
+    n = args.batch
+    print(f"\nGrad-CAM on each backend, batch of {n} images at {args.size}x{args.size}, best of {args.repeats}")
+    for backend in ("tensorflow", "jax"):
+        print(f"  {backend}: {results[backend]['info']}")
+    print(
+        f"{'model':<16}{'TF fwd img/s':>13}{'TF ours img/s':>14}{'TF ours/fwd':>12}"
+        f"{'JAX fwd img/s':>14}{'JAX ours img/s':>15}{'JAX ours/fwd':>13}{'JAX/TF ours':>12}"
+    )
+    tf_rows = {r[0]: r for r in results["tensorflow"]["rows"]}
+    for name, _layer, j_fwd, j_ours, _ in results["jax"]["rows"]:
+        _, _, t_fwd, t_ours, _ = tf_rows[name]
+        print(
+            f"{name:<16}{n / t_fwd:>13.1f}{n / t_ours:>14.1f}{t_ours / t_fwd:>11.2f}x"
+            f"{n / j_fwd:>14.1f}{n / j_ours:>15.1f}{j_ours / j_fwd:>12.2f}x{t_ours / j_ours:>11.2f}x"
+        )
+    print("targets: ours/forward <= 1.2x on each backend; JAX/TF ours is the ratio of Grad-CAM throughputs (>1: JAX faster)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=16)
@@ -145,23 +230,28 @@ def main() -> None:
     parser.add_argument("--no-zoo", action="store_true", help="skip the keras.applications table")
     parser.add_argument("--zoo-size", type=int, default=128)
     parser.add_argument("--zoo-batch", type=int, default=8)
+    parser.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "both"),
+        default=os.environ.get("KERAS_BACKEND", "tensorflow"),
+        help="Keras backend to measure; 'both': the built-in models on TensorFlow and JAX side by side",
+    )
+    parser.add_argument("--no-textbook", action="store_true", help="skip the (slow) textbook column")
+    parser.add_argument("--json", help=argparse.SUPPRESS)  # used by --backend both: write the rows there, print nothing
     args = parser.parse_args()
+    if args.backend == "both":
+        _both(args)
+        return
+    os.environ["KERAS_BACKEND"] = args.backend  # before keras is first imported
 
-    import numpy as np
-    import tensorflow as tf
-
-    models = _registry_models(args.size)
-    rng = np.random.default_rng(0)
-    rows = []
-    for name, (model, layer) in models.items():
-        x = (rng.random((args.batch, args.size, args.size, 3), dtype=np.float32) * 255.0).astype(np.float32)
-        rows.append((name, *_measure(model, layer, x, args.repeats)))
+    rows = _builtin_rows(args)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"info": _backend_info(), "rows": [[r[0], str(r[1]), *r[2:]] for r in rows]}, fh)
+        return
 
     n = args.batch
-    print(
-        f"\nGrad-CAM speed, batch of {n} images at {args.size}x{args.size}, TensorFlow {tf.__version__}, "
-        f"devices: {[d.device_type for d in tf.config.list_logical_devices()]}"
-    )
+    print(f"\nGrad-CAM speed, batch of {n} images at {args.size}x{args.size}, {_backend_info()}")
     print(
         f"{'model':<16}{'layer':<18}{'forward img/s':>14}{'ours img/s':>12}{'textbook img/s':>16}"
         f"{'ours/forward':>14}{'textbook/ours':>15}"
@@ -171,7 +261,7 @@ def main() -> None:
             f"{name:<16}{layer!s:<18}{n / t_fwd:>14.1f}{n / t_ours:>12.1f}{n / t_book:>16.2f}"
             f"{t_ours / t_fwd:>13.2f}x{t_book / t_ours:>14.1f}x"
         )
-    print("targets: ours/forward <= 1.2x, textbook/ours >= 10x")
+    print("targets: ours/forward <= 1.2x, textbook/ours >= 10x (TensorFlow only)")
     if args.no_zoo:
         return
     zoo = zoo_table(args.zoo_size, args.zoo_batch, max(2, args.repeats - 2))

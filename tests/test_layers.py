@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "_progress": 1,
     "_cache": 1,
     "_tf": 1,
+    "_keras_backend": 1,
     "plugins": 2,
     "data": 3,
     "models": 4,

@@ -11,6 +11,7 @@ keep working.
 from __future__ import annotations
 
 __all__ = [
+    "BackendError",
     "DataError",
     "ExplainError",
     "ModelError",
@@ -57,6 +58,13 @@ class PluginError(NeuroxaiError, RuntimeError):
 
 class NotFittedError(NeuroxaiError, AttributeError):
     """A method that needs a fitted estimator was called before ``fit``."""
+
+
+class BackendError(NeuroxaiError, RuntimeError):
+    """A feature is not available on the Keras backend this process runs (``KERAS_BACKEND``).
+
+    The message names the feature, the backends it runs on, and what does run on the current one.
+    """
 
 
 class ExplainError(NeuroxaiError, ValueError):

@@ -8,6 +8,19 @@ import numpy as np
 
 from neuroxai.errors import DataError
 
+#: What runs on the JAX backend for explanation metrics (the hint of every refusal in this layer).
+_JAX_METRICS = (
+    "On JAX, compute maps with Explainer (Grad-CAM family, saliency, SmoothGrad, integrated gradients) and score "
+    "them with the localization functions (pointing_game, iou, dice ...), which need no model."
+)
+
+
+def require_model_backend(feature: str) -> None:
+    """Refuse a metric that runs the model on a backend it is not ported to yet (TensorFlow only for now)."""
+    from neuroxai._keras_backend import require
+
+    require(feature, hint=_JAX_METRICS)
+
 
 def as_maps(maps: Any, name: str = "maps") -> np.ndarray:
     """Return ``maps`` as float64 ``[N, H, W]``; a ``[N, H, W, 1]`` array is squeezed."""

@@ -242,6 +242,9 @@ def _as_probabilities(out: np.ndarray) -> np.ndarray:
 
 def _make_step(model: Any) -> Any:
     """The compiled perturbation step for ``model``, built once per model object (held weakly, dies with it)."""
+    from neuroxai.evaluation._checks import require_model_backend
+
+    require_model_backend("The deletion/insertion (faithfulness) metric")
     return _STEPS.get(model, lambda m: _build_step(weakref.ref(m)))
 
 
@@ -302,6 +305,7 @@ def deletion_insertion_curves(
 
     Raises:
         DataError: When shapes disagree.
+        BackendError: The Keras backend is not TensorFlow (this metric is not ported to JAX yet).
 
     Example:
         >>> curves = deletion_insertion_curves(model, x, maps, y, steps=10)  # doctest: +SKIP

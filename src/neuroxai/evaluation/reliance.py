@@ -388,6 +388,7 @@ def tumour_reliance(
 
     Raises:
         DataError: Shapes that disagree, labels out of range, or an unknown baseline.
+        BackendError: The Keras backend is not TensorFlow (this metric is not ported to JAX yet).
 
     Example:
         >>> r = tumour_reliance(model, x, masks, y, class_names=names)  # doctest: +SKIP
@@ -395,8 +396,10 @@ def tumour_reliance(
         True
     """
     from neuroxai._progress import progress as _progress
+    from neuroxai.evaluation._checks import require_model_backend
     from neuroxai.evaluation.faithfulness import _as_probabilities, baseline_fill
 
+    require_model_backend("The tumour-reliance metric")
     x = np.asarray(images, dtype=np.float32)
     if x.ndim == 3:
         x = x[..., None]

@@ -619,6 +619,7 @@ def evaluate_explanations(
         DataError: Inconsistent shapes, or ``targets="label"`` without labels.
         ExplainError: No usable method or metric, or a method or metric given twice.
         UnknownMetricError: An unknown metric name.
+        BackendError: The Keras backend is not TensorFlow (explanation metrics are not ported to JAX yet).
 
     Example:
         >>> from neuroxai.evaluation import Faithfulness, evaluate_explanations
@@ -628,6 +629,9 @@ def evaluate_explanations(
         >>> report.summary()["gradcam"].pointing_game, report.reliance.ratio  # doctest: +SKIP
         >>> report.save("runs/demo")  # doctest: +SKIP
     """
+    from neuroxai.evaluation._checks import require_model_backend
+
+    require_model_backend("evaluate_explanations")
     predictor = None
     if not hasattr(model, "get_weights") and getattr(model, "model", None) is not None:
         predictor, model = model, model.model

@@ -284,13 +284,16 @@ def cascading_randomization(
 
     Raises:
         ExplainError: When the model cannot be cloned or maps have the wrong shape.
+        BackendError: The Keras backend is not TensorFlow (this metric is not ported to JAX yet).
 
     Example:
         >>> r = cascading_randomization(model, x[:16], y[:16], my_explain_fn)  # doctest: +SKIP
         >>> r.passed, r.final.spearman  # doctest: +SKIP
     """
     from neuroxai._progress import progress as _progress
+    from neuroxai.evaluation._checks import require_model_backend
 
+    require_model_backend("The randomization sanity check")
     x = np.asarray(images, dtype=np.float32)
     t = np.asarray(targets, dtype=np.int64).reshape(-1)
     if original_maps is None:

@@ -24,12 +24,16 @@ values set to zero); a method overrides one hook:
 Targets reach the compiled functions as an ``int32`` vector where ``-1``
 means "the predicted class", so the prediction and the explanation come
 from one forward pass.
+
+The CAM and pixel-gradient families are written on ``keras.ops`` over the
+backend seam (:mod:`neuroxai.explain._backend`: compiling a step, the
+gradient of the class score w.r.t. an activation) and run on every backend
+in their :attr:`ExplainMethod.backends` (TensorFlow and JAX); the
+gradient-free family still runs on TensorFlow only.
 """
 
 from __future__ import annotations
 
-import functools
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -37,7 +41,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from neuroxai._cache import PerModel
+from neuroxai._keras_backend import EXPLAIN_BACKENDS
 from neuroxai.errors import ExplainError
+from neuroxai.explain import _backend
 
 if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.models._graph import ForwardResult, TracedModel
@@ -53,7 +59,7 @@ __all__ = [
     "normalize_maps",
 ]
 
-#: A TensorFlow tensor (TensorFlow ships no type information).
+#: A backend tensor (TensorFlow and JAX ship no type information Keras shares).
 Tensor = Any
 #: What :meth:`ExplainMethod.explain_batch` returns: ``(maps [B, H, W], probabilities [B, K], targets [B])``.
 BatchResult = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -70,29 +76,28 @@ def normalize_maps(raw: Any, size: Any) -> Any:
         Tensor ``[B, H, W]`` float32 in [0, 1]; finite; an all-zero (or all
         negative) map comes back all zero.
     """
-    import tensorflow as tf
+    from keras import ops
 
-    raw = tf.cast(raw, tf.float32)
-    raw = tf.nn.relu(tf.where(tf.math.is_finite(raw), raw, tf.zeros_like(raw)))  # on the small map: cheap
+    raw = ops.cast(raw, "float32")
+    raw = ops.relu(ops.where(ops.isfinite(raw), raw, ops.zeros_like(raw)))  # on the small map: cheap
     # Bilinear weights are convex, so the upsampled map of a non-negative map is non-negative and needs
     # no second ReLU; dividing by the peak (by +inf for an all-zero map, which gives exact zeros) puts it
     # in [0, 1] in one pass over the full-size map.
-    resized = tf.image.resize(raw[..., None], size, method="bilinear")[..., 0]
-    peak = tf.reduce_max(resized, axis=[1, 2], keepdims=True)
-    return resized / tf.where(peak > 1e-12, peak, tf.fill(tf.shape(peak), float("inf")))
+    resized = _backend.resize_bilinear(ops.expand_dims(raw, -1), size)[..., 0]
+    peak = ops.max(resized, axis=(1, 2), keepdims=True)
+    return resized / ops.where(peak > 1e-12, peak, ops.full_like(peak, float("inf")))
 
 
-def _resolve_targets(probs: Tensor, targets: Tensor) -> Tensor:
-    import tensorflow as tf
+def _image_size(x: Tensor) -> tuple[Any, Any]:
+    """``(height, width)`` of a batch ``[B, H, W, C]``: ints where static, tensors where not (TensorFlow)."""
+    from keras import ops
 
-    predicted = tf.argmax(probs, axis=-1, output_type=tf.int32)
-    return tf.where(targets < 0, predicted, targets)
+    shape = ops.shape(x)
+    return shape[1], shape[2]
 
 
-def _gather(scores: Tensor, targets: Tensor) -> Tensor:
-    import tensorflow as tf
-
-    return tf.gather(tf.cast(scores, tf.float32), targets, axis=1, batch_dims=1)
+_resolve_targets = _backend.resolve_targets
+_gather = _backend.gather_scores
 
 
 #: Compiled functions per model object, shared by every CompileCache that asks for the same key. Held
@@ -100,23 +105,16 @@ def _gather(scores: Tensor, targets: Tensor) -> Tensor:
 _SHARED: PerModel[dict[tuple[Any, ...], Any]] = PerModel()
 
 
-def _call_traced(ref: weakref.ReferenceType[Any], fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(traced, *args)`` for the traced model behind ``ref`` (called while tracing only)."""
-    traced = ref()
-    if traced is None:  # pragma: no cover - a fixed input signature never traces again
-        raise ExplainError("The explainer that compiled this function is gone; build a new Explainer.")
-    return fn(traced, *args)
-
-
 class CompileCache:
-    """The compiled (``tf.function``) hot paths of one :class:`~neuroxai.explain.Explainer`.
+    """The compiled hot paths of one :class:`~neuroxai.explain.Explainer` (``tf.function`` or ``jax.jit``).
 
     Keyed by (model, target layer path, head, output, method class, method
     options, function name): two method instances with the same class and
-    options share their compiled functions. Each function is traced once, with
-    a fixed input signature ``(images [None, H, W, C] float32, targets [None]
-    int32, *extra)``, and reads the model's weights at call time (changing
-    weights in place is seen by the next call).
+    options share their compiled functions. On TensorFlow each function is
+    traced once, with a fixed input signature ``(images [None, H, W, C]
+    float32, targets [None] int32, *extra)``; on JAX once per batch shape.
+    Both read the model's weights at call time (changing weights in place is
+    seen by the next call).
 
     With ``shared=True`` (the default) a function compiled for a model object is
     reused by every later cache asking for the same key while that model lives,
@@ -134,7 +132,7 @@ class CompileCache:
     """
 
     def __init__(self, shared: bool = True) -> None:
-        self._functions: dict[tuple[Any, ...], Any] = {}  # tf.function objects
+        self._functions: dict[tuple[Any, ...], Any] = {}  # compiled steps (tf.function, or a jax.jit step)
         self._shared = bool(shared)
 
     def function(
@@ -152,10 +150,10 @@ class CompileCache:
             method: The method whose settings ``fn`` depends on.
             name: Which of the method's functions (``"step"``, ``"prepare"`` ...).
             fn: The Python function, called as ``fn(traced, images, targets, *extra)``.
-            extra_signature: ``tf.TensorSpec`` of the arguments after ``(images, targets)``.
+            extra_signature: ``tf.TensorSpec`` of the arguments after ``(images, targets)`` (TensorFlow).
 
         Returns:
-            The ``tf.function``, taking ``(images, targets, *extra)``.
+            The compiled function (``tf.function`` or ``jax.jit``), taking ``(images, targets, *extra)``.
         """
         key = (
             traced.target_path,
@@ -168,25 +166,17 @@ class CompileCache:
         )
         compiled: Callable[..., Any] | None = self._functions.get(key)
         if compiled is None:
-            import tensorflow as tf
-
             store = _SHARED.get(traced.model, lambda m: {}) if self._shared else {}
             compiled = store.get(key)
             if compiled is None:
-                signature = [
-                    tf.TensorSpec((None, *traced.input_shape), tf.float32),
-                    tf.TensorSpec((None,), tf.int32),
-                    *extra_signature,
-                ]
-                call = functools.partial(_call_traced, weakref.ref(traced), fn)
-                compiled = tf.function(call, input_signature=signature, reduce_retracing=True)
+                compiled = _backend.compile_step(traced, fn, extra_signature)
                 store[key] = compiled
             self._functions[key] = compiled
-        return compiled
+        return _backend.bind(compiled, traced)
 
     def tracing_count(self) -> int:
         """How many times the cached functions were traced in total (one each when signatures hold)."""
-        return sum(int(fn.experimental_get_tracing_count()) for fn in self._functions.values())
+        return sum(_backend.tracing_count(fn) for fn in self._functions.values())
 
     def clear(self) -> None:
         """Forget every compiled function (the next call traces again)."""
@@ -222,8 +212,8 @@ class ExplainMethod:
         >>> class MyCAM(CAMMethod):
         ...     name = "mycam"
         ...     def weigh(self, activations, gradients):
-        ...         import tensorflow as tf
-        ...         return tf.reduce_sum(tf.abs(gradients) * activations, axis=-1)
+        ...         from keras import ops
+        ...         return ops.sum(ops.abs(gradients) * activations, axis=-1)
         >>> MyCAM().options
         mappingproxy({})
     """
@@ -234,6 +224,10 @@ class ExplainMethod:
     uses_layer: ClassVar[bool] = False
     #: Accepted options and their default values.
     defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    #: The Keras backends the method runs on (the Explainer refuses others with a clear error). The CAM and
+    #: pixel-gradient bases run on TensorFlow and JAX; a subclass whose hook uses ``tensorflow`` directly
+    #: (rather than ``keras.ops``) should narrow this to ``("tensorflow",)``.
+    backends: ClassVar[tuple[str, ...]] = ("tensorflow",)
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.defaults))
@@ -279,18 +273,21 @@ class ExplainMethod:
 
 def _numpy(result: tuple[Tensor, Tensor, Tensor]) -> BatchResult:
     maps, probs, resolved = result
-    return maps.numpy(), probs.numpy(), resolved.numpy()
+    return _backend.to_numpy(maps), _backend.to_numpy(probs), _backend.to_numpy(resolved)
 
 
 class CAMMethod(ExplainMethod):
     """Gradient-weighted class-activation maps: weigh the target layer's channels with their gradients.
 
-    Subclasses override only :meth:`weigh`. The compiled hot path runs the
-    model once under a ``GradientTape`` that watches the target feature map
-    only, so gradients flow back no further than the target layer.
+    Subclasses override only :meth:`weigh`, written on ``keras.ops`` (so it
+    runs on every backend). The compiled hot path runs the model once and
+    takes the gradient of the target scores with respect to the target
+    feature map only (:func:`neuroxai.explain._backend.feature_gradients`),
+    so gradients flow back no further than the target layer.
     """
 
     uses_layer = True
+    backends = EXPLAIN_BACKENDS
 
     def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
         """Combine feature maps ``[B, h, w, K]`` and their gradients into a map ``[B, h, w]``.
@@ -305,23 +302,12 @@ class CAMMethod(ExplainMethod):
         raise NotImplementedError
 
     def _step(self, traced: TracedModel, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        import tensorflow as tf
+        from keras import ops
 
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-
-            def capture(t: Tensor) -> Tensor:
-                tape.watch(t)
-                return t
-
-            result = traced(x, capture)
-            resolved = _resolve_targets(result.probabilities, targets)
-            score = tf.reduce_sum(_gather(result.scores, resolved))
-        grads = tape.gradient(score, result.features)
-        acts = tf.cast(result.features, tf.float32)
-        grads = tf.zeros_like(acts) if grads is None else tf.cast(grads, tf.float32)
-        raw = self.weigh(acts, grads)
-        maps = normalize_maps(raw, tf.shape(x)[1:3])
-        return maps, tf.cast(result.probabilities, tf.float32), resolved
+        result, resolved, grads = _backend.feature_gradients(traced, x, targets)
+        raw = self.weigh(ops.cast(result.features, "float32"), grads)
+        maps = normalize_maps(raw, _image_size(x))
+        return maps, ops.cast(result.probabilities, "float32"), resolved
 
     def explain_batch(
         self, traced: TracedModel, x: Tensor, targets: Tensor, *, cache: CompileCache, batch_size: int
@@ -336,8 +322,11 @@ class GradientMethod(ExplainMethod):
     copies of the batch to differentiate, stacked sample-major) and, where the
     default mean absolute gradient does not fit, :meth:`combine`. All samples
     of a batch go through the model in one compiled call; a subclass drawing
-    several samples also says how many in :meth:`samples_per_image`.
+    several samples also says how many in :meth:`samples_per_image`. Hooks are
+    written on ``keras.ops`` (so they run on every backend).
     """
+
+    backends = EXPLAIN_BACKENDS
 
     def samples(self, x: Tensor) -> Tensor:
         """Return ``[S, B, H, W, C]`` inputs to differentiate (default: the batch itself)."""
@@ -345,30 +334,24 @@ class GradientMethod(ExplainMethod):
 
     def combine(self, x: Tensor, samples: Tensor, gradients: Tensor) -> Tensor:
         """Turn gradients ``[S, B, H, W, C]`` into raw maps ``[B, H, W]`` (default: max over channels of mean ``|grad|``)."""
-        import tensorflow as tf
+        from keras import ops
 
-        return tf.reduce_max(tf.reduce_mean(tf.abs(gradients), axis=0), axis=-1)
+        return ops.max(ops.mean(ops.abs(gradients), axis=0), axis=-1)
 
     def _step(self, traced: TracedModel, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        import tensorflow as tf
+        from keras import ops
 
         clean = traced(x)
-        probs = tf.cast(clean.probabilities, tf.float32)
+        probs = ops.cast(clean.probabilities, "float32")
         resolved = _resolve_targets(probs, targets)
-        samples = tf.cast(self.samples(x), tf.float32)
-        n = tf.shape(samples)[0]
-        b = tf.shape(x)[0]
-        flat = tf.reshape(samples, tf.concat([[n * b], tf.shape(x)[1:]], axis=0))
-        tiled = tf.tile(resolved, [n])
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(flat)
-            result = traced(flat)
-            score = tf.reduce_sum(_gather(result.scores, tiled))
-        grads = tape.gradient(score, flat)
-        grads = tf.zeros_like(flat) if grads is None else grads
-        grads = tf.reshape(grads, tf.shape(samples))
+        samples = ops.cast(self.samples(x), "float32")
+        n, b = ops.shape(samples)[0], ops.shape(x)[0]  # ints where static (always on JAX), else tensors
+        flat = ops.reshape(samples, (-1, *ops.shape(x)[1:]))
+        tiled = ops.reshape(ops.broadcast_to(resolved[None], (n, b)), (-1,))  # sample-major, like ``flat``
+        grads = _backend.input_gradients(traced, flat, tiled)
+        grads = ops.reshape(grads, ops.shape(samples))
         raw = self.combine(x, samples, grads)
-        return normalize_maps(raw, tf.shape(x)[1:3]), probs, resolved
+        return normalize_maps(raw, _image_size(x)), probs, resolved
 
     def explain_batch(
         self, traced: TracedModel, x: Tensor, targets: Tensor, *, cache: CompileCache, batch_size: int
@@ -393,8 +376,10 @@ class PerturbationMethod(ExplainMethod):
     No Python loop runs over images; the cost grows with ``U``. The family
     bases implement the three hooks: :class:`GradientFreeCAMMethod`
     (Score-CAM and kin, whose subclasses override one hook) and
-    :class:`~neuroxai.explain.Occlusion`.
+    :class:`~neuroxai.explain.Occlusion`. The family runs on TensorFlow only for now.
     """
+
+    backends: ClassVar[tuple[str, ...]] = ("tensorflow",)
 
     def units(self, x: Tensor, result: ForwardResult) -> Tensor:
         """What to perturb with, ``[B or 1, h, w, U]``, from the images and their forward pass."""

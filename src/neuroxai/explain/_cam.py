@@ -1,6 +1,8 @@
 """Gradient-weighted class activation maps: Grad-CAM, Grad-CAM++, LayerCAM, HiResCAM.
 
-Each class overrides only :meth:`~neuroxai.explain.CAMMethod.weigh`.
+Each class overrides only :meth:`~neuroxai.explain.CAMMethod.weigh`, on
+``keras.ops``, so every one runs on each backend of
+:attr:`~neuroxai.explain.CAMMethod.backends` (TensorFlow, JAX).
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ class GradCAM(CAMMethod):
     name = "gradcam"
 
     def weigh(self, activations: Any, gradients: Any) -> Any:
-        import tensorflow as tf
+        from keras import ops
 
-        weights = tf.reduce_mean(gradients, axis=[1, 2], keepdims=True)
-        return tf.reduce_sum(weights * activations, axis=-1)
+        weights = ops.mean(gradients, axis=(1, 2), keepdims=True)
+        return ops.sum(weights * activations, axis=-1)
 
 
 class GradCAMPlusPlus(CAMMethod):
@@ -37,16 +39,16 @@ class GradCAMPlusPlus(CAMMethod):
     name = "gradcam++"
 
     def weigh(self, activations: Any, gradients: Any) -> Any:
-        import tensorflow as tf
+        from keras import ops
 
-        g2 = tf.square(gradients)
+        g2 = ops.square(gradients)
         g3 = g2 * gradients
-        sum_a = tf.reduce_sum(activations, axis=[1, 2], keepdims=True)
+        sum_a = ops.sum(activations, axis=(1, 2), keepdims=True)
         denom = 2.0 * g2 + sum_a * g3
-        denom = tf.where(tf.abs(denom) > 1e-12, denom, tf.ones_like(denom))
+        denom = ops.where(ops.abs(denom) > 1e-12, denom, ops.ones_like(denom))
         alpha = g2 / denom
-        weights = tf.reduce_sum(alpha * tf.nn.relu(gradients), axis=[1, 2], keepdims=True)
-        return tf.reduce_sum(weights * activations, axis=-1)
+        weights = ops.sum(alpha * ops.relu(gradients), axis=(1, 2), keepdims=True)
+        return ops.sum(weights * activations, axis=-1)
 
 
 class LayerCAM(CAMMethod):
@@ -58,9 +60,9 @@ class LayerCAM(CAMMethod):
     name = "layercam"
 
     def weigh(self, activations: Any, gradients: Any) -> Any:
-        import tensorflow as tf
+        from keras import ops
 
-        return tf.reduce_sum(tf.nn.relu(gradients) * activations, axis=-1)
+        return ops.sum(ops.relu(gradients) * activations, axis=-1)
 
 
 class HiResCAM(CAMMethod):
@@ -72,6 +74,6 @@ class HiResCAM(CAMMethod):
     name = "hirescam"
 
     def weigh(self, activations: Any, gradients: Any) -> Any:
-        import tensorflow as tf
+        from keras import ops
 
-        return tf.reduce_sum(gradients * activations, axis=-1)
+        return ops.sum(gradients * activations, axis=-1)

@@ -13,7 +13,9 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from neuroxai._keras_backend import EXPLAIN_BACKENDS, current, require
 from neuroxai.errors import ExplainError
+from neuroxai.explain import _backend
 from neuroxai.explain._base import CompileCache, ExplainMethod
 from neuroxai.explain._explanation import Explanation
 from neuroxai.models._graph import ScoreSource
@@ -80,6 +82,8 @@ class Explainer:
             are listed), class names that do not match the model, or an untraceable model.
         UnknownMethodError: An unknown method name (an ``ExplainError``; the message suggests close names).
         ModelError: A model path that cannot be loaded.
+        BackendError: The method does not run on this process's Keras backend (Score-CAM and occlusion
+            run on TensorFlow only for now); the message lists the methods that do.
 
     Example:
         >>> import keras, numpy as np
@@ -105,15 +109,8 @@ class Explainer:
         batch_size: int = 32,
         **method_options: Any,
     ) -> None:
-        import keras
-
         from neuroxai.models._graph import TracedModel, resolve_target_layer
 
-        if keras.backend.backend() != "tensorflow":
-            raise ExplainError(
-                f"neuroxai explanations run on the TensorFlow backend; KERAS_BACKEND is {keras.backend.backend()!r}. "
-                "Set KERAS_BACKEND=tensorflow before importing keras."
-            )
         if isinstance(model, (str, os.PathLike)):
             from neuroxai.runs import load
 
@@ -132,6 +129,7 @@ class Explainer:
             raise ExplainError(f"batch_size must be an integer >= 1; got {batch_size!r}.")
         self.batch_size = int(batch_size)
         self.method = self._make_method(method, method_options)
+        self._check_backend(self.method)
 
         if class_names is None and self.predictor is not None:
             class_names = getattr(self.predictor, "class_names", None)
@@ -168,6 +166,28 @@ class Explainer:
             )
         self.class_names: tuple[str, ...] = class_names
         self.cache = CompileCache()
+
+    @staticmethod
+    def _check_backend(method: ExplainMethod) -> None:
+        """Refuse a method that does not run on this process's Keras backend, naming the ones that do."""
+        backend = current()
+        if backend in method.backends:
+            return
+        from neuroxai.explain._registry import MethodRegistry
+
+        registry = MethodRegistry()
+        first_names: dict[type[ExplainMethod], str] = {}
+        for name in registry.names():
+            cls = registry.get(name)
+            if backend in cls.backends:
+                first_names.setdefault(cls, name)  # one name per class: no aliases
+        here = list(first_names.values())
+        hint = (
+            f"On {backend} these methods run: {', '.join(here)}."
+            if here
+            else f"No explanation method runs on {backend} yet (supported backends: {', '.join(EXPLAIN_BACKENDS)})."
+        )
+        require(f"Explanation method {method.name!r}", method.backends, hint=hint)
 
     @staticmethod
     def _make_method(method: Any, options: dict[str, Any]) -> ExplainMethod:
@@ -280,8 +300,6 @@ class Explainer:
             ExplainError: Wrong image shape, non-finite pixels, unknown target class, or a target count
                 that does not match the number of images.
         """
-        import tensorflow as tf
-
         x = self._images(images)
         t = self._targets(targets, len(x))
         per_call = max(1, self.batch_size // max(1, self.method.samples_per_image()))
@@ -291,8 +309,8 @@ class Explainer:
         for start in range(0, len(x), per_call):
             m, p, r = self.method.explain_batch(
                 self.traced,
-                tf.constant(x[start : start + per_call]),
-                tf.constant(t[start : start + per_call]),
+                _backend.as_tensor(x[start : start + per_call]),
+                _backend.as_tensor(t[start : start + per_call]),
                 cache=self.cache,
                 batch_size=self.batch_size,
             )

@@ -3,7 +3,8 @@
 Each overrides only which copies of the batch to differentiate
 (:meth:`~neuroxai.explain.GradientMethod.samples`) and how their gradients
 combine (:meth:`~neuroxai.explain.GradientMethod.combine`). All samples of a
-batch are tiled into one tensor and differentiated in one compiled call.
+batch are tiled into one tensor and differentiated in one compiled call. The
+hooks are written on ``keras.ops`` and run on TensorFlow and JAX.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from neuroxai.errors import ExplainError
+from neuroxai.explain import _backend
 from neuroxai.explain._base import GradientMethod, check_positive_int
 
 __all__ = ["IntegratedGradients", "Saliency", "SmoothGrad"]
@@ -29,7 +31,7 @@ class SmoothGrad(GradientMethod):
     Options:
         samples: Number of noisy copies per image (default 16).
         noise: Noise standard deviation as a fraction of each image's value range (default 0.15).
-        seed: Seed of the (stateless, so deterministic) noise (default 0).
+        seed: Seed of the (stateless, so deterministic) noise (default 0; TensorFlow and JAX draw different noise).
     """
 
     name = "smoothgrad"
@@ -46,14 +48,13 @@ class SmoothGrad(GradientMethod):
         return int(self.options["samples"])
 
     def samples(self, x: Any) -> Any:
-        import tensorflow as tf
+        from keras import ops
 
         n = int(self.options["samples"])
-        lo = tf.reduce_min(x, axis=[1, 2, 3], keepdims=True)
-        hi = tf.reduce_max(x, axis=[1, 2, 3], keepdims=True)
-        sigma = float(self.options["noise"]) * tf.maximum(hi - lo, 1e-6)
-        shape = tf.concat([[n], tf.shape(x)], axis=0)
-        noise = tf.random.stateless_normal(shape, seed=[int(self.options["seed"]), 0], dtype=tf.float32)
+        lo = ops.min(x, axis=(1, 2, 3), keepdims=True)
+        hi = ops.max(x, axis=(1, 2, 3), keepdims=True)
+        sigma = float(self.options["noise"]) * ops.maximum(hi - lo, 1e-6)
+        noise = _backend.standard_normal((n, *ops.shape(x)), int(self.options["seed"]))
         return x[None] + noise * sigma[None]
 
 
@@ -82,16 +83,16 @@ class IntegratedGradients(GradientMethod):
         return int(self.options["steps"])
 
     def samples(self, x: Any) -> Any:
-        import tensorflow as tf
+        from keras import ops
 
         steps = int(self.options["steps"])
-        alphas = (tf.range(steps, dtype=tf.float32) + 0.5) / steps
-        base = tf.fill(tf.shape(x), tf.constant(float(self.options["baseline"]), tf.float32))
+        alphas = (ops.arange(steps, dtype="float32") + 0.5) / steps
+        base = ops.full_like(x, float(self.options["baseline"]))
         return base[None] + alphas[:, None, None, None, None] * (x - base)[None]
 
     def combine(self, x: Any, samples: Any, gradients: Any) -> Any:
-        import tensorflow as tf
+        from keras import ops
 
         base = float(self.options["baseline"])
-        attribution = (x - base) * tf.reduce_mean(gradients, axis=0)
-        return tf.reduce_sum(tf.abs(attribution), axis=-1)
+        attribution = (x - base) * ops.mean(gradients, axis=0)
+        return ops.sum(ops.abs(attribution), axis=-1)

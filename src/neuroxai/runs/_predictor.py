@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neuroxai._cache import PerModel
+from neuroxai._keras_backend import current, require
 from neuroxai.errors import DataError, ModelError
 from neuroxai.models._heads import Head, check_head, head_classes, output_probabilities
 from neuroxai.runs._run import MODEL_FILE, RunDirectory, RunSpec, check_spec_against_model
@@ -25,12 +26,16 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Predictor", "evaluate_model", "load", "predict_array"]
 
 _PREDICT_FNS: PerModel[Any] = PerModel()
+#: What a saved run can do on the JAX backend (the hint of every refusal in this layer).
+_JAX_RUNS = "On JAX a saved run loads (neuroxai.load) and predicts without test-time augmentation (tta=1)."
 
 
 def _forward(model: keras.Model, spec: Any) -> Any:
-    """A compiled forward pass of ``model`` that holds the model weakly (so the cache entry dies with it)."""
-    import tensorflow as tf
+    """A compiled forward pass of ``model`` that holds the model weakly (so the cache entry dies with it).
 
+    ``tf.function`` with ``spec`` on TensorFlow; on JAX ``jax.jit`` over the model's variables
+    (:class:`~neuroxai._keras_backend.StatelessJit`, one trace per batch shape; ``spec`` unused).
+    """
     ref = weakref.ref(model)
 
     def forward(t: Any) -> Any:
@@ -38,6 +43,12 @@ def _forward(model: keras.Model, spec: Any) -> Any:
         if live is None:  # pragma: no cover - the cache entry goes with the model
             raise ModelError("The model of this compiled forward pass no longer exists.")
         return live(t, training=False)
+
+    if current() == "jax":
+        from neuroxai._keras_backend import StatelessJit
+
+        return StatelessJit(model, forward)
+    import tensorflow as tf
 
     return tf.function(forward, input_signature=[spec])
 
@@ -47,7 +58,8 @@ def predict_array(model: keras.Model, x: np.ndarray, batch_size: int, *, head: H
 
     Unlike ``model.predict`` this returns every row also when the model was
     built under a multi-worker strategy (where ``predict`` shards the input).
-    The compiled function is kept per model (traced once for any batch size).
+    The compiled function is kept per model (on TensorFlow traced once for any
+    batch size; on JAX once per batch shape).
 
     Args:
         model: A Keras model with one output.
@@ -60,15 +72,20 @@ def predict_array(model: keras.Model, x: np.ndarray, batch_size: int, *, head: H
     Returns:
         float32 ``[N, K]`` (``[N, C]`` probabilities with ``head``).
     """
-    import tensorflow as tf
-
     if len(x) == 0:
         k = int(model.outputs[0].shape[-1])
         return np.zeros((0, k if head is None else head_classes(head, k)), np.float32)
-    spec = tf.TensorSpec((None, *x.shape[1:]), tf.float32)  # any batch size: one trace per model
-    fn = _PREDICT_FNS.get(model, lambda m: _forward(m, spec))
     step = max(1, int(batch_size))
-    out = [np.asarray(fn(tf.convert_to_tensor(x[i : i + step], tf.float32))) for i in range(0, len(x), step)]
+    if current() == "jax":
+        fn = _PREDICT_FNS.get(model, lambda m: _forward(m, None))
+        x32 = np.asarray(x, np.float32)
+        out = [np.asarray(fn(x32[i : i + step])) for i in range(0, len(x), step)]
+    else:
+        import tensorflow as tf
+
+        spec = tf.TensorSpec((None, *x.shape[1:]), tf.float32)  # any batch size: one trace per model
+        fn = _PREDICT_FNS.get(model, lambda m: _forward(m, spec))
+        out = [np.asarray(fn(tf.convert_to_tensor(x[i : i + step], tf.float32))) for i in range(0, len(x), step)]
     raw = np.concatenate(out).astype(np.float32)
     return raw if head is None else output_probabilities(raw, head)
 
@@ -106,7 +123,9 @@ def evaluate_model(
 
     Raises:
         DataError: Class names differ, or the split is empty.
+        BackendError: The Keras backend is not TensorFlow (not ported yet).
     """
+    require("Evaluating a model on a dataset split", hint=_JAX_RUNS)
     from neuroxai.runs._metrics import EvaluationReport, classification_metrics
 
     if tuple(dataset.class_names) != tuple(class_names):

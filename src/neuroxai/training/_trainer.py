@@ -558,10 +558,18 @@ class Trainer:
             RunError: ``out_dir`` holds a finished run (and ``overwrite`` is
                 false), or another process is writing it.
             OutputError: ``out_dir`` is (inside) the data, or not writable.
+            BackendError: The Keras backend is not TensorFlow (training is not ported to JAX yet).
 
         Example:
             >>> trainer = Trainer("cnn", epochs=3, image_size=64).fit(ds, out_dir="runs/cnn")  # doctest: +SKIP
         """
+        from neuroxai._keras_backend import require
+
+        require(
+            "Training (Trainer.fit)",
+            hint="On JAX, train on TensorFlow, then load the saved run (neuroxai.load) and explain it with the Grad-CAM "
+            "family or the pixel-gradient methods.",
+        )
         target = out_dir if out_dir is not None else self.out_dir
         if not target:
             return self._fit(dataset, None)

@@ -1,0 +1,113 @@
+"""Which Keras backend this process runs, the one refusal for what is not ported to it, and JAX compilation.
+
+Keras 3 reads ``KERAS_BACKEND`` once, when ``keras`` is first imported; a
+process runs one backend. neuroxai's explanation core (the Grad-CAM family
+and the pixel-gradient methods) runs on TensorFlow and JAX; the rest
+(gradient-free methods, explanation metrics that run the model, training,
+batched prediction) still runs on TensorFlow only and refuses other
+backends through :func:`require`, with a message that names what does run.
+
+:class:`StatelessJit` is the JAX side of "batched and compiled": a function
+of a model's forward pass under ``jax.jit``, the model's variables passed in
+as arguments on every call (a :class:`keras.StatelessScope` maps each
+variable to its value inside the trace), so changing the weights in place is
+seen by the next call and the weights are never baked into the compiled code.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from neuroxai.errors import BackendError
+
+__all__ = ["EXPLAIN_BACKENDS", "StatelessJit", "current", "require"]
+
+#: The backends the explanation core (Grad-CAM family, saliency, SmoothGrad, integrated gradients) runs on.
+EXPLAIN_BACKENDS = ("tensorflow", "jax")
+
+
+def current() -> str:
+    """The Keras backend of this process (``"tensorflow"``, ``"jax"``, ``"torch"`` ...)."""
+    import keras
+
+    return str(keras.backend.backend())
+
+
+def require(feature: str, supported: Sequence[str] = ("tensorflow",), *, hint: str = "") -> str:
+    """Refuse ``feature`` unless the running backend is one of ``supported``.
+
+    Args:
+        feature: What the caller is about to do, as the user would name it (``"Trainer.fit"``).
+        supported: The backends it runs on.
+        hint: What does run on the other backends (one sentence), added to the message.
+
+    Returns:
+        The running backend's name.
+
+    Raises:
+        BackendError: The running backend is not in ``supported``.
+
+    Example:
+        >>> require("training", ("tensorflow", "jax", "torch"))  # doctest: +SKIP
+        'tensorflow'
+    """
+    name = current()
+    if name not in supported:
+        wanted = " or ".join(supported)
+        extra = f" {hint.strip()}" if hint.strip() else ""
+        raise BackendError(
+            f"{feature} runs on the {wanted} Keras backend only; this process runs KERAS_BACKEND={name!r}.{extra} "
+            f"To use it, set KERAS_BACKEND={supported[0]} in the environment before keras is first imported."
+        )
+    return name
+
+
+class StatelessJit:
+    """``fn(*args)`` compiled with ``jax.jit``, reading ``model``'s variables at call time.
+
+    Args:
+        model: The Keras model whose variables ``fn`` reads (held weakly).
+        fn: A function of JAX arrays that runs the model (with Keras layers, ``keras.ops``, ``jax``).
+
+    Each call passes the current values of ``model.variables`` into the compiled
+    function; inside the trace a :class:`keras.StatelessScope` maps every variable
+    to its traced value. Like ``jax.jit``, a new input shape traces again
+    (:meth:`tracing_count` counts traces).
+
+    Raises:
+        BackendError: The backend is not JAX.
+    """
+
+    def __init__(self, model: Any, fn: Callable[..., Any]) -> None:
+        require("StatelessJit", ("jax",))
+        import jax
+        import keras
+
+        self._model = weakref.ref(model)
+        self._traces = 0
+        count = self._count
+
+        def pure(values: list[Any], *args: Any) -> Any:
+            count()
+            live = self._model()
+            if live is None:  # pragma: no cover - callers drop the function with the model
+                raise BackendError("The model of this compiled function no longer exists.")
+            with keras.StatelessScope(state_mapping=list(zip(live.variables, values))):
+                return fn(*args)
+
+        self._jitted = jax.jit(pure)
+
+    def _count(self) -> None:
+        self._traces += 1
+
+    def __call__(self, *args: Any) -> Any:
+        model = self._model()
+        if model is None:  # pragma: no cover - callers drop the function with the model
+            raise BackendError("The model of this compiled function no longer exists.")
+        return self._jitted([v.value for v in model.variables], *args)
+
+    def tracing_count(self) -> int:
+        """How many times the function was traced (once per new input shape)."""
+        return self._traces

@@ -1,0 +1,261 @@
+"""The backend seam of the explanation core: compiling a hot path, and the gradient of the class score.
+
+Everything else in the Grad-CAM family and the pixel-gradient methods is
+written on ``keras.ops`` and runs unchanged on every backend listed in
+:data:`neuroxai._keras_backend.EXPLAIN_BACKENDS`. Two things differ per backend,
+and live here only:
+
+- **compiling** a step ``fn(traced, images, targets, *extra)``
+  (:func:`compile_step`): ``tf.function`` with a fixed input signature on
+  TensorFlow (one trace for any batch size); ``jax.jit`` over the model's
+  variables passed as arguments (:class:`neuroxai._keras_backend.StatelessJit`) on
+  JAX (one trace per batch shape);
+- **value and gradient** of the summed target-class scores with respect to
+  an intermediate activation (:func:`feature_gradients`: the target layer's
+  output) or the input (:func:`input_gradients`): ``tf.GradientTape`` that
+  watches that tensor only on TensorFlow; ``jax.value_and_grad`` on JAX,
+  differentiating with respect to a zero offset added to the activation (the
+  same gradient, and JAX prunes the backward pass to the layers after it);
+- the few array operations whose ``keras.ops`` form cannot take TensorFlow's
+  dynamic shapes (:func:`resize_bilinear`, :func:`standard_normal`).
+
+In both, gradients flow back no further than the tensor asked for, and the
+targets are resolved inside the step (``-1``: the predicted class) so the
+prediction and the explanation come from one forward pass.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from neuroxai._keras_backend import StatelessJit, current
+from neuroxai.errors import ExplainError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neuroxai.models._graph import ForwardResult, TracedModel
+
+__all__ = [
+    "as_tensor",
+    "bind",
+    "compile_step",
+    "feature_gradients",
+    "gather_scores",
+    "input_gradients",
+    "resize_bilinear",
+    "resolve_targets",
+    "standard_normal",
+    "to_numpy",
+    "tracing_count",
+]
+
+#: A backend tensor (TensorFlow and JAX ship no type information Keras shares).
+Tensor = Any
+
+
+def resolve_targets(probabilities: Tensor, targets: Tensor) -> Tensor:
+    """``targets`` (int32 ``[B]``) with ``-1`` replaced by the predicted class."""
+    from keras import ops
+
+    predicted = ops.cast(ops.argmax(probabilities, axis=-1), "int32")
+    return ops.where(targets < 0, predicted, ops.cast(targets, "int32"))
+
+
+def gather_scores(scores: Tensor, targets: Tensor) -> Tensor:
+    """float32 ``[B]``: ``scores[i, targets[i]]``."""
+    from keras import ops
+
+    picked = ops.take_along_axis(ops.cast(scores, "float32"), ops.expand_dims(ops.cast(targets, "int32"), -1), axis=1)
+    return ops.squeeze(picked, axis=1)
+
+
+def _call_traced(ref: weakref.ReferenceType[Any], fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(traced, *args)`` for the traced model behind ``ref`` (called while tracing only)."""
+    traced = ref()
+    if traced is None:  # pragma: no cover - a fixed input signature never traces again
+        raise ExplainError("The explainer that compiled this function is gone; build a new Explainer.")
+    return fn(traced, *args)
+
+
+class _JaxStep:
+    """A step under ``jax.jit``, shared by every explainer of one model that asks for the same cache key.
+
+    JAX traces again for each new batch shape, possibly long after the explainer that compiled the step
+    is gone; so each call names the traced model to trace with (any of the sharers: the cache key fixes
+    the target layer, head and output, so they trace alike).
+    """
+
+    def __init__(self, traced: TracedModel, fn: Callable[..., Any]) -> None:
+        self._fn = fn
+        self._traced = weakref.ref(traced)
+        self._jit = StatelessJit(traced.model, self._trace)
+
+    def _trace(self, *args: Any) -> Any:
+        return _call_traced(self._traced, self._fn, *args)
+
+    def __call__(self, traced: TracedModel, *args: Any) -> Any:
+        self._traced = weakref.ref(traced)
+        return self._jit(*args)
+
+    def tracing_count(self) -> int:
+        return self._jit.tracing_count()
+
+
+def compile_step(traced: TracedModel, fn: Callable[..., Any], extra_signature: Sequence[Any] = ()) -> Any:
+    """``fn(traced, images, targets, *extra)`` compiled for the running backend; call it through :func:`bind`.
+
+    Args:
+        traced: The traced model (held weakly).
+        fn: The step, written on ``keras.ops`` and the functions of this module.
+        extra_signature: ``tf.TensorSpec`` of the arguments after ``(images, targets)`` (TensorFlow only;
+            JAX reads shapes from the arguments).
+
+    Returns:
+        The compiled step (a ``tf.function`` on TensorFlow, traced once; on JAX a ``jax.jit`` step
+        traced once per batch shape).
+    """
+    if current() == "jax":
+        return _JaxStep(traced, fn)
+    import tensorflow as tf
+
+    call = functools.partial(_call_traced, weakref.ref(traced), fn)
+
+    signature = [
+        tf.TensorSpec((None, *traced.input_shape), tf.float32),
+        tf.TensorSpec((None,), tf.int32),
+        *extra_signature,
+    ]
+    return tf.function(call, input_signature=signature, reduce_retracing=True)
+
+
+def bind(step: Any, traced: TracedModel) -> Callable[..., Any]:
+    """A step from :func:`compile_step` as a callable ``(images, targets, *extra)`` for ``traced``."""
+    if isinstance(step, _JaxStep):
+        return functools.partial(step, traced)
+    return step  # type: ignore[no-any-return]  # a tf.function, its traced model bound weakly at compile time
+
+
+def tracing_count(step: Any) -> int:
+    """How many times a step from :func:`compile_step` was traced."""
+    if isinstance(step, _JaxStep):
+        return step.tracing_count()
+    return int(step.experimental_get_tracing_count())
+
+
+def as_tensor(array: np.ndarray) -> Tensor:
+    """A numpy batch as the running backend's tensor (what compiled steps take)."""
+    if current() == "jax":
+        import jax.numpy as jnp
+
+        return jnp.asarray(array)
+    import tensorflow as tf
+
+    return tf.constant(array)
+
+
+def to_numpy(tensor: Tensor) -> np.ndarray:
+    """A backend tensor as a numpy array (no copy where the backend allows)."""
+    return np.asarray(tensor)
+
+
+def feature_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> tuple[ForwardResult, Tensor, Tensor]:
+    """One forward pass, and the gradient of the summed target scores w.r.t. the target layer's output.
+
+    Args:
+        traced: A model traced to a target layer.
+        x: float32 ``[B, H, W, C]``.
+        targets: int32 ``[B]``; ``-1``: the predicted class.
+
+    Returns:
+        ``(result, resolved targets [B] int32, gradients)``: the forward pass, the classes explained
+        and float32 d(sum of target scores)/d(features), shaped like ``result.features`` (zeros where
+        the score does not depend on them).
+    """
+    if current() == "jax":
+        return _jax_feature_gradients(traced, x, targets)
+    import tensorflow as tf
+
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+
+        def capture(t: Tensor) -> Tensor:
+            tape.watch(t)
+            return t
+
+        result = traced(x, capture)
+        resolved = resolve_targets(result.probabilities, targets)
+        score = tf.reduce_sum(gather_scores(result.scores, resolved))
+    grads = tape.gradient(score, result.features)
+    grads = tf.zeros_like(result.features, tf.float32) if grads is None else tf.cast(grads, tf.float32)
+    return result, resolved, grads
+
+
+def _jax_feature_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> tuple[ForwardResult, Tensor, Tensor]:
+    import jax
+    import jax.numpy as jnp
+
+    from neuroxai.models._graph import ForwardResult
+
+    shape = jax.eval_shape(lambda: traced(x).features)  # traced abstractly: no computation
+
+    def score(offset: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor]]:
+        result = traced(x, lambda t: t + offset)
+        resolved = resolve_targets(result.probabilities, targets)
+        total = jnp.sum(gather_scores(result.scores, resolved))
+        return total, (result.features, result.scores, result.probabilities, resolved)
+
+    offset = jnp.zeros(shape.shape, shape.dtype)
+    (_, (features, scores, probabilities, resolved)), grads = jax.value_and_grad(score, has_aux=True)(offset)
+    result = ForwardResult(features=features, scores=scores, probabilities=probabilities)
+    return result, resolved, grads.astype(jnp.float32)
+
+
+def input_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> Tensor:
+    """float32 d(sum of target scores)/d(x), ``x`` shaped like the model input (``targets`` resolved, ``[B]``)."""
+    if current() == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def score(inputs: Tensor) -> Tensor:
+            return jnp.sum(gather_scores(traced(inputs).scores, targets))
+
+        return jax.grad(score)(x).astype(jnp.float32)
+    import tensorflow as tf
+
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(x)
+        score = tf.reduce_sum(gather_scores(traced(x).scores, targets))
+    grads = tape.gradient(score, x)
+    return tf.zeros_like(x) if grads is None else tf.cast(grads, tf.float32)
+
+
+def resize_bilinear(images: Tensor, size: Any) -> Tensor:
+    """Bilinear resize of ``images`` ``[B, h, w, C]`` to ``size`` ``(height, width)`` (half-pixel centres, no antialiasing).
+
+    ``size`` may hold tensors on TensorFlow (a free-size model's input); on JAX shapes are static.
+    """
+    height, width = size[0], size[1]
+    if current() == "jax":
+        from keras import ops
+
+        return ops.image.resize(images, (int(height), int(width)), interpolation="bilinear", data_format="channels_last")
+    import tensorflow as tf
+
+    return tf.image.resize(images, tf.stack([height, width]), method="bilinear")
+
+
+def standard_normal(shape: Sequence[Any], seed: int) -> Tensor:
+    """float32 standard normal noise of ``shape``, a pure function of ``seed`` (stateless; inside a compiled step).
+
+    The noise is the same for the same seed on one backend; backends draw different numbers.
+    """
+    if current() == "jax":
+        import jax
+
+        return jax.random.normal(jax.random.key(int(seed)), tuple(shape), dtype="float32")
+    import tensorflow as tf
+
+    return tf.random.stateless_normal(tf.stack(list(shape)), seed=[int(seed), 0], dtype=tf.float32)

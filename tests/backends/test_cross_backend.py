@@ -1,0 +1,69 @@
+"""Same maps on TensorFlow and JAX, and a model saved on one backend explained on the other (issue 18).
+
+Runs in the TensorFlow suite: the models are built and saved here, then one JAX process
+(``backend_worker.py``) loads and explains them and builds, saves and explains its own, which this
+process then loads and explains. Needs ``jax`` installed (``pip install -e .[jax]``); the JAX-only
+behaviours are in ``test_jax.py`` (``make test-jax``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from backend_models import MAP_ATOL, METHODS, PROB_ATOL, build_and_save, explain_folder
+
+if keras.backend.backend() != "tensorflow":
+    pytest.skip("the cross-backend test drives JAX from a TensorFlow process", allow_module_level=True)
+pytest.importorskip("jax", reason="jax is not installed (pip install -e .[jax])")
+
+WORKER = Path(__file__).resolve().parent / "backend_worker.py"
+
+
+@pytest.fixture(scope="module")
+def both_ways(tmp_path_factory):
+    """``(maps on TF of TF-saved models, maps on TF of JAX-saved models, everything the JAX worker computed)``."""
+    root = tmp_path_factory.mktemp("backends")
+    saved, built, out = root / "saved_on_tf", root / "saved_on_jax", root / "jax.npz"
+    build_and_save(saved)
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [sys.executable, str(WORKER), "jax", str(saved), str(built), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with np.load(out) as jax_results:
+        on_jax = dict(jax_results)
+    return explain_folder(saved), explain_folder(built), on_jax
+
+
+def _compare(tf_results, jax_results, prefix):
+    assert sorted(f"{prefix}/{k}" for k in tf_results) == sorted(k for k in jax_results if k.startswith(prefix + "/"))
+    for key, tf_value in tf_results.items():
+        jax_value = jax_results[f"{prefix}/{key}"]
+        atol = MAP_ATOL if key.endswith("/maps") else PROB_ATOL
+        np.testing.assert_allclose(jax_value, tf_value, rtol=0, atol=atol, err_msg=key)
+
+
+@pytest.mark.slow
+def test_models_saved_on_tensorflow_explain_the_same_on_jax(both_ways):
+    on_tf, _, on_jax = both_ways
+    _compare(on_tf, on_jax, "saved")
+    for model in ("cnn", "nested"):
+        for method in METHODS:
+            maps = on_tf[f"{model}/{method}/maps"]
+            assert maps.max() == pytest.approx(1.0), (model, method)  # a real map, not an all-zero one compared to itself
+
+
+@pytest.mark.slow
+def test_models_saved_on_jax_explain_the_same_on_tensorflow(both_ways):
+    _, on_tf, on_jax = both_ways
+    _compare(on_tf, on_jax, "built")

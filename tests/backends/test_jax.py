@@ -1,0 +1,172 @@
+"""The explanation core on the JAX backend, and clear refusals for what is not ported yet (issue 18).
+
+Run with ``make test-jax`` (``KERAS_BACKEND=jax``); in a TensorFlow process the module is skipped,
+since a process runs the backend keras was first imported with.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+if keras.backend.backend() != "jax":
+    pytest.skip("JAX backend tests: run `make test-jax` (KERAS_BACKEND=jax)", allow_module_level=True)
+
+from backend_models import SIZE, builtin_cnn, images_for, nested_backbone
+
+from neuroxai.errors import BackendError
+from neuroxai.explain import CAMMethod, Explainer
+
+PORTED = {
+    "gradcam": {},
+    "gradcam++": {},
+    "layercam": {},
+    "hirescam": {},
+    "saliency": {},
+    "smoothgrad": {"samples": 3},
+    "integrated_gradients": {"steps": 4},
+}
+
+
+@pytest.fixture(scope="module")
+def models():
+    keras.utils.set_random_seed(0)
+    return {"cnn": builtin_cnn(), "nested": nested_backbone()}
+
+
+#: Every ported method on the nested backbone; on the built-in cnn (slower to compile) one per code path.
+CASES = [("nested", method) for method in PORTED] + [("cnn", "gradcam"), ("cnn", "saliency")]
+
+
+@pytest.mark.parametrize(("name", "method"), CASES)
+def test_ported_methods_give_valid_maps_and_the_models_probabilities(models, name, method):
+    model = models[name]
+    x = images_for(model, 5)
+    options = PORTED[method]
+    per_image = int(options.get("samples", options.get("steps", 1)))
+    exp = Explainer(model, method, batch_size=4 * per_image, **options).explain(x)
+    assert exp.maps.shape == (5, SIZE, SIZE) and exp.maps.dtype == np.float32
+    assert np.isfinite(exp.maps).all() and exp.maps.min() >= 0.0 and exp.maps.max() <= 1.0
+    peaks = exp.maps.reshape(5, -1).max(axis=1)
+    assert set(np.round(peaks, 5)) <= {0.0, 1.0} and peaks.max() == pytest.approx(1.0)  # scaled to 1, or all zero
+    np.testing.assert_allclose(exp.probabilities, np.asarray(model(x, training=False)), atol=1e-5)
+    np.testing.assert_array_equal(exp.targets, exp.probabilities.argmax(axis=1))
+
+
+def test_explicit_targets_change_the_map_and_are_reported(models):
+    model = models["cnn"]
+    x = images_for(model, 2)
+    explainer = Explainer(model, "gradcam", class_names=["a", "b", "c", "d"])
+    predicted = explainer.explain(x)
+    other = (predicted.targets + 1) % 4
+    chosen = explainer.explain(x, other)
+    np.testing.assert_array_equal(chosen.targets, other)
+    assert not np.allclose(chosen.maps, predicted.maps)
+    np.testing.assert_array_equal(explainer.explain(x, "b").targets, [1, 1])
+
+
+def test_a_nested_backbone_layer_is_reached_by_its_path(models):
+    model = models["nested"]
+    x = images_for(model, 2)
+    inner = Explainer(model, "gradcam", target_layer=("backbone.v1", "b_conv1")).explain(x)
+    last = Explainer(model, "gradcam").explain(x)
+    assert last.layer == ("backbone.v1", "b_conv2")
+    assert inner.layer == ("backbone.v1", "b_conv1")
+    assert not np.allclose(inner.maps, last.maps)
+
+
+def test_changed_weights_are_seen_by_the_next_call_without_retracing():
+    keras.utils.set_random_seed(1)
+    model = nested_backbone()
+    x = images_for(model, 3)
+    explainer = Explainer(model, "gradcam")
+    before = explainer.explain(x)
+    assert explainer.cache.tracing_count() == 1
+    explainer.explain(x)
+    assert explainer.cache.tracing_count() == 1  # same batch shape: no new trace
+    model.get_layer("logits").set_weights([w * -1.0 for w in model.get_layer("logits").get_weights()])
+    after = explainer.explain(x)
+    fresh = Explainer(model, "gradcam").explain(x)
+    assert explainer.cache.tracing_count() == 1
+    np.testing.assert_allclose(after.probabilities, np.asarray(model(x, training=False)), atol=1e-5)
+    np.testing.assert_allclose(after.maps, fresh.maps, atol=1e-6)
+    assert not np.allclose(after.maps, before.maps)
+
+
+def test_batches_larger_than_batch_size_are_split_and_joined(models):
+    model = models["cnn"]
+    x = images_for(model, 7)
+    whole = Explainer(model, "layercam", batch_size=32).explain(x)
+    split = Explainer(model, "layercam", batch_size=3).explain(x)
+    np.testing.assert_allclose(split.maps, whole.maps, atol=1e-5)
+
+
+def test_smoothgrad_noise_is_seeded(models):
+    model = models["nested"]
+    x = images_for(model, 2)
+    a = Explainer(model, "smoothgrad", samples=3, seed=7).explain(x).maps
+    b = Explainer(model, "smoothgrad", samples=3, seed=7).explain(x).maps
+    c = Explainer(model, "smoothgrad", samples=3, seed=8).explain(x).maps
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_a_cam_subclass_written_on_keras_ops_runs_on_jax(models):
+    class AbsCAM(CAMMethod):
+        name = "abscam"
+
+        def weigh(self, activations, gradients):
+            return keras.ops.sum(keras.ops.abs(gradients) * activations, axis=-1)
+
+    exp = Explainer(models["cnn"], AbsCAM()).explain(images_for(models["cnn"], 2))
+    assert exp.maps.shape == (2, SIZE, SIZE) and exp.maps.max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("method", ["scorecam", "occlusion"])
+def test_gradient_free_methods_refuse_and_name_what_runs(models, method):
+    with pytest.raises(BackendError, match=r"tensorflow Keras backend only.*KERAS_BACKEND='jax'.*gradcam.*saliency"):
+        Explainer(models["cnn"], method)
+
+
+def test_training_refuses_before_writing_anything(tmp_path):
+    from neuroxai import Trainer
+    from neuroxai.data import Dataset
+
+    out = tmp_path / "run"
+    with pytest.raises(BackendError, match=r"Training \(Trainer.fit\).*KERAS_BACKEND=tensorflow"):
+        Trainer("cnn", epochs=1, image_size=SIZE).fit(Dataset.__new__(Dataset), out_dir=out)
+    assert not out.exists()
+
+
+def test_model_running_metrics_refuse(models):
+    from neuroxai.evaluation import cascading_randomization, deletion_insertion_curves, evaluate_explanations, tumour_reliance
+
+    model = models["cnn"]
+    x = images_for(model, 2)
+    maps = np.ones((2, SIZE, SIZE), np.float32)
+    masks = np.zeros((2, SIZE, SIZE), bool)
+    y = np.zeros(2, np.int64)
+    calls = [
+        lambda: deletion_insertion_curves(model, x, maps, y),
+        lambda: tumour_reliance(model, x, masks, y),
+        lambda: cascading_randomization(model, x, y, lambda m, i, t: maps),
+        lambda: evaluate_explanations(model, x, masks, y, ["gradcam"]),
+    ]
+    for call in calls:
+        with pytest.raises(BackendError, match="localization functions"):
+            call()
+
+
+def test_a_saved_model_loads_predicts_and_explains(models, tmp_path):
+    import neuroxai
+
+    path = tmp_path / "cnn.keras"
+    models["cnn"].save(path)
+    predictor = neuroxai.load(path)
+    x = images_for(models["cnn"], 3)
+    np.testing.assert_allclose(predictor.predict_batch(x, batch_size=2), np.asarray(models["cnn"](x)), atol=1e-5)
+    exp = Explainer(predictor).explain(x)
+    assert exp.class_names == predictor.class_names and exp.maps.shape == (3, SIZE, SIZE)
+    with pytest.raises(BackendError, match="tta=1"):
+        predictor.predict_batch(x, tta=2)
