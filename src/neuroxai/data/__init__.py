@@ -45,9 +45,9 @@ from neuroxai.data._medical import (
     Window,
     brain_slices,
     find_volumes,
+    iter_volumes,
     read_volume,
     read_volumes,
-    iter_volumes,
     write_nifti,
 )
 from neuroxai.data._phantoms import PHANTOM_CLASSES, phantoms, write_phantoms
@@ -94,11 +94,11 @@ __all__ = [
     "file_kind",
     "find_images",
     "find_volumes",
+    "iter_volumes",
     "load_images",
     "phantoms",
     "read_volume",
     "read_volumes",
-    "iter_volumes",
     "resize_masks",
     "to_model_input",
     "write_nifti",

@@ -12,6 +12,7 @@ import dataclasses
 import io
 import logging
 import os
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -144,11 +145,13 @@ class VolumeExplanation:
         pictures = [exp.picture(r, original=shown[s], alpha=alpha, cmap=cmap, scaling=scaling) for r, s in zip(rows, chosen)]
         t = exp.class_names.index(self.target)
         ph, pw = max(p.shape[0] for p in pictures), max(p.shape[1] for p in pictures)
-        head, label, dpi = 40, 24, 100
+        # the headline wrapped to the picture's width (at most about 8 px per character at 10 pt), never cut off
+        headline = "\n".join(textwrap.fill(part, width=max(24, int(pw / 8))) for part in self._headline().split("\n"))
+        head, label, dpi = 16 + 16 * (headline.count("\n") + 1), 24, 100
         fh = head + len(pictures) * (label + ph)
         fig = Figure(figsize=(pw / dpi, fh / dpi), dpi=dpi)
         canvas: Any = FigureCanvasAgg(fig)
-        fig.text(0.5, 1 - 8 / fh, self._headline(), ha="center", va="top", fontsize=10)
+        fig.text(0.5, 1 - 8 / fh, headline, ha="center", va="top", fontsize=10)
         for n, (picture, s, r) in enumerate(zip(pictures, chosen, rows)):
             top = head + n * (label + ph)
             ax = fig.add_axes((0, 1 - (top + label + picture.shape[0]) / fh, picture.shape[1] / pw, picture.shape[0] / fh))
@@ -169,7 +172,7 @@ class VolumeExplanation:
     def _headline(self) -> str:
         pred = self.prediction
         answer = pred.answer if pred.answer is not None else "no answer"
-        return f"{pred.name}: volume answer {answer}; {self.method} of {self.target} (2-D slice classifier, not a diagnosis)"
+        return f"{pred.name}: volume answer {answer}\n{self.method} of {self.target} (2-D slice classifier, not a diagnosis)"
 
     def save(
         self,
@@ -208,7 +211,7 @@ class VolumeExplanation:
         montage = None
         if picture is not None:
             info = PngImagePlugin.PngInfo()
-            info.add_text("Title", self._headline())
+            info.add_text("Title", self._headline().replace("\n", "; "))
             info.add_text("Software", "neuroxai")
             buf = io.BytesIO()
             Image.fromarray(picture).save(buf, format="PNG", pnginfo=info)
