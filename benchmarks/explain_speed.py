@@ -36,6 +36,8 @@ import subprocess
 import sys
 import time
 
+from _timing import best_time
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -50,17 +52,6 @@ def _registry_models(size: int):
         spec = registry.get(name)
         out[name] = (registry.create(name, num_classes=4, input_shape=(size, size, 3), **opts), spec.target_layer)
     return out
-
-
-def _time(fn, repeats: int) -> float:
-    """Best of ``repeats`` runs after one warm-up (the best run is the least disturbed on a shared machine)."""
-    fn()  # warm-up (tracing)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def _time_pair(fn_a, fn_b, repeats: int) -> tuple[float, float]:
@@ -100,7 +91,7 @@ def _measure(model, layer, x, repeats: int, textbook: bool = True):
 
     t_fwd, t_ours, explainer = _forward_and_ours(model, layer, x, repeats)
     layer_name = explainer.layer if isinstance(explainer.layer, str) else None
-    t_book = _time(lambda: textbook_gradcam(model, layer_name, x), 1) if layer_name and textbook else float("nan")
+    t_book = best_time(lambda: textbook_gradcam(model, layer_name, x), 1) if layer_name and textbook else float("nan")
     return explainer.layer, t_fwd, t_ours, t_book
 
 

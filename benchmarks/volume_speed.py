@@ -26,8 +26,9 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
+
+from _timing import best_time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -46,17 +47,6 @@ def _head(slices: int, size: int, seed: int = 0):
     blob = ((z - 0.55 * slices) / (0.06 * slices)) ** 2 + ((y - 0.4 * size) / 12.0) ** 2 + ((x - 0.6 * size) / 12.0) ** 2 <= 1
     vol[blob & head] += 500.0
     return vol
-
-
-def _best(fn, repeats: int) -> float:
-    """Best of ``repeats`` runs after one warm-up (the least disturbed run on a shared machine)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def _predictor(name: str):
@@ -89,7 +79,7 @@ def _time_model(
         last["x"] = model_slices(volume.slices_uint8(), predictor.input_shape, predictor.input_range, batch_size=64)
         last["volume"] = volume
 
-    rows = [(f"reading, {kind}", _best(lambda p=files[kind]: read(p), repeats), n) for kind in kinds]
+    rows = [(f"reading, {kind}", best_time(lambda p=files[kind]: read(p), repeats), n) for kind in kinds]
     x, volume = last["x"], last["volume"]
     if "int16 .nii.gz" in kinds:  # where reading's time goes, for the main file kind
         import gzip
@@ -97,23 +87,23 @@ def _time_model(
         raw = files["int16 .nii.gz"].read_bytes()
         slices = volume.slices_uint8()
         rows += [
-            ("  of which: gzip inflate alone", _best(lambda: gzip.decompress(raw), repeats), n),
-            ("  of which: read_volume", _best(lambda: read_volume(files["int16 .nii.gz"]), repeats), n),
-            ("  of which: window to 8 bit", _best(volume.slices_uint8, repeats), n),
+            ("  of which: gzip inflate alone", best_time(lambda: gzip.decompress(raw), repeats), n),
+            ("  of which: read_volume", best_time(lambda: read_volume(files["int16 .nii.gz"]), repeats), n),
+            ("  of which: window to 8 bit", best_time(volume.slices_uint8, repeats), n),
             (
                 "  of which: resize to model input",
-                _best(lambda: model_slices(slices, predictor.input_shape, predictor.input_range, batch_size=64), repeats),
+                best_time(lambda: model_slices(slices, predictor.input_shape, predictor.input_range, batch_size=64), repeats),
                 n,
             ),
         ]
     pred = predict_volume(predictor, volume, batch_size=batch_size)
     rows += [
-        ("predicting", _best(lambda: predictor.predict_batch(x, batch_size), repeats), n),
-        ("explaining (Grad-CAM)", _best(lambda: explainer.explain(x, targets="glioma"), repeats), n),
-        ("predict_volume (in memory)", _best(lambda: predict_volume(predictor, volume, batch_size=batch_size), repeats), n),
+        ("predicting", best_time(lambda: predictor.predict_batch(x, batch_size), repeats), n),
+        ("explaining (Grad-CAM)", best_time(lambda: explainer.explain(x, targets="glioma"), repeats), n),
+        ("predict_volume (in memory)", best_time(lambda: predict_volume(predictor, volume, batch_size=batch_size), repeats), n),
         (
             f"explain_volume ({len(pred.slices)} brain)",
-            _best(lambda: explain_volume(explainer, volume, prediction=pred, target="glioma"), repeats),
+            best_time(lambda: explain_volume(explainer, volume, prediction=pred, target="glioma"), repeats),
             len(pred.slices),
         ),
     ]

@@ -5,6 +5,7 @@ Nothing here imports a backend at module level: the worker sets ``KERAS_BACKEND`
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,21 +26,11 @@ PROB_ATOL = 1e-5
 
 
 def nested_backbone(num_classes: int = 3):
-    """A functional backbone used as ONE layer of the outer model, BatchNorm and Dropout included."""
-    import keras
+    """The explain tests' nested backbone (a functional model as ONE layer, BatchNorm and Dropout included)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "explain"))
+    from explain_models import nested_backbone as build  # backend-neutral: imports keras only when called
 
-    b_in = keras.Input((SIZE, SIZE, 3))
-    b = keras.layers.Conv2D(6, 3, activation="relu", name="b_conv1")(b_in)
-    b = keras.layers.BatchNormalization(name="b_bn")(b)
-    b = keras.layers.Conv2D(8, 3, activation="relu", name="b_conv2")(b)
-    backbone = keras.Model(b_in, b, name="backbone.v1")  # a dot in the name, on purpose
-    inputs = keras.Input((SIZE, SIZE, 3))
-    x = backbone(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dropout(0.5)(x)
-    x = keras.layers.Dense(num_classes, name="logits")(x)
-    outputs = keras.layers.Softmax(name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="nested")
+    return build(num_classes)
 
 
 def builtin_cnn():
