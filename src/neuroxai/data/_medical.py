@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gzip
+import importlib
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -212,22 +213,22 @@ class VolumeFiles(Record):
 # ---------------------------------------------------------------------------------------------------- optional imports
 def _nibabel() -> ModuleType:
     try:
-        import nibabel
+        module = importlib.import_module("nibabel")  # typed ModuleType whether or not the package is installed
     except ImportError as exc:
         raise DataError(
             f"Reading and writing NIfTI files needs nibabel, part of the optional extra neuroxai[medical]: {_EXTRA_HINT}."
         ) from exc
-    return nibabel
+    return module
 
 
 def _pydicom() -> ModuleType:
     try:
-        import pydicom
+        module = importlib.import_module("pydicom")  # typed ModuleType whether or not the package is installed
     except ImportError as exc:
         raise DataError(
             f"Reading DICOM files needs pydicom, part of the optional extra neuroxai[medical]: {_EXTRA_HINT}."
         ) from exc
-    return pydicom
+    return module
 
 
 # ---------------------------------------------------------------------------------------------------- names and searching
