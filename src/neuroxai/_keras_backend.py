@@ -1,11 +1,14 @@
 """Which Keras backend this process runs, the one refusal for what is not ported to it, and JAX compilation.
 
 Keras 3 reads ``KERAS_BACKEND`` once, when ``keras`` is first imported; a
-process runs one backend. neuroxai's explanation core (the Grad-CAM family
-and the pixel-gradient methods) runs on TensorFlow and JAX; the rest
-(gradient-free methods, explanation metrics that run the model, training,
-batched prediction) still runs on TensorFlow only and refuses other
-backends through :func:`require`, with a message that names what does run.
+process runs one backend. neuroxai's explanation core (every built-in
+method) and the explanation metrics that run the model run on TensorFlow and
+JAX; the rest (training, batched prediction with test-time augmentation,
+MC-dropout) still runs on TensorFlow only and refuses other backends through
+:func:`require`, with a message that names what does run.
+
+:func:`compile_model_function` compiles a function of a model's forward pass
+for the running backend (``tf.function`` or :class:`StatelessJit`).
 
 :class:`StatelessJit` is the JAX side of "batched and compiled": a function
 of a model's forward pass under ``jax.jit``, the model's variables passed in
@@ -22,9 +25,9 @@ from typing import Any
 
 from neuroxai.errors import BackendError
 
-__all__ = ["EXPLAIN_BACKENDS", "StatelessJit", "current", "require"]
+__all__ = ["EXPLAIN_BACKENDS", "StatelessJit", "compile_model_function", "current", "require"]
 
-#: The backends the explanation core (Grad-CAM family, saliency, SmoothGrad, integrated gradients) runs on.
+#: The backends the explanation core (every built-in method) and the model-running explanation metrics run on.
 EXPLAIN_BACKENDS = ("tensorflow", "jax")
 
 
@@ -111,3 +114,21 @@ class StatelessJit:
     def tracing_count(self) -> int:
         """How many times the function was traced (once per new input shape)."""
         return self._traces
+
+
+def compile_model_function(model: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(*arrays)``, a function written on ``keras.ops`` that runs ``model``, compiled for the running backend.
+
+    ``tf.function`` (retracing reduced to dynamic shapes) on TensorFlow, :class:`StatelessJit` on JAX (a trace per
+    new input shape). Both read the model's weights at call time. The result is a backend tensor; take it to numpy
+    with ``numpy.asarray``.
+
+    Raises:
+        BackendError: The backend is neither TensorFlow nor JAX.
+    """
+    name = require("Compiling a model function", EXPLAIN_BACKENDS)
+    if name == "jax":
+        return StatelessJit(model, fn)
+    import tensorflow as tf
+
+    return tf.function(fn, reduce_retracing=True)  # type: ignore[no-any-return]

@@ -12,17 +12,26 @@ import numpy as np
 
 SIZE = 32
 #: Methods whose maps must agree across backends: each code path once (LayerCAM and HiResCAM differ from
-#: Grad-CAM in ``weigh`` only; SmoothGrad draws backend-specific noise). test_jax.py runs all of them on JAX.
+#: Grad-CAM in ``weigh`` only; SmoothGrad draws backend-specific noise; Score-CAM with a channel selection,
+#: occlusion with a patch grid that does not tile the image exactly). test_jax.py runs all of them on JAX.
 METHODS: dict[str, dict[str, object]] = {
     "gradcam": {},
     "gradcam++": {},
     "saliency": {},
     "integrated_gradients": {"steps": 4},
+    "scorecam": {"max_channels": 6},
+    "occlusion": {"patch_size": 8, "stride": 6},
 }
 #: Largest absolute difference allowed between the TensorFlow and the JAX map of one image (maps are in [0, 1]),
-#: and between their class probabilities. Measured: below 3e-6 on the tiny models, float32 summation order.
+#: and between their class probabilities. Measured: below 3e-6 on the tiny models, float32 summation order, except
+#: occlusion (4e-5: its maps are small probability drops divided by their peak).
 MAP_ATOL = 1e-4
 PROB_ATOL = 1e-5
+#: The same for the explanation metrics' values (keys ``<model>/metric/...``): deletion/insertion curves and
+#: tumour-reliance drops are target probabilities of perturbed images (PROB_ATOL); the randomization check's
+#: rank correlations and SSIM compare Grad-CAM maps of randomized models, where a near-tie may flip (SANITY_ATOL).
+#: Measured: curves and drops below 2e-7, correlations below 5e-6.
+SANITY_ATOL = 1e-3
 
 
 def nested_backbone(num_classes: int = 3):
@@ -83,4 +92,31 @@ def explain_folder(folder: Path) -> dict[str, np.ndarray]:
             explanation = Explainer(model, method, batch_size=8, **options).explain(x)
             out[f"{path.stem}/{method}/maps"] = explanation.maps
             out[f"{path.stem}/{method}/probabilities"] = explanation.probabilities
+        out.update(metric_values(path.stem, model, x))
     return out
+
+
+def metric_values(stem: str, model, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The explanation metrics that run the model, on fixed maps and masks (and Grad-CAM for the sanity check)."""
+    from neuroxai.evaluation import cascading_randomization, deletion_insertion_curves, tumour_reliance
+    from neuroxai.explain import Explainer
+
+    n, h, w = x.shape[:3]
+    yy, xx = np.mgrid[:h, :w]
+    maps = np.stack([np.cos((i + 1) * xx / w) * np.sin((i + 2) * yy / h) for i in range(n)]).astype(np.float32)
+    masks = np.zeros((n, h, w), bool)
+    masks[:, 4:12, 6:14] = True
+    labels = np.arange(n) % int(model.outputs[0].shape[-1])
+    curves = deletion_insertion_curves(model, x, maps, labels, steps=5, batch_size=24)
+    reliance = tumour_reliance(model, x, masks, labels, margin=2.0, foreground_threshold=None, batch_size=8)
+    sanity = cascading_randomization(
+        model, x, labels, lambda m, images, t: Explainer(m, "gradcam").explain(images, t).maps, max_layers=2
+    )
+    return {
+        f"{stem}/metric/deletion": curves.deletion,
+        f"{stem}/metric/insertion": curves.insertion,
+        f"{stem}/metric/reliance_tumour_drop": np.asarray(reliance.tumour_drop),
+        f"{stem}/metric/reliance_control_drop": np.asarray(reliance.control_drop),
+        f"{stem}/metric/sanity_spearman": np.asarray(sanity.spearman),
+        f"{stem}/metric/sanity_ssim": np.asarray(sanity.ssim),
+    }

@@ -26,6 +26,8 @@ PORTED = {
     "saliency": {},
     "smoothgrad": {"samples": 3},
     "integrated_gradients": {"steps": 4},
+    "scorecam": {"max_channels": 6},
+    "occlusion": {"patch_size": 8, "stride": 6},
 }
 
 
@@ -36,7 +38,7 @@ def models():
 
 
 #: Every ported method on the nested backbone; on the built-in cnn (slower to compile) one per code path.
-CASES = [("nested", method) for method in PORTED] + [("cnn", "gradcam"), ("cnn", "saliency")]
+CASES = [("nested", method) for method in PORTED] + [("cnn", "gradcam"), ("cnn", "saliency"), ("cnn", "scorecam")]
 
 
 @pytest.mark.parametrize(("name", "method"), CASES)
@@ -44,7 +46,7 @@ def test_ported_methods_give_valid_maps_and_the_models_probabilities(models, nam
     model = models[name]
     x = images_for(model, 5)
     options = PORTED[method]
-    per_image = int(options.get("samples", options.get("steps", 1)))
+    per_image = int(options.get("samples", options.get("steps", 1)))  # the perturbation methods chunk by batch_size
     exp = Explainer(model, method, batch_size=4 * per_image, **options).explain(x)
     assert exp.maps.shape == (5, SIZE, SIZE) and exp.maps.dtype == np.float32
     assert np.isfinite(exp.maps).all() and exp.maps.min() >= 0.0 and exp.maps.max() <= 1.0
@@ -123,10 +125,26 @@ def test_a_cam_subclass_written_on_keras_ops_runs_on_jax(models):
     assert exp.maps.shape == (2, SIZE, SIZE) and exp.maps.max() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("method", ["scorecam", "occlusion"])
-def test_gradient_free_methods_refuse_and_name_what_runs(models, method):
-    with pytest.raises(BackendError, match=r"tensorflow Keras backend only.*KERAS_BACKEND='jax'.*gradcam.*saliency"):
-        Explainer(models["cnn"], method)
+def test_a_method_narrowed_to_tensorflow_refuses_and_names_what_runs(models):
+    from neuroxai.explain import GradCAM
+
+    class TFOnlyCAM(GradCAM):
+        name = "tfonlycam"
+        backends = ("tensorflow",)
+
+    with pytest.raises(BackendError, match=r"tensorflow Keras backend only.*KERAS_BACKEND='jax'") as info:
+        Explainer(models["cnn"], TFOnlyCAM())
+    ported = str(info.value).split("these methods run:")[1]
+    assert all(name in ported for name in PORTED)
+
+
+def test_gradient_free_methods_chunk_without_changing_the_map(models):
+    model = models["nested"]
+    x = images_for(model, 3)
+    for method, options in (("scorecam", {}), ("occlusion", {"patch_size": 8, "stride": 6})):
+        whole = Explainer(model, method, batch_size=3 * 64, **options).explain(x)
+        split = Explainer(model, method, batch_size=3 * 5, **options).explain(x)  # a shorter last chunk, too
+        np.testing.assert_allclose(split.maps, whole.maps, atol=1e-5, err_msg=method)
 
 
 def test_training_refuses_before_writing_anything(tmp_path):
@@ -139,23 +157,30 @@ def test_training_refuses_before_writing_anything(tmp_path):
     assert not out.exists()
 
 
-def test_model_running_metrics_refuse(models):
+def test_model_running_metrics_run_on_jax(models):
+    """Values equal TensorFlow's within the tolerances of backend_models (tests/backends/test_cross_backend.py)."""
     from neuroxai.evaluation import cascading_randomization, deletion_insertion_curves, evaluate_explanations, tumour_reliance
+    from neuroxai.evaluation.faithfulness import _make_step
 
     model = models["cnn"]
-    x = images_for(model, 2)
-    maps = np.ones((2, SIZE, SIZE), np.float32)
-    masks = np.zeros((2, SIZE, SIZE), bool)
-    y = np.zeros(2, np.int64)
-    calls = [
-        lambda: deletion_insertion_curves(model, x, maps, y),
-        lambda: tumour_reliance(model, x, masks, y),
-        lambda: cascading_randomization(model, x, y, lambda m, i, t: maps),
-        lambda: evaluate_explanations(model, x, masks, y, ["gradcam"]),
-    ]
-    for call in calls:
-        with pytest.raises(BackendError, match="localization functions"):
-            call()
+    x = images_for(model, 3)
+    rng = np.random.default_rng(0)
+    maps = rng.random((3, SIZE, SIZE)).astype(np.float32)
+    masks = np.zeros((3, SIZE, SIZE), bool)
+    masks[:, 8:16, 8:16] = True
+    y = np.array([0, 1, 2])
+    probs = np.asarray(model(x, training=False))
+    curves = deletion_insertion_curves(model, x, maps, y, steps=4, batch_size=20)
+    np.testing.assert_allclose(curves.deletion[:, 0], probs[np.arange(3), y], atol=1e-5)  # nothing removed yet
+    np.testing.assert_allclose(curves.insertion[:, -1], probs[np.arange(3), y], atol=1e-5)  # everything inserted
+    deletion_insertion_curves(model, x, maps, y, steps=4, batch_size=20)
+    assert _make_step(model).tracing_count() == 1  # one compiled step per model, one trace per chunk shape
+    reliance = tumour_reliance(model, x, masks, y, foreground_threshold=None, margin=2.0)
+    assert reliance.n_scored == 3 and np.allclose(reliance.probability, probs[np.arange(3), y], atol=1e-5)
+    sanity = cascading_randomization(model, x, y, lambda m, i, t: Explainer(m, "gradcam").explain(i, t).maps, max_layers=2)
+    assert sanity.spearman[0] == pytest.approx(1.0) and len(sanity.spearman) == 3
+    report = evaluate_explanations(model, x, masks, y, ["gradcam"], metrics=["localization", "faithfulness"])
+    assert not report.errors and set(report.faithfulness) == {"gradcam"} and set(report.localization) == {"gradcam"}
 
 
 def test_a_saved_model_loads_predicts_and_explains(models, tmp_path):

@@ -8,18 +8,17 @@ import numpy as np
 
 from neuroxai.errors import DataError
 
-#: What runs on the JAX backend for explanation metrics (the hint of every refusal in this layer).
-_JAX_METRICS = (
-    "On JAX, compute maps with Explainer (Grad-CAM family, saliency, SmoothGrad, integrated gradients) and score "
-    "them with the localization functions (pointing_game, iou, dice ...), which need no model."
+#: What runs on other backends for explanation metrics (the hint of every refusal in this layer).
+_OTHER_BACKENDS = (
+    "On other backends, score maps with the localization functions (pointing_game, iou, dice ...), which need no model."
 )
 
 
 def require_model_backend(feature: str) -> None:
-    """Refuse a metric that runs the model on a backend it is not ported to yet (TensorFlow only for now)."""
-    from neuroxai._keras_backend import require
+    """Refuse a metric that runs the model on a backend it is not ported to (it runs on TensorFlow and JAX)."""
+    from neuroxai._keras_backend import EXPLAIN_BACKENDS, require
 
-    require(feature, hint=_JAX_METRICS)
+    require(feature, EXPLAIN_BACKENDS, hint=_OTHER_BACKENDS)
 
 
 def as_maps(maps: Any, name: str = "maps") -> np.ndarray:

@@ -245,28 +245,30 @@ def _make_step(model: Any) -> Any:
     from neuroxai.evaluation._checks import require_model_backend
 
     require_model_backend("The deletion/insertion (faithfulness) metric")
-    return _STEPS.get(model, lambda m: _build_step(weakref.ref(m)))
+    return _STEPS.get(model, _build_step)
 
 
-def _build_step(ref: weakref.ReferenceType[Any]) -> Any:
-    import tensorflow as tf
+def _build_step(model: Any) -> Any:
+    from neuroxai._keras_backend import compile_model_function
+
+    ref = weakref.ref(model)
 
     def step(images: Any, ranks: Any, del_base: Any, ins_base: Any, n_removed: Any) -> Any:
+        from keras import ops
+
         # images/bases [b, H, W, C]; ranks [b, H, W]; n_removed [S]
-        b = tf.shape(images)[0]
-        s = tf.shape(n_removed)[0]
-        hit = ranks[:, None, :, :] < n_removed[None, :, None, None]  # [b, S, H, W]
-        hit = hit[..., None]
-        x_del = tf.where(hit, del_base[:, None], images[:, None])
-        x_ins = tf.where(hit, images[:, None], ins_base[:, None])
-        x = tf.concat([x_del, x_ins], axis=0)  # [2b, S, H, W, C]
-        x = tf.reshape(x, tf.concat([[2 * b * s], tf.shape(images)[1:]], axis=0))
+        b, s = ops.shape(images)[0], ops.shape(n_removed)[0]  # ints where static (always on JAX), else tensors
+        hit = ops.expand_dims(ranks[:, None, :, :] < n_removed[None, :, None, None], -1)  # [b, S, H, W, 1]
+        x_del = ops.where(hit, del_base[:, None], images[:, None])
+        x_ins = ops.where(hit, images[:, None], ins_base[:, None])
+        x = ops.concatenate([x_del, x_ins], axis=0)  # [2b, S, H, W, C]
+        x = ops.reshape(x, (-1, *ops.shape(images)[1:]))
         out = ref()(x, training=False)  # type: ignore[misc]  # alive: the cache entry goes with the model
         if isinstance(out, (list, tuple)):
             out = out[0]
-        return tf.reshape(tf.cast(out, tf.float32), [2, b, s, -1])
+        return ops.reshape(ops.cast(out, "float32"), (2, b, s, -1))
 
-    return tf.function(step, reduce_retracing=True)
+    return compile_model_function(model, step)
 
 
 def deletion_insertion_curves(
@@ -305,7 +307,7 @@ def deletion_insertion_curves(
 
     Raises:
         DataError: When shapes disagree.
-        BackendError: The Keras backend is not TensorFlow (this metric is not ported to JAX yet).
+        BackendError: The Keras backend is neither TensorFlow nor JAX.
 
     Example:
         >>> curves = deletion_insertion_curves(model, x, maps, y, steps=10)  # doctest: +SKIP
@@ -379,7 +381,7 @@ def _curves(
         def _p(a: np.ndarray, pad: int = pad) -> np.ndarray:
             return np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a
 
-        out = step(_p(x[sl]), _p(ranks[sl]), _p(del_base[sl]), _p(ins_base[sl]), n_removed).numpy()
+        out = np.asarray(step(_p(x[sl]), _p(ranks[sl]), _p(del_base[sl]), _p(ins_base[sl]), n_removed))
         out = out[:, : j - i]  # [2, b, S, K]
         probs = _as_probabilities(out.reshape(-1, out.shape[-1])).reshape((*out.shape[:-1], -1))
         tgt = t[sl][None, :, None, None]

@@ -309,24 +309,27 @@ def control_regions(
 
 def _make_step(model: Any) -> Any:
     """The compiled perturbation step for ``model``, built once per model object (held weakly, dies with it)."""
-    return _STEPS.get(model, lambda m: _build_step(weakref.ref(m)))
+    return _STEPS.get(model, _build_step)
 
 
-def _build_step(ref: weakref.ReferenceType[Any]) -> Any:
-    import tensorflow as tf
+def _build_step(model: Any) -> Any:
+    from neuroxai._keras_backend import compile_model_function
+
+    ref = weakref.ref(model)
 
     def step(images: Any, base: Any, regions: Any) -> Any:
+        from keras import ops
+
         # images/base [b, H, W, C]; regions [b, V, H, W] bool -> outputs [b, V, K]
-        b = tf.shape(images)[0]
-        v = tf.shape(regions)[1]
-        x = tf.where(regions[..., None], base[:, None], images[:, None])  # [b, V, H, W, C]
-        x = tf.reshape(x, tf.concat([[b * v], tf.shape(images)[1:]], axis=0))
+        b, v = ops.shape(images)[0], ops.shape(regions)[1]  # ints where static (always on JAX), else tensors
+        x = ops.where(ops.expand_dims(regions, -1), base[:, None], images[:, None])  # [b, V, H, W, C]
+        x = ops.reshape(x, (-1, *ops.shape(images)[1:]))
         out = ref()(x, training=False)  # type: ignore[misc]  # alive: the cache entry goes with the model
         if isinstance(out, (list, tuple)):
             out = out[0]
-        return tf.reshape(tf.cast(out, tf.float32), [b, v, -1])
+        return ops.reshape(ops.cast(out, "float32"), (b, v, -1))
 
-    return tf.function(step, reduce_retracing=True)
+    return compile_model_function(model, step)
 
 
 def _summary(probability: np.ndarray, tumour: np.ndarray, control: np.ndarray, eps: float) -> RelianceSummary:
@@ -388,7 +391,7 @@ def tumour_reliance(
 
     Raises:
         DataError: Shapes that disagree, labels out of range, or an unknown baseline.
-        BackendError: The Keras backend is not TensorFlow (this metric is not ported to JAX yet).
+        BackendError: The Keras backend is neither TensorFlow nor JAX.
 
     Example:
         >>> r = tumour_reliance(model, x, masks, y, class_names=names)  # doctest: +SKIP
@@ -443,7 +446,7 @@ def tumour_reliance(
         idx = keep[i : i + per_call]
         pad = per_call - len(idx)  # constant batch shape: one trace only
         full = np.concatenate([idx, np.repeat(idx[-1:], pad)]) if pad else idx
-        out = step(x[full], base[full], stacked[full]).numpy()[: len(idx)]
+        out = np.asarray(step(x[full], base[full], stacked[full]))[: len(idx)]
         probs = _as_probabilities(out.reshape(-1, out.shape[-1]).astype(np.float64)).reshape(len(idx), v, -1)
         lab = y[idx]
         if probs.shape[-1] <= lab.max() or lab.min() < 0:

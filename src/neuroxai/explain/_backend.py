@@ -49,6 +49,7 @@ __all__ = [
     "resize_bilinear",
     "resolve_targets",
     "standard_normal",
+    "tensor_spec",
     "to_numpy",
     "tracing_count",
 ]
@@ -130,6 +131,15 @@ def compile_step(traced: TracedModel, fn: Callable[..., Any], extra_signature: S
         *extra_signature,
     ]
     return tf.function(call, input_signature=signature, reduce_retracing=True)
+
+
+def tensor_spec(shape: Sequence[int | None], dtype: str = "float32") -> Any:
+    """The signature of one extra argument of a step, for :func:`compile_step` (``None`` on JAX, which needs none)."""
+    if current() == "jax":
+        return None
+    import tensorflow as tf
+
+    return tf.TensorSpec(tuple(shape), dtype)
 
 
 def bind(step: Any, traced: TracedModel) -> Callable[..., Any]:

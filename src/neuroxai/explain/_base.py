@@ -28,8 +28,8 @@ from one forward pass.
 The CAM and pixel-gradient families are written on ``keras.ops`` over the
 backend seam (:mod:`neuroxai.explain._backend`: compiling a step, the
 gradient of the class score w.r.t. an activation) and run on every backend
-in their :attr:`ExplainMethod.backends` (TensorFlow and JAX); the
-gradient-free family still runs on TensorFlow only.
+in their :attr:`ExplainMethod.backends` (TensorFlow and JAX); so does the
+gradient-free family (its hooks are on ``keras.ops`` too).
 """
 
 from __future__ import annotations
@@ -376,10 +376,11 @@ class PerturbationMethod(ExplainMethod):
     No Python loop runs over images; the cost grows with ``U``. The family
     bases implement the three hooks: :class:`GradientFreeCAMMethod`
     (Score-CAM and kin, whose subclasses override one hook) and
-    :class:`~neuroxai.explain.Occlusion`. The family runs on TensorFlow only for now.
+    :class:`~neuroxai.explain.Occlusion`. The hooks are written on ``keras.ops``, so
+    the family runs on every backend of :data:`~neuroxai._keras_backend.EXPLAIN_BACKENDS`.
     """
 
-    backends: ClassVar[tuple[str, ...]] = ("tensorflow",)
+    backends = EXPLAIN_BACKENDS
 
     def units(self, x: Tensor, result: ForwardResult) -> Tensor:
         """What to perturb with, ``[B or 1, h, w, U]``, from the images and their forward pass."""
@@ -395,34 +396,33 @@ class PerturbationMethod(ExplainMethod):
         raise NotImplementedError
 
     def _prepare(self, traced: TracedModel, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        import tensorflow as tf
+        from keras import ops
 
         result = traced(x)
-        probs = tf.cast(result.probabilities, tf.float32)
+        probs = ops.cast(result.probabilities, "float32")
         resolved = _resolve_targets(probs, targets)
-        units = tf.cast(self.units(x, result), tf.float32)
+        units = ops.cast(self.units(x, result), "float32")
         return probs, resolved, _gather(probs, resolved), units
 
     def _score(self, traced: TracedModel, x: Tensor, targets: Tensor, units: Tensor) -> Tensor:
-        import tensorflow as tf
+        from keras import ops
 
-        images = tf.cast(self.perturb(x, units), tf.float32)  # [B, c, H, W, C]
-        b, c = tf.shape(images)[0], tf.shape(images)[1]
-        flat = tf.reshape(images, tf.concat([[b * c], tf.shape(x)[1:]], axis=0))
-        probs = tf.cast(traced(flat).probabilities, tf.float32)
-        return tf.reshape(_gather(probs, tf.repeat(targets, c)), [b, c])
+        images = ops.cast(self.perturb(x, units), "float32")  # [B, c, H, W, C]
+        b, c = ops.shape(images)[0], ops.shape(images)[1]  # ints where static (always on JAX), else tensors
+        flat = ops.reshape(images, (-1, *ops.shape(x)[1:]))
+        probs = ops.cast(traced(flat).probabilities, "float32")
+        tiled = ops.reshape(ops.broadcast_to(targets[:, None], (b, c)), (-1,))  # image-major, like ``flat``
+        return ops.reshape(_gather(probs, tiled), (b, c))
 
     def _finish(self, traced: TracedModel, x: Tensor, targets: Tensor, units: Tensor, scores: Tensor, clean: Tensor) -> Tensor:
-        import tensorflow as tf
-
-        return normalize_maps(self.attribute(x, units, scores, clean), tf.shape(x)[1:3])
+        return normalize_maps(self.attribute(x, units, scores, clean), _image_size(x))
 
     def explain_batch(
         self, traced: TracedModel, x: Tensor, targets: Tensor, *, cache: CompileCache, batch_size: int
     ) -> BatchResult:
-        import tensorflow as tf
+        from keras import ops
 
-        units_spec = tf.TensorSpec((None, None, None, None), tf.float32)
+        units_spec = _backend.tensor_spec((None, None, None, None))
         prepare = cache.function(traced, self, "prepare", self._prepare)
         score = cache.function(traced, self, "score", self._score, [units_spec])
         finish = cache.function(
@@ -430,15 +430,16 @@ class PerturbationMethod(ExplainMethod):
             self,
             "finish",
             self._finish,
-            [units_spec, tf.TensorSpec((None, None), tf.float32), tf.TensorSpec((None,), tf.float32)],
+            [units_spec, _backend.tensor_spec((None, None)), _backend.tensor_spec((None,))],
         )
         probs, resolved, clean, units = prepare(x, targets)
         b, n = int(x.shape[0]), int(units.shape[-1])
         per_call = max(1, int(batch_size) // max(b, 1))
+        # On JAX each chunk width traces once: the full chunks share one trace, a shorter last chunk adds one.
         chunks = [score(x, resolved, units[..., start : start + per_call]) for start in range(0, n, per_call)]
-        scores = tf.concat(chunks, axis=1) if chunks else tf.zeros((b, 0), tf.float32)
+        scores = ops.concatenate(chunks, axis=1) if chunks else ops.zeros((b, 0), "float32")
         maps = finish(x, resolved, units, scores, clean)
-        return maps.numpy(), probs.numpy(), resolved.numpy()
+        return _numpy((maps, probs, resolved))
 
 
 class GradientFreeCAMMethod(PerturbationMethod):
@@ -485,30 +486,32 @@ class GradientFreeCAMMethod(PerturbationMethod):
         raise NotImplementedError
 
     def units(self, x: Tensor, result: ForwardResult) -> Tensor:
-        import tensorflow as tf
+        from keras import ops
 
-        acts = tf.cast(result.features, tf.float32)
+        acts = ops.cast(result.features, "float32")
         k = int(acts.shape[-1])
         limit = self.options.get("max_channels")
         m = k if limit is None else min(int(limit), k)
-        _, idx = tf.math.top_k(tf.reduce_mean(acts, axis=[1, 2]), k=m)  # [B, M]
-        return tf.gather(acts, idx, axis=3, batch_dims=1)  # [B, h, w, M]
+        if m == k:
+            return acts  # every channel: no selection (the map sums over channels, so their order does not matter)
+        _, idx = ops.top_k(ops.mean(acts, axis=(1, 2)), k=m)  # [B, M]
+        return ops.take_along_axis(acts, idx[:, None, None, :], axis=3)  # [B, h, w, M]
 
     def perturb(self, x: Tensor, units: Tensor) -> Tensor:
-        import tensorflow as tf
+        from keras import ops
 
-        up = tf.image.resize(units, tf.shape(x)[1:3], method="bilinear")  # [B, H, W, c]
-        lo = tf.reduce_min(up, axis=[1, 2], keepdims=True)
-        span = tf.reduce_max(up, axis=[1, 2], keepdims=True) - lo
+        up = _backend.resize_bilinear(units, _image_size(x))  # [B, H, W, c]
+        lo = ops.min(up, axis=(1, 2), keepdims=True)
+        span = ops.max(up, axis=(1, 2), keepdims=True) - lo
         ok = span > 1e-12
-        masks = tf.where(ok, (up - lo) / tf.where(ok, span, tf.ones_like(span)), tf.zeros_like(up))
-        return x[:, None] * tf.transpose(masks, [0, 3, 1, 2])[..., None]  # [B, c, H, W, C]
+        masks = ops.where(ok, (up - lo) / ops.where(ok, span, ops.ones_like(span)), ops.zeros_like(up))
+        return x[:, None] * ops.expand_dims(ops.transpose(masks, (0, 3, 1, 2)), -1)  # [B, c, H, W, C]
 
     def attribute(self, x: Tensor, units: Tensor, scores: Tensor, clean: Tensor) -> Tensor:
-        import tensorflow as tf
+        from keras import ops
 
-        weights = tf.cast(self.weigh(scores, clean), tf.float32)
-        return tf.reduce_sum(units * weights[:, None, None, :], axis=-1)
+        weights = ops.cast(self.weigh(scores, clean), "float32")
+        return ops.sum(units * weights[:, None, None, :], axis=-1)
 
 
 def check_positive_int(method: str, option: str, value: Any) -> int:

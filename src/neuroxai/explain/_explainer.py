@@ -82,8 +82,8 @@ class Explainer:
             are listed), class names that do not match the model, or an untraceable model.
         UnknownMethodError: An unknown method name (an ``ExplainError``; the message suggests close names).
         ModelError: A model path that cannot be loaded.
-        BackendError: The method does not run on this process's Keras backend (Score-CAM and occlusion
-            run on TensorFlow only for now); the message lists the methods that do.
+        BackendError: The method does not run on this process's Keras backend (every built-in method runs
+            on TensorFlow and JAX; a plugin may narrow its ``backends``); the message lists the methods that do.
 
     Example:
         >>> import keras, numpy as np

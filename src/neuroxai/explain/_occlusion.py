@@ -3,13 +3,18 @@ when a square patch is covered.
 
 A :class:`~neuroxai.explain.PerturbationMethod`: the patch grid is built in
 the graph, and patches are scored in chunks, one batched, compiled forward
-pass per chunk of ``batch_size // n_images`` patch positions.
+pass per chunk of ``batch_size // n_images`` patch positions. Written on
+``keras.ops``; the patch positions are worked out in Python where the image
+size is static (always on JAX), in the graph where it is not (a free-size
+model on TensorFlow).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
 
 from neuroxai.errors import ExplainError
 from neuroxai.explain._base import PerturbationMethod, check_positive_int
@@ -21,13 +26,31 @@ __all__ = ["Occlusion"]
 
 
 def _starts(n: Any, patch: Any, stride: Any) -> Any:
-    """Patch start positions along one axis: every ``stride``, plus one flush with the far edge."""
+    """Patch start positions along one axis: every ``stride``, plus one flush with the far edge.
+
+    Python ints in, an int32 numpy vector out; TensorFlow scalars in (a dynamic image size), a tensor out.
+    """
+    if isinstance(n, int) and isinstance(patch, int) and isinstance(stride, int):
+        last = max(n - patch, 0)
+        starts = list(range(0, last + 1, stride))
+        return np.asarray(starts + ([last] if starts[-1] < last else []), np.int32)
     import tensorflow as tf
 
     last = tf.maximum(n - patch, 0)
     starts = tf.range(0, last + 1, stride)
     extra = tf.cast(starts[-1] < last, tf.int32)
     return tf.concat([starts, [last]], axis=0)[: tf.shape(starts)[0] + extra]
+
+
+def _patch_and_stride(height: Any, width: Any, patch_size: int | None, stride: int | None) -> tuple[Any, Any]:
+    """The patch side and stride: Python ints for a static image size, TensorFlow scalars for a dynamic one."""
+    if isinstance(height, int) and isinstance(width, int):
+        patch = max(1, min(height, width) // 8) if patch_size is None else int(patch_size)
+        return patch, (max(1, patch // 2) if stride is None else int(stride))
+    import tensorflow as tf
+
+    patch_t = tf.maximum(1, tf.minimum(height, width) // 8) if patch_size is None else tf.constant(int(patch_size), tf.int32)
+    return patch_t, (tf.maximum(1, patch_t // 2) if stride is None else tf.constant(int(stride), tf.int32))
 
 
 class Occlusion(PerturbationMethod):
@@ -53,35 +76,30 @@ class Occlusion(PerturbationMethod):
 
     def units(self, x: Any, result: ForwardResult) -> Any:
         """Patch masks ``[1, H, W, P]`` (1 inside the patch), rows of patches top to bottom."""
-        import tensorflow as tf
+        from keras import ops
 
-        height, width = tf.shape(x)[1], tf.shape(x)[2]
-        if self.options["patch_size"] is None:
-            patch = tf.maximum(1, tf.minimum(height, width) // 8)
-        else:
-            patch = tf.constant(int(self.options["patch_size"]), tf.int32)
-        stride = (
-            tf.maximum(1, patch // 2) if self.options["stride"] is None else tf.constant(int(self.options["stride"]), tf.int32)
-        )
+        shape = ops.shape(x)
+        height, width = shape[1], shape[2]  # ints where static (always on JAX), else tensors
+        patch, stride = _patch_and_stride(height, width, self.options["patch_size"], self.options["stride"])
         ys, xs = _starts(height, patch, stride), _starts(width, patch, stride)
-        rows = tf.range(height)[None, :]
-        cols = tf.range(width)[None, :]
-        in_y = tf.logical_and(rows >= ys[:, None], rows < ys[:, None] + patch)  # [Py, H]
-        in_x = tf.logical_and(cols >= xs[:, None], cols < xs[:, None] + patch)  # [Px, W]
-        masks = tf.logical_and(in_y[:, None, :, None], in_x[None, :, None, :])  # [Py, Px, H, W]
-        masks = tf.reshape(tf.cast(masks, tf.float32), [-1, height, width])  # [P, H, W]
-        return tf.transpose(masks, [1, 2, 0])[None]  # [1, H, W, P]
+        rows = ops.arange(height, dtype="int32")[None, :]
+        cols = ops.arange(width, dtype="int32")[None, :]
+        in_y = ops.logical_and(rows >= ys[:, None], rows < ys[:, None] + patch)  # [Py, H]
+        in_x = ops.logical_and(cols >= xs[:, None], cols < xs[:, None] + patch)  # [Px, W]
+        masks = ops.logical_and(in_y[:, None, :, None], in_x[None, :, None, :])  # [Py, Px, H, W]
+        masks = ops.reshape(ops.cast(masks, "float32"), (-1, height, width))  # [P, H, W]
+        return ops.transpose(masks, (1, 2, 0))[None]  # [1, H, W, P]
 
     def perturb(self, x: Any, units: Any) -> Any:
-        import tensorflow as tf
+        from keras import ops
 
-        m = tf.transpose(units, [0, 3, 1, 2])[..., None]  # [1, c, H, W, 1]
+        m = ops.expand_dims(ops.transpose(units, (0, 3, 1, 2)), -1)  # [1, c, H, W, 1]
         return x[:, None] * (1.0 - m) + float(self.options["fill"]) * m
 
     def attribute(self, x: Any, units: Any, scores: Any, clean: Any) -> Any:
-        import tensorflow as tf
+        from keras import ops
 
         masks = units[0]  # [H, W, P]
         drop = clean[:, None] - scores  # [B, P]
-        counts = tf.maximum(tf.reduce_sum(masks, axis=-1), 1.0)
-        return tf.einsum("bp,hwp->bhw", drop, masks) / counts[None]
+        counts = ops.maximum(ops.sum(masks, axis=-1), 1.0)
+        return ops.einsum("bp,hwp->bhw", drop, masks) / counts[None]
