@@ -6,6 +6,9 @@ since a process runs the backend keras was first imported with.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -147,14 +150,72 @@ def test_gradient_free_methods_chunk_without_changing_the_map(models):
         np.testing.assert_allclose(split.maps, whole.maps, atol=1e-5, err_msg=method)
 
 
-def test_training_refuses_before_writing_anything(tmp_path):
+def test_guided_or_distributed_training_refuses_before_writing_anything(tmp_path):
     from neuroxai import Trainer
     from neuroxai.data import Dataset
 
     out = tmp_path / "run"
-    with pytest.raises(BackendError, match=r"Training \(Trainer.fit\).*KERAS_BACKEND=tensorflow"):
-        Trainer("cnn", epochs=1, image_size=SIZE).fit(Dataset.__new__(Dataset), out_dir=out)
+    with pytest.raises(BackendError, match=r"Mask-guided training.*tensorflow Keras backend only.*KERAS_BACKEND='jax'"):
+        Trainer("cnn", epochs=1, image_size=SIZE, guidance="cam").fit(Dataset.__new__(Dataset), out_dir=out)
     assert not out.exists()
+
+
+FIT_SCRIPT = """
+import os, signal, sys
+import keras
+assert keras.backend.backend() == "jax"
+from neuroxai.data import phantoms
+from neuroxai.training import Trainer
+
+out, log, kill_after = sys.argv[1], sys.argv[2], int(os.environ.get("KILL_AFTER", "0"))
+
+class Hook(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        with open(log, "a") as f:
+            f.write(f"{epoch + 1}\\n")
+    def on_epoch_end(self, epoch, logs=None):
+        if kill_after and epoch + 1 == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+ds = phantoms(n_per_class=6, image_size=32, seed=0)
+trainer = Trainer("cnn", epochs=3, image_size=32, batch_size=8, progress=False, seed=1, early_stopping_patience=None,
+                  model_options={"width": 0.25}, callbacks=[Hook()]).fit(ds, out_dir=out)
+print("FINISHED", trainer.evaluate(ds).metrics.n)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_one_phase_cnn_trains_on_jax_and_a_killed_run_resumes(tmp_path):
+    import csv
+    import json
+    import signal
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+    from training_helpers import run_python
+
+    import neuroxai
+
+    out, log1, log2 = tmp_path / "run", tmp_path / "first.log", tmp_path / "second.log"
+
+    def run(log, kill_after=0):
+        code = f"import sys; sys.argv = ['x', {str(out)!r}, {str(log)!r}]\n" + FIT_SCRIPT
+        return run_python(code, env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "KILL_AFTER": str(kill_after)})
+
+    first = run(log1, kill_after=2)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+    assert json.loads((out / "backup" / "state.json").read_text())["epoch"] == 2
+    assert not (out / "model.keras").exists()
+    second = run(log2)
+    assert second.returncode == 0 and "FINISHED" in second.stdout, second.stderr[-3000:]
+    assert log1.read_text().split() == ["1", "2"] and log2.read_text().split() == ["3"]  # continued, not restarted
+    with open(out / "history.csv", newline="") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
+    predictor = neuroxai.load(out)
+    x = images_for(predictor.model, 3)
+    probs = predictor.predict_batch(x, calibrated=False)
+    assert probs.shape == (3, 4) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert Explainer(predictor).explain(x).maps.shape == (3, SIZE, SIZE)
 
 
 def test_model_running_metrics_run_on_jax(models):
