@@ -3,9 +3,10 @@
 Keras 3 reads ``KERAS_BACKEND`` once, when ``keras`` is first imported; a
 process runs one backend. neuroxai's explanation core (every built-in
 method) and the explanation metrics that run the model run on TensorFlow and
-JAX; the rest (training, batched prediction with test-time augmentation,
-MC-dropout) still runs on TensorFlow only and refuses other backends through
-:func:`require`, with a message that names what does run.
+JAX, and so do evaluation on a dataset, test-time augmentation, MC-dropout and
+training (mask-guided training and ``tf.distribute`` strategies excepted); what
+runs on TensorFlow only refuses other backends through :func:`require`, with a
+message that names what does run.
 
 :func:`compile_model_function` compiles a function of a model's forward pass
 for the running backend (``tf.function`` or :class:`StatelessJit`).
@@ -76,8 +77,11 @@ class StatelessJit:
 
     Each call passes the current values of ``model.variables`` into the compiled
     function; inside the trace a :class:`keras.StatelessScope` maps every variable
-    to its traced value. Like ``jax.jit``, a new input shape traces again
-    (:meth:`tracing_count` counts traces).
+    to its traced value. The states of the model's seed generators (a Dropout
+    layer's, a random augmentation layer's) come back out and are assigned after
+    the call, so random draws advance from call to call as under ``tf.function``;
+    every other variable is read only. Like ``jax.jit``, a new input shape traces
+    again (:meth:`tracing_count` counts traces).
 
     Raises:
         BackendError: The backend is not JAX.
@@ -92,13 +96,18 @@ class StatelessJit:
         self._traces = 0
         count = self._count
 
+        self._carried: list[int] | None = None
+
         def pure(values: list[Any], *args: Any) -> Any:
             count()
             live = self._model()
             if live is None:  # pragma: no cover - callers drop the function with the model
                 raise BackendError("The model of this compiled function no longer exists.")
-            with keras.StatelessScope(state_mapping=list(zip(live.variables, values))):
-                return fn(*args)
+            variables = live.variables
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+                out = fn(*args)
+                advanced = [scope.get_current_value(variables[i]) for i in self._carried or ()]
+            return out, advanced
 
         self._jitted = jax.jit(pure)
 
@@ -109,11 +118,22 @@ class StatelessJit:
         model = self._model()
         if model is None:  # pragma: no cover - callers drop the function with the model
             raise BackendError("The model of this compiled function no longer exists.")
-        return self._jitted([v.value for v in model.variables], *args)
+        variables = model.variables
+        if self._carried is None:
+            self._carried = [i for i, v in enumerate(variables) if _is_seed_state(v)]
+        out, advanced = self._jitted([v.value for v in variables], *args)
+        for i, value in zip(self._carried, advanced, strict=True):
+            variables[i].assign(value)  # the next call draws new random numbers (dropout masks ...)
+        return out
 
     def tracing_count(self) -> int:
         """How many times the function was traced (once per new input shape)."""
         return self._traces
+
+
+def _is_seed_state(variable: Any) -> bool:
+    """Whether ``variable`` is the state of a :class:`keras.random.SeedGenerator` (a Dropout layer's, ...)."""
+    return str(getattr(variable, "path", getattr(variable, "name", ""))).split("/")[-1] == "seed_generator_state"
 
 
 def compile_model_function(model: Any, fn: Callable[..., Any]) -> Callable[..., Any]:

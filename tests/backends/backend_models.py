@@ -113,10 +113,28 @@ def metric_values(stem: str, model, x: np.ndarray) -> dict[str, np.ndarray]:
         model, x, labels, lambda m, images, t: Explainer(m, "gradcam").explain(images, t).maps, max_layers=2
     )
     return {
+        **evaluation_values(stem, model),
         f"{stem}/metric/deletion": curves.deletion,
         f"{stem}/metric/insertion": curves.insertion,
         f"{stem}/metric/reliance_tumour_drop": np.asarray(reliance.tumour_drop),
         f"{stem}/metric/reliance_control_drop": np.asarray(reliance.control_drop),
         f"{stem}/metric/sanity_spearman": np.asarray(sanity.spearman),
         f"{stem}/metric/sanity_ssim": np.asarray(sanity.ssim),
+    }
+
+
+def evaluation_values(stem: str, model) -> dict[str, np.ndarray]:
+    """``Predictor.evaluate`` of a four-class model on tiny phantoms (the split decoded by tf.data on both backends)."""
+    from neuroxai.data import phantoms
+    from neuroxai.runs import Predictor
+
+    data = phantoms(n_per_class=4, image_size=SIZE, seed=3, test_fraction=0.5)
+    if int(model.outputs[0].shape[-1]) != data.num_classes:
+        return {}
+    report = Predictor(model, data.class_names, tuple(model.inputs[0].shape[1:])).evaluate(data, batch_size=3)
+    m = report.metrics
+    scores = [m.n, m.accuracy, m.roc_auc, m.ece, m.macro_avg.f1 if m.macro_avg else None]
+    return {
+        f"{stem}/metric/evaluate_scores": np.asarray([np.nan if v is None else v for v in scores], np.float64),
+        f"{stem}/metric/evaluate_confusion": np.asarray(m.confusion_matrix, np.float64),
     }

@@ -6,6 +6,9 @@ since a process runs the backend keras was first imported with.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -147,14 +150,72 @@ def test_gradient_free_methods_chunk_without_changing_the_map(models):
         np.testing.assert_allclose(split.maps, whole.maps, atol=1e-5, err_msg=method)
 
 
-def test_training_refuses_before_writing_anything(tmp_path):
+def test_guided_or_distributed_training_refuses_before_writing_anything(tmp_path):
     from neuroxai import Trainer
     from neuroxai.data import Dataset
 
     out = tmp_path / "run"
-    with pytest.raises(BackendError, match=r"Training \(Trainer.fit\).*KERAS_BACKEND=tensorflow"):
-        Trainer("cnn", epochs=1, image_size=SIZE).fit(Dataset.__new__(Dataset), out_dir=out)
+    with pytest.raises(BackendError, match=r"Mask-guided training.*tensorflow Keras backend only.*KERAS_BACKEND='jax'"):
+        Trainer("cnn", epochs=1, image_size=SIZE, guidance="cam").fit(Dataset.__new__(Dataset), out_dir=out)
     assert not out.exists()
+
+
+FIT_SCRIPT = """
+import os, signal, sys
+import keras
+assert keras.backend.backend() == "jax"
+from neuroxai.data import phantoms
+from neuroxai.training import Trainer
+
+out, log, kill_after = sys.argv[1], sys.argv[2], int(os.environ.get("KILL_AFTER", "0"))
+
+class Hook(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        with open(log, "a") as f:
+            f.write(f"{epoch + 1}\\n")
+    def on_epoch_end(self, epoch, logs=None):
+        if kill_after and epoch + 1 == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+ds = phantoms(n_per_class=6, image_size=32, seed=0)
+trainer = Trainer("cnn", epochs=3, image_size=32, batch_size=8, progress=False, seed=1, early_stopping_patience=None,
+                  model_options={"width": 0.25}, callbacks=[Hook()]).fit(ds, out_dir=out)
+print("FINISHED", trainer.evaluate(ds).metrics.n)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_one_phase_cnn_trains_on_jax_and_a_killed_run_resumes(tmp_path):
+    import csv
+    import json
+    import signal
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+    from training_helpers import run_python
+
+    import neuroxai
+
+    out, log1, log2 = tmp_path / "run", tmp_path / "first.log", tmp_path / "second.log"
+
+    def run(log, kill_after=0):
+        code = f"import sys; sys.argv = ['x', {str(out)!r}, {str(log)!r}]\n" + FIT_SCRIPT
+        return run_python(code, env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "KILL_AFTER": str(kill_after)})
+
+    first = run(log1, kill_after=2)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+    assert json.loads((out / "backup" / "state.json").read_text())["epoch"] == 2
+    assert not (out / "model.keras").exists()
+    second = run(log2)
+    assert second.returncode == 0 and "FINISHED" in second.stdout, second.stderr[-3000:]
+    assert log1.read_text().split() == ["1", "2"] and log2.read_text().split() == ["3"]  # continued, not restarted
+    with open(out / "history.csv", newline="") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
+    predictor = neuroxai.load(out)
+    x = images_for(predictor.model, 3)
+    probs = predictor.predict_batch(x, calibrated=False)
+    assert probs.shape == (3, 4) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert Explainer(predictor).explain(x).maps.shape == (3, SIZE, SIZE)
 
 
 def test_model_running_metrics_run_on_jax(models):
@@ -193,5 +254,73 @@ def test_a_saved_model_loads_predicts_and_explains(models, tmp_path):
     np.testing.assert_allclose(predictor.predict_batch(x, batch_size=2), np.asarray(models["cnn"](x)), atol=1e-5)
     exp = Explainer(predictor).explain(x)
     assert exp.class_names == predictor.class_names and exp.maps.shape == (3, SIZE, SIZE)
-    with pytest.raises(BackendError, match="tta=1"):
-        predictor.predict_batch(x, tta=2)
+    tta = predictor.predict_batch(x, tta=3)
+    assert tta.shape == (3, 4) and np.allclose(tta.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(tta, predictor.predict_batch(x, tta=3))
+
+
+def test_a_saved_model_evaluates_on_a_dataset_split(models, tmp_path):
+    """The metrics equal TensorFlow's for the same saved model: tests/backends/test_cross_backend.py (evaluate_values)."""
+    import neuroxai
+    from neuroxai.data import phantoms
+    from neuroxai.runs import Predictor, classification_metrics
+
+    data = phantoms(n_per_class=4, image_size=SIZE, seed=3, test_fraction=0.5)
+    path = tmp_path / "cnn.keras"
+    models["cnn"].save(path)
+    loaded = neuroxai.load(path)
+    predictor = Predictor(loaded.model, data.class_names, loaded.input_shape)
+    report = predictor.evaluate(data, batch_size=3)  # a shorter last batch, too
+    read = data.read_split("test", image_size=(SIZE, SIZE), channels=1, input_range=(0.0, 1.0))
+    probs = np.asarray(models["cnn"](read.x, training=False))
+    expected = classification_metrics(read.labels, probs, data.class_names)
+    assert report.split == "test" and report.metrics.n == len(data.labels("test")) > 0
+    assert report.metrics.confusion_matrix == expected.confusion_matrix
+    assert report.metrics.accuracy == pytest.approx(expected.accuracy)
+    assert report.metrics.roc_auc == pytest.approx(expected.roc_auc, abs=1e-6)
+    assert report.calibration is not None
+
+
+def _dropout_model(rate: float = 0.5):
+    """Ones through a top-level Dropout: each output is 0 (dropped) or ``1 / (1 - rate)`` (kept)."""
+    inputs = keras.Input((64,))
+    return keras.Model(inputs, keras.layers.Dropout(rate, seed=5)(inputs))
+
+
+def test_mc_dropout_draws_new_masks_per_call_with_the_rate_and_seeded_reproducibly():
+    """Under jax.jit the seed state advances between calls (as under tf.function), with TensorFlow's statistics."""
+    from neuroxai.runs import predict_array
+    from neuroxai.runs._uncertainty import _mc_model
+
+    model = _dropout_model(0.5)
+    twin, states = _mc_model(model)
+    ones = np.ones((32, 64), np.float32)
+    first, second = predict_array(twin, ones, 16), predict_array(twin, ones, 16)
+    assert set(np.unique(first)) <= {0.0, 2.0}
+    assert not np.array_equal(first, second)  # new masks per call
+    assert not np.array_equal(first[:16], first[16:])  # and per batch within a call
+    draws = np.concatenate([first, second])
+    assert abs((draws == 0).mean() - 0.5) < 0.03  # 4096 draws: the rate within ~4 standard deviations
+    np.testing.assert_array_equal(predict_array(model, ones, 16), ones)  # the model's own dropout stays off
+    for layer, state in states:
+        layer.seed_generator.state.assign(state)
+    np.testing.assert_array_equal(predict_array(twin, ones, 16), first)  # the seed gives the same draws again
+
+
+def test_test_time_augmentation_and_mc_dropout_run_on_jax(models):
+    from neuroxai.runs import predict_array, tta_probabilities
+
+    inputs = keras.Input((SIZE, SIZE, 1))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(inputs))
+    x = keras.layers.Dense(3, activation="softmax")(keras.layers.Dropout(0.5)(x))
+    model = keras.Model(inputs, x)
+    images = images_for(model, 6)
+    plain = predict_array(model, images, 4)
+    mc = tta_probabilities(model, images, 4, augment=False, batch_size=4)
+    assert not np.allclose(mc, plain, atol=1e-4) and np.allclose(mc.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(mc, tta_probabilities(model, images, 4, augment=False, batch_size=4))  # seeded
+    np.testing.assert_allclose(tta_probabilities(model, images, 4, mc_dropout=False, augment=False), plain, atol=1e-6)
+    flips = tta_probabilities(models["cnn"], images_for(models["cnn"], 3), 2, mc_dropout=False)
+    cnn_x = images_for(models["cnn"], 3)
+    expected = (predict_array(models["cnn"], cnn_x, 8) + predict_array(models["cnn"], cnn_x[:, :, ::-1].copy(), 8)) / 2
+    np.testing.assert_allclose(flips, expected, atol=1e-6)

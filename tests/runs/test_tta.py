@@ -57,3 +57,22 @@ def test_mc_dropout_is_on_in_every_pass_with_fixed_masks_and_leaves_the_model_al
 def test_bad_pass_counts_are_refused():
     with pytest.raises(DataError, match="integer >= 1"):
         tta_probabilities(tiny(0.0), np.zeros((1, 16, 16, 1), np.float32), 0)
+
+
+def test_mc_dropout_masks_change_per_call_at_the_rate_and_repeat_from_the_seed():
+    """The same statistics on every backend (tests/backends/test_jax.py checks them under jax.jit)."""
+    import keras
+
+    from neuroxai.runs._uncertainty import _mc_model
+
+    inputs = keras.Input((64,))
+    model = keras.Model(inputs, keras.layers.Dropout(0.5, seed=5)(inputs))
+    twin, states = _mc_model(model)
+    ones = np.ones((32, 64), np.float32)
+    first, second = predict_array(twin, ones, 16), predict_array(twin, ones, 16)
+    assert set(np.unique(first)) <= {0.0, 2.0} and not np.array_equal(first, second)
+    assert not np.array_equal(first[:16], first[16:])
+    assert abs((np.concatenate([first, second]) == 0).mean() - 0.5) < 0.03
+    for layer, state in states:
+        layer.seed_generator.state.assign(state)
+    np.testing.assert_array_equal(predict_array(twin, ones, 16), first)

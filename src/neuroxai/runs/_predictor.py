@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neuroxai._cache import PerModel
-from neuroxai._keras_backend import current, require
+from neuroxai._keras_backend import EXPLAIN_BACKENDS, current, require
 from neuroxai.errors import DataError, ModelError
 from neuroxai.models._heads import Head, check_head, head_classes, output_probabilities
 from neuroxai.runs._run import MODEL_FILE, RunDirectory, RunSpec, check_spec_against_model
@@ -27,7 +27,7 @@ __all__ = ["Predictor", "evaluate_model", "load", "predict_array"]
 
 _PREDICT_FNS: PerModel[Any] = PerModel()
 #: What a saved run can do on the JAX backend (the hint of every refusal in this layer).
-_JAX_RUNS = "On JAX a saved run loads (neuroxai.load) and predicts without test-time augmentation (tta=1)."
+_JAX_RUNS = "On JAX a saved run loads (neuroxai.load), predicts (also with test-time augmentation) and evaluates."
 
 
 def _forward(model: keras.Model, spec: Any) -> Any:
@@ -104,6 +104,9 @@ def evaluate_model(
 ) -> EvaluationReport:
     """Metrics of ``model`` on a dataset split, plus the de-duplicated test set where it differs.
 
+    On every backend the split is decoded by the ``tf.data`` pipeline into numpy arrays, which the
+    compiled forward pass (:func:`predict_array`: ``tf.function`` or ``jax.jit``) predicts in batches.
+
     Args:
         model: A Keras model (its outputs become class probabilities as ``head`` says).
         dataset: The data; its class names must equal ``class_names``.
@@ -123,9 +126,9 @@ def evaluate_model(
 
     Raises:
         DataError: Class names differ, or the split is empty.
-        BackendError: The Keras backend is not TensorFlow (not ported yet).
+        BackendError: The Keras backend is neither TensorFlow nor JAX.
     """
-    require("Evaluating a model on a dataset split", hint=_JAX_RUNS)
+    require("Evaluating a model on a dataset split", EXPLAIN_BACKENDS, hint=_JAX_RUNS)
     from neuroxai.runs._metrics import EvaluationReport, classification_metrics
 
     if tuple(dataset.class_names) != tuple(class_names):

@@ -212,13 +212,13 @@ def tta_probabilities(
 
     Raises:
         DataError: ``n`` is not a positive integer, or the head is ``"sigmoid"``.
-        BackendError: The Keras backend is not TensorFlow (MC-dropout masks need stateful seeds; not ported yet).
+        BackendError: The Keras backend is neither TensorFlow nor JAX.
     """
-    from neuroxai._keras_backend import require
+    from neuroxai._keras_backend import EXPLAIN_BACKENDS, require
     from neuroxai.models._heads import output_probabilities
     from neuroxai.runs._predictor import _JAX_RUNS, predict_array
 
-    require("Test-time augmentation (tta > 1)", hint=_JAX_RUNS)
+    require("Test-time augmentation (tta > 1)", EXPLAIN_BACKENDS, hint=_JAX_RUNS)
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise DataError(f"Expected the number of test-time augmentation passes to be an integer >= 1, got {n!r}.")

@@ -558,18 +558,23 @@ class Trainer:
             RunError: ``out_dir`` holds a finished run (and ``overwrite`` is
                 false), or another process is writing it.
             OutputError: ``out_dir`` is (inside) the data, or not writable.
-            BackendError: The Keras backend is not TensorFlow (training is not ported to JAX yet).
+            BackendError: The Keras backend is neither TensorFlow nor JAX, or it is JAX and a
+                ``strategy`` or mask ``guidance`` is set (both TensorFlow only).
 
         Example:
             >>> trainer = Trainer("cnn", epochs=3, image_size=64).fit(ds, out_dir="runs/cnn")  # doctest: +SKIP
         """
-        from neuroxai._keras_backend import require
+        from neuroxai._keras_backend import EXPLAIN_BACKENDS, require
 
-        require(
-            "Training (Trainer.fit)",
-            hint="On JAX, train on TensorFlow, then load the saved run (neuroxai.load) and explain it with the Grad-CAM "
-            "family or the pixel-gradient methods.",
-        )
+        backend = require("Training (Trainer.fit)", EXPLAIN_BACKENDS)
+        if backend != "tensorflow" and (self.strategy is not None or MaskGuidance.coerce(self.guidance) is not None):
+            from neuroxai.errors import BackendError
+
+            what = "A tf.distribute strategy" if self.strategy is not None else "Mask-guided training (guidance=...)"
+            raise BackendError(
+                f"{what} runs on the tensorflow Keras backend only; this process runs KERAS_BACKEND={backend!r}. "
+                "On JAX, train without it, or set KERAS_BACKEND=tensorflow before keras is first imported."
+            )
         target = out_dir if out_dir is not None else self.out_dir
         if not target:
             return self._fit(dataset, None)
