@@ -211,24 +211,20 @@ class VolumeFiles(Record):
 
 
 # ---------------------------------------------------------------------------------------------------- optional imports
-def _nibabel() -> ModuleType:
+def _optional(package: str, needed_for: str) -> ModuleType:
+    """Import ``package`` of the extra ``neuroxai[medical]``, or raise a DataError saying how to install it."""
     try:
-        module = importlib.import_module("nibabel")  # typed ModuleType whether or not the package is installed
+        return importlib.import_module(package)  # typed ModuleType whether or not the package is installed
     except ImportError as exc:
-        raise DataError(
-            f"Reading and writing NIfTI files needs nibabel, part of the optional extra neuroxai[medical]: {_EXTRA_HINT}."
-        ) from exc
-    return module
+        raise DataError(f"{needed_for} needs {package}, part of the optional extra neuroxai[medical]: {_EXTRA_HINT}.") from exc
+
+
+def _nibabel() -> ModuleType:
+    return _optional("nibabel", "Reading and writing NIfTI files")
 
 
 def _pydicom() -> ModuleType:
-    try:
-        module = importlib.import_module("pydicom")  # typed ModuleType whether or not the package is installed
-    except ImportError as exc:
-        raise DataError(
-            f"Reading DICOM files needs pydicom, part of the optional extra neuroxai[medical]: {_EXTRA_HINT}."
-        ) from exc
-    return module
+    return _optional("pydicom", "Reading DICOM files")
 
 
 # ---------------------------------------------------------------------------------------------------- names and searching
