@@ -861,7 +861,6 @@ class Dataset:
         Raises:
             DataError: If files changed on disk since indexing and can no longer be read.
         """
-        from neuroxai.data._pipeline import build_pipeline
 
         size, channels, rng = check_model_input(image_size, channels, input_range)
         if with_masks and not self.has_masks:
@@ -871,19 +870,7 @@ class Dataset:
         if len(idx) == 0:
             x = np.zeros((0, size[0], size[1], channels), np.float32)
             return (x, y, np.zeros((0, size[0], size[1]), bool)) if with_masks else (x, y)
-        pipe = build_pipeline(
-            self._source(idx),
-            image_size=size,
-            channels=channels,
-            input_range=rng,
-            batch_size=batch_size,
-            augment=False,
-            shuffle=False,
-            cache=False,
-            with_masks=with_masks,
-            seed=0,
-            ignore_errors=False,
-        )
+        pipe = self._ordered_pipeline(idx, size, channels, rng, batch_size, with_masks=with_masks, ignore_errors=False)
         xs, ms = [], []
         try:
             for batch in pipe:
@@ -907,6 +894,31 @@ class Dataset:
         """
         split = self._check_split(split)
         return [s for s in self.skipped if self._skipped_split.get(s.path) == split]
+
+    def _ordered_pipeline(
+        self,
+        idx: np.ndarray,
+        size: tuple[int, int],
+        channels: int,
+        rng: tuple[float, float],
+        batch_size: int,
+        **options: Any,
+    ) -> Any:
+        """The samples ``idx`` in order, unaugmented and uncached: what :meth:`arrays` and :meth:`read_split` read."""
+        from neuroxai.data._pipeline import build_pipeline  # imports TensorFlow: only on use
+
+        return build_pipeline(
+            self._source(idx),
+            image_size=size,
+            channels=channels,
+            input_range=rng,
+            batch_size=batch_size,
+            augment=False,
+            shuffle=False,
+            cache=False,
+            seed=0,
+            **options,
+        )
 
     def read_split(
         self,
@@ -935,7 +947,7 @@ class Dataset:
             A :class:`SplitImages`.
         """
         from neuroxai.data._images import probe_file
-        from neuroxai.data._pipeline import PipelineState, build_pipeline
+        from neuroxai.data._pipeline import PipelineState
         from neuroxai.data._slices import slice_problem
 
         size, channels, rng = check_model_input(image_size, channels, input_range)
@@ -945,19 +957,7 @@ class Dataset:
         read = np.zeros(0, np.int64)
         if n:
             state = PipelineState(n)
-            pipe = build_pipeline(
-                self._source(idx),
-                image_size=size,
-                channels=channels,
-                input_range=rng,
-                batch_size=batch_size,
-                augment=False,
-                shuffle=False,
-                cache=False,
-                with_masks=False,
-                seed=0,
-                state=state,
-            )
+            pipe = self._ordered_pipeline(idx, size, channels, rng, batch_size, with_masks=False, state=state)
             xs = [batch[0].numpy() for batch in pipe]
             read = np.flatnonzero(state.read())
         x = np.concatenate(xs) if xs else np.zeros((0, size[0], size[1], channels), np.float32)
