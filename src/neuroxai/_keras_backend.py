@@ -20,13 +20,15 @@ seen by the next call and the weights are never baked into the compiled code.
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from neuroxai.errors import BackendError
 
-__all__ = ["EXPLAIN_BACKENDS", "StatelessJit", "compile_model_function", "current", "require"]
+__all__ = ["EXPLAIN_BACKENDS", "StatelessJit", "compile_model_function", "current", "enable_jax_compilation_cache", "require"]
 
 #: The backends the explanation core (every built-in method) and the model-running explanation metrics run on.
 EXPLAIN_BACKENDS = ("tensorflow", "jax")
@@ -66,6 +68,37 @@ def require(feature: str, supported: Sequence[str] = ("tensorflow",), *, hint: s
             f"To use it, set KERAS_BACKEND={supported[0]} in the environment before keras is first imported."
         )
     return name
+
+
+def enable_jax_compilation_cache() -> Path | None:
+    """On JAX, keep compiled programs on disk between processes (the ``neuroxai`` command turns this on).
+
+    JAX compiles every program afresh in each process: loading a model compiles each random initializer once
+    per weight shape before the saved weights replace them (Keras' loader; 30 s for MobileNetV2 on 2 cores,
+    against 3 s on TensorFlow), and each explanation method compiles its step. With JAX's persistent
+    compilation cache the second process reads them from disk instead (MobileNetV2's load: 3 s).
+
+    The folder is ``$JAX_COMPILATION_CACHE_DIR`` when set (JAX's own setting, left as it is), else
+    ``$XDG_CACHE_HOME/neuroxai/jax`` (``~/.cache/neuroxai/jax``). Programs that compiled in under 0.1 s are
+    not kept unless ``$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` says otherwise. A library import never
+    calls this: the cache is a setting of the whole process, the application's to choose.
+
+    Returns:
+        The cache folder, or ``None`` on other backends.
+    """
+    if current() != "jax":
+        return None
+    import jax
+
+    configured = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    folder = Path(base) / "neuroxai" / "jax"
+    jax.config.update("jax_compilation_cache_dir", str(folder))  # type: ignore[no-untyped-call]
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)  # type: ignore[no-untyped-call]
+    return folder
 
 
 class StatelessJit:

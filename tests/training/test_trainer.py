@@ -208,6 +208,7 @@ def test_run_directory_and_round_trip_through_load(tiny_spec, phantom_dir, tmp_p
     assert spec["input_shape"] == [32, 32, 1] and spec["input_range"] == [0.0, 1.0]
     assert spec["target_layer"] == "bb_conv2" and spec["model"] == "tiny-transfer"
     assert set(spec["versions"]) >= {"neuroxai", "keras", "tensorflow"}
+    assert spec["versions"]["keras_backend"] == "tensorflow"  # which backend trained it, for a run opened elsewhere
     assert spec["settings"]["epochs"] == 2 and spec["seed"] == 5
     assert spec["data"]["counts"] == ds.summary().to_dict()["counts"]
     loaded = neuroxai.load(run).spec.data

@@ -120,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         command = f"neuroxai {args.command}"
+        from neuroxai._keras_backend import enable_jax_compilation_cache
+
+        enable_jax_compilation_cache()  # on JAX, a second run reads its compiled programs from disk
         with _warnings_as_log():
             return int(args.func(args) or 0)
     except NeuroxaiError as exc:

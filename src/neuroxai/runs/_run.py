@@ -145,7 +145,8 @@ class RunSpec(Record):
         seed: The training seed.
         settings: The trainer's settings, as JSON values.
         data: The training data's :class:`~neuroxai.data.DatasetSummary` (``None`` when unknown).
-        versions: Versions of neuroxai, Keras, TensorFlow, NumPy and Python.
+        versions: Versions of neuroxai, Keras, TensorFlow, NumPy and Python, and the Keras backend the run
+            was trained on (``keras_backend``; with that backend's own version when it is not TensorFlow).
         created: UTC time the run finished (ISO 8601).
         calibration: Temperature and conformal scores fitted on the validation split
             (:class:`~neuroxai.runs.Calibration`; ``None`` for a run without one, e.g.

@@ -57,13 +57,19 @@ def _versions() -> dict[str, str]:
         ours = version("neuroxai")
     except PackageNotFoundError:  # pragma: no cover - a source tree without install
         ours = "0.0.0+unknown"
-    return {
+    found = {
         "neuroxai": ours,
         "keras": keras.__version__,
+        "keras_backend": str(keras.backend.backend()),  # the backend the run was trained on
         "tensorflow": tf.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
+    backend = found["keras_backend"]
+    if backend != "tensorflow":
+        with contextlib.suppress(PackageNotFoundError):  # a backend imported from a source tree has no version
+            found[backend] = version(backend)  # "jax", "torch": the distributions are named like the backends
+    return found
 
 
 @dataclass(frozen=True)

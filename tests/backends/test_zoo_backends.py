@@ -1,0 +1,67 @@
+"""Same Grad-CAM maps on every backend for the model zoo's keras.applications backbones (issue 18, item 5).
+
+Runs in a process of another backend (``make test-jax``): one TensorFlow process (``zoo_worker.py``)
+builds the backbones of :data:`CROSS_BACKEND` (tests/explain/zoo_models.py) in their nested form, saves and
+explains them; this process loads each saved model and explains the same images. The maps must agree to
+:data:`ZOO_MAP_ATOL`, the probabilities to :data:`ZOO_PROB_ATOL`, on the same automatic target layer.
+
+Which backbones: one per distinct kind of block, and the built-in model's own backbone. Loading a model on
+JAX compiles every random initializer once per weight shape before the saved weights replace them (Keras'
+loader; up to a second a shape on 2 cores, 30 s for MobileNetV2), so all fifteen families would add minutes to
+CI for blocks these already cover: plain convolutions (VGG16), pre-activation residuals (ResNet50V2),
+separable convolutions (Xception), depthwise convolutions (MobileNet), squeeze-and-excite with hard-swish and
+Rescaling inside (MobileNetV3Small), MBConv with Rescaling and Normalization inside (EfficientNetB0, the
+``efficientnetb0`` plugin's backbone) and fused MBConv (EfficientNetV2B0). tests/explain/test_zoo.py runs all
+fifteen on TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+if keras.backend.backend() == "tensorflow":
+    pytest.skip("compares another backend's maps with TensorFlow's: run `make test-jax`", allow_module_level=True)
+
+from neuroxai.explain import Explainer
+
+CROSS_BACKEND = ("VGG16", "ResNet50V2", "Xception", "MobileNet", "MobileNetV3Small", "EfficientNetB0", "EfficientNetV2B0")
+WORKER = Path(__file__).resolve().parent / "zoo_worker.py"
+#: Largest absolute difference between two backends' Grad-CAM maps of one image (maps in [0, 1]) and between their
+#: probabilities: the tolerance tests/explain/test_zoo.py allows between neuroxai and a plain GradientTape
+#: reference on TensorFlow. Deep backbones sum float32 in a different order on each backend; measured on JAX:
+#: up to 1.6e-3 (EfficientNetV2B0, the maps' peaks differing by 0.15%), below 1e-3 for the others.
+ZOO_MAP_ATOL = 2e-3
+ZOO_PROB_ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def on_tensorflow(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("zoo_on_tf")
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [sys.executable, str(WORKER), str(folder), *CROSS_BACKEND], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with np.load(folder / "tensorflow.npz") as results:
+        return folder, dict(results)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("constructor", CROSS_BACKEND)
+def test_zoo_gradcam_maps_agree_with_tensorflow(on_tensorflow, constructor):
+    folder, reference = on_tensorflow
+    model = keras.saving.load_model(folder / f"{constructor}.keras", compile=False, safe_mode=True)
+    x = reference[f"{constructor}/images"]
+    explanation = Explainer(model, "gradcam").explain(x)
+    assert explanation.layer[0] == model.layers[1].name  # the backbone, reached through the nested model
+    np.testing.assert_allclose(explanation.probabilities, reference[f"{constructor}/probabilities"], rtol=0, atol=ZOO_PROB_ATOL)
+    expected = reference[f"{constructor}/maps"]
+    assert expected.max() == pytest.approx(1.0)  # a real map, not an all-zero one compared to itself
+    np.testing.assert_allclose(explanation.maps, expected, rtol=0, atol=ZOO_MAP_ATOL, err_msg=constructor)

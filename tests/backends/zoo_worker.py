@@ -1,0 +1,48 @@
+"""Run on TensorFlow by tests/backends/test_zoo_backends.py: ``python zoo_worker.py FOLDER CONSTRUCTOR...``.
+
+Builds the named keras.applications backbones of the model zoo (tests/explain/zoo_models.py) in their nested form
+(the backbone as one layer under a GAP + Dense head, batch-norm statistics set from one batch), saves each to
+``FOLDER/<constructor>.keras`` and writes the images and their TensorFlow Grad-CAM maps and probabilities to
+``FOLDER/tensorflow.npz`` (keys ``<constructor>/images``, ``/maps``, ``/probabilities``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    folder, *wanted = argv
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "explain"))
+    import keras
+    import numpy as np
+    from zoo_models import APPLICATIONS, build_application, zoo_images
+
+    from neuroxai.explain import Explainer
+
+    if keras.backend.backend() != "tensorflow":
+        raise SystemExit(f"expected the tensorflow backend, got {keras.backend.backend()}")
+    unknown = set(wanted) - {constructor for _family, constructor, _size, _options in APPLICATIONS}
+    if unknown:
+        raise SystemExit(f"not in the zoo: {sorted(unknown)}")
+    out = Path(folder)
+    results: dict[str, np.ndarray] = {}
+    for _family, constructor, size, options in APPLICATIONS:
+        if constructor not in wanted:
+            continue
+        model = build_application(constructor, size, options).nested
+        model.save(out / f"{constructor}.keras")
+        x = zoo_images(size, n=2)
+        explanation = Explainer(model, "gradcam").explain(x)
+        results[f"{constructor}/images"] = x
+        results[f"{constructor}/maps"] = explanation.maps
+        results[f"{constructor}/probabilities"] = explanation.probabilities
+    np.savez(out / "tensorflow.npz", **results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
