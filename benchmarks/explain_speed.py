@@ -25,6 +25,11 @@ under ``jax.jit`` over the model's variables; no textbook column, which is
 TensorFlow code). ``--backend both`` runs the built-in models once per backend,
 each in its own process (a process runs one backend), and prints them side by
 side with the JAX/TF ratio of Grad-CAM throughput (needs ``jax`` installed).
+
+``--methods scorecam,occlusion`` (default; ``--methods ""`` for none) adds a table of the gradient-free
+methods with their default options on the built-in models: images/second and cost in forward passes
+(``method/forward``; Score-CAM scores one masked copy per selected channel, occlusion one per patch, so
+their cost is that many forward passes, batched), per backend in ``both``.
 """
 
 from __future__ import annotations
@@ -167,8 +172,22 @@ def _backend_info() -> str:
     return f"TensorFlow {tf.__version__}, devices: {[d.device_type for d in tf.config.list_logical_devices()]}"
 
 
+def _method_times(model, layer, x, methods, repeats: int) -> dict[str, tuple[float, float]]:
+    """``{method: (forward time, method time)}`` for the gradient-free methods, default options, measured alternately."""
+    import numpy as np
+
+    from neuroxai.explain import Explainer
+
+    compiled = _compiled_forward(model, x)
+    out = {}
+    for method in methods:
+        explainer = Explainer(model, method, target_layer=layer if method == "scorecam" else None)
+        out[method] = _time_pair(lambda: np.asarray(compiled(x)), lambda e=explainer: e.explain(x), max(1, repeats // 2))
+    return out
+
+
 def _builtin_rows(args):
-    """One row per built-in model: ``(name, layer, forward time, ours time, textbook time)``."""
+    """One row per built-in model: ``(name, layer, forward time, ours time, textbook time, {method: times})``."""
     import keras
     import numpy as np
 
@@ -178,8 +197,26 @@ def _builtin_rows(args):
     rows = []
     for name, (model, layer) in models.items():
         x = (rng.random((args.batch, args.size, args.size, 3), dtype=np.float32) * 255.0).astype(np.float32)
-        rows.append((name, *_measure(model, layer, x, args.repeats, textbook=textbook)))
+        measured = _measure(model, layer, x, args.repeats, textbook=textbook)
+        rows.append((name, *measured, _method_times(model, layer, x, _methods(args), args.repeats)))
     return rows
+
+
+def _methods(args) -> list[str]:
+    return [m.strip() for m in args.methods.split(",") if m.strip()]
+
+
+def _print_methods(rows_by_backend: dict[str, list], n: int) -> None:
+    """The gradient-free methods' table: images/second and cost in forward passes, per backend."""
+    methods = sorted({m for rows in rows_by_backend.values() for row in rows for m in row[-1]})
+    if not methods:
+        return
+    print(f"\nGradient-free methods (default options), batch of {n}: images/second and cost in forward passes")
+    print(f"{'backend':<12}{'model':<16}" + "".join(f"{m + ' img/s':>18}{m + '/fwd':>16}" for m in methods))
+    for backend, rows in rows_by_backend.items():
+        for row in rows:
+            cells = "".join(f"{n / row[-1][m][1]:>18.2f}{row[-1][m][1] / row[-1][m][0]:>15.1f}x" for m in methods)
+            print(f"{backend:<12}{row[0]:<16}{cells}")
 
 
 def _both(args) -> None:
@@ -192,6 +229,7 @@ def _both(args) -> None:
             out = os.path.join(tmp, f"{backend}.json")
             cmd = [sys.executable, os.path.abspath(__file__), "--backend", backend, "--json", out, "--no-zoo", "--no-textbook"]
             cmd += ["--batch", str(args.batch), "--size", str(args.size), "--repeats", str(args.repeats)]
+            cmd += ["--methods", args.methods]
             subprocess.run(cmd, check=True, env=dict(os.environ, KERAS_BACKEND=backend))
             with open(out, encoding="utf-8") as fh:
                 results[backend] = json.load(fh)
@@ -204,13 +242,14 @@ def _both(args) -> None:
         f"{'JAX fwd img/s':>14}{'JAX ours img/s':>15}{'JAX ours/fwd':>13}{'JAX/TF ours':>12}"
     )
     tf_rows = {r[0]: r for r in results["tensorflow"]["rows"]}
-    for name, _layer, j_fwd, j_ours, _ in results["jax"]["rows"]:
-        _, _, t_fwd, t_ours, _ = tf_rows[name]
+    for name, _layer, j_fwd, j_ours, _, _ in results["jax"]["rows"]:
+        _, _, t_fwd, t_ours, _, _ = tf_rows[name]
         print(
             f"{name:<16}{n / t_fwd:>13.1f}{n / t_ours:>14.1f}{t_ours / t_fwd:>11.2f}x"
             f"{n / j_fwd:>14.1f}{n / j_ours:>15.1f}{j_ours / j_fwd:>12.2f}x{t_ours / j_ours:>11.2f}x"
         )
     print("targets: ours/forward <= 1.2x on each backend; JAX/TF ours is the ratio of Grad-CAM throughputs (>1: JAX faster)")
+    _print_methods({backend: results[backend]["rows"] for backend in ("tensorflow", "jax")}, n)
 
 
 def main() -> None:
@@ -228,6 +267,7 @@ def main() -> None:
         help="Keras backend to measure; 'both': the built-in models on TensorFlow and JAX side by side",
     )
     parser.add_argument("--no-textbook", action="store_true", help="skip the (slow) textbook column")
+    parser.add_argument("--methods", default="scorecam,occlusion", help="gradient-free methods to time too ('' for none)")
     parser.add_argument("--json", help=argparse.SUPPRESS)  # used by --backend both: write the rows there, print nothing
     args = parser.parse_args()
     if args.backend == "both":
@@ -247,12 +287,13 @@ def main() -> None:
         f"{'model':<16}{'layer':<18}{'forward img/s':>14}{'ours img/s':>12}{'textbook img/s':>16}"
         f"{'ours/forward':>14}{'textbook/ours':>15}"
     )
-    for name, layer, t_fwd, t_ours, t_book in rows:
+    for name, layer, t_fwd, t_ours, t_book, _ in rows:
         print(
             f"{name:<16}{layer!s:<18}{n / t_fwd:>14.1f}{n / t_ours:>12.1f}{n / t_book:>16.2f}"
             f"{t_ours / t_fwd:>13.2f}x{t_book / t_ours:>14.1f}x"
         )
     print("targets: ours/forward <= 1.2x, textbook/ours >= 10x (TensorFlow only)")
+    _print_methods({args.backend: rows}, n)
     if args.no_zoo:
         return
     zoo = zoo_table(args.zoo_size, args.zoo_batch, max(2, args.repeats - 2))
