@@ -571,10 +571,9 @@ class Trainer:
             RunError: ``out_dir`` holds a finished run (and ``overwrite`` is
                 false), or another process is writing it.
             OutputError: ``out_dir`` is (inside) the data, or not writable.
-            BackendError: The Keras backend is neither TensorFlow nor JAX, the ``strategy`` is of
+            BackendError: The Keras backend is neither TensorFlow nor JAX, or the ``strategy`` is of
                 the other backend's kind (a ``tf.distribute`` strategy on JAX, a
-                ``keras.distribution`` on TensorFlow), or it is JAX and mask ``guidance`` is set
-                (TensorFlow only).
+                ``keras.distribution`` on TensorFlow).
 
         Example:
             >>> trainer = Trainer("cnn", epochs=3, image_size=64).fit(ds, out_dir="runs/cnn")  # doctest: +SKIP
@@ -583,14 +582,6 @@ class Trainer:
 
         backend = require("Training (Trainer.fit)", EXPLAIN_BACKENDS)
         _check_strategy(self.strategy, backend, self.batch_size)
-        if backend != "tensorflow" and MaskGuidance.coerce(self.guidance) is not None:
-            from neuroxai.errors import BackendError
-
-            raise BackendError(
-                f"Mask-guided training (guidance=...) runs on the tensorflow Keras backend only; this process runs "
-                f"KERAS_BACKEND={backend!r}. On JAX, train without it, or set KERAS_BACKEND=tensorflow before keras is "
-                "first imported."
-            )
         target = out_dir if out_dir is not None else self.out_dir
         if not target:
             return self._fit(dataset, None)
