@@ -4,9 +4,10 @@ Keras 3 reads ``KERAS_BACKEND`` once, when ``keras`` is first imported; a
 process runs one backend. neuroxai's explanation core (every built-in
 method) and the explanation metrics that run the model run on TensorFlow and
 JAX, and so do evaluation on a dataset, test-time augmentation, MC-dropout and
-training (mask-guided training and ``tf.distribute`` strategies excepted); what
-runs on TensorFlow only refuses other backends through :func:`require`, with a
-message that names what does run.
+training (two-phase fine-tuning, exact resume and mask-guided training
+included; distributed through ``tf.distribute`` on TensorFlow and
+``keras.distribution`` on JAX); what runs on TensorFlow only refuses other
+backends through :func:`require`, with a message that names what does run.
 
 :func:`compile_model_function` compiles a function of a model's forward pass
 for the running backend (``tf.function`` or :class:`StatelessJit`).

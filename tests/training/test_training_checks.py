@@ -37,6 +37,19 @@ def test_an_optimizer_with_a_nonsense_learning_rate_is_refused(plain_spec, tiny_
         Trainer(plain_spec, optimizer=opt, progress=False).fit(tiny_ds)
 
 
+def test_a_strategy_of_the_other_backend_or_of_neither_kind_is_refused_before_anything_is_written(plain_spec, tiny_ds, tmp_path):
+    import keras
+
+    from neuroxai.errors import BackendError
+
+    out = tmp_path / "run"
+    with pytest.raises(BackendError, match=r"keras.distribution \(DataParallel\) runs on the jax.*MirroredStrategy"):
+        Trainer(plain_spec, epochs=1, strategy=keras.distribution.DataParallel()).fit(tiny_ds, out_dir=out)
+    with pytest.raises(ModelError, match=r"Expected strategy to be None, a tf.distribute.Strategy"):
+        Trainer(plain_spec, epochs=1, strategy="mirrored").fit(tiny_ds, out_dir=out)
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_files_that_go_bad_after_indexing_are_counted_listed_and_recorded(plain_spec, tmp_path):
     root = write_phantoms(tmp_path / "data", n_per_class=6, image_size=32, seed=3, masks=False, test_fraction=0.34)

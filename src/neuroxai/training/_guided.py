@@ -28,6 +28,15 @@ guidance``; the logged ``loss`` and ``val_loss`` stay plain cross-entropy
 and ``guidance_loss`` is logged beside them. Everything runs inside the
 compiled training step, batched: no per-image Python loop.
 
+On TensorFlow the model's own training step takes the gradients with nested
+``tf.GradientTape`` blocks. On JAX Keras' stateless training step runs and
+``jax.value_and_grad`` differentiates :meth:`GuidedModel.compute_loss_and_updates`:
+one forward pass in training mode inside a :class:`keras.StatelessScope`, the
+guidance term's inner gradient taken there with ``jax.value_and_grad`` (with
+respect to a zero offset added to the CAM layer's activation, or to the
+input), and the batch-norm statistics, seed states and metric states it
+changed handed back to Keras.
+
 The trade-off: a higher weight moves the evidence further into the mask, and
 can cost accuracy when the context outside the tumour carries real
 information. Measure both (``neuroxai evaluate-xai --metric reliance`` tells
@@ -119,7 +128,145 @@ class GuidedModel(keras.Model):  # type: ignore[misc]  # Keras ships no type inf
         return probs, _outside_share(sq, masks[..., 0])
 
     # ------------------------------------------------------------------ steps
-    def train_step(self, data: Any) -> dict[str, Any]:
+    def train_step(self, *args: Any) -> Any:
+        """TensorFlow: the step below. JAX: Keras' stateless step, which calls :meth:`compute_loss_and_updates`."""
+        if keras.backend.backend() == "jax":
+            return super().train_step(*args)
+        return self._tf_train_step(*args)
+
+    def test_step(self, *args: Any) -> Any:
+        """Plain cross-entropy and the metrics, without a guidance term (validation batches carry no masks)."""
+        if keras.backend.backend() == "jax":
+            logs, state = super().test_step(*args)  # its loss is compute_loss below
+            return {k: v for k, v in logs.items() if k != self.guidance_tracker.name}, state
+        return self._tf_test_step(*args)
+
+    def compute_loss(
+        self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None, training: bool = True
+    ) -> Any:
+        """The classification loss (JAX evaluation: what ``loss`` and ``val_loss`` report)."""
+        ce = self._loss_fn(keras.ops.cast(y, "int32"), y_pred, sample_weight=sample_weight)
+        self.ce_tracker.update_state(ce)
+        return ce
+
+    def compute_loss_and_updates(
+        self,
+        trainable_variables: Any,
+        non_trainable_variables: Any,
+        metrics_variables: Any,
+        x: Any,
+        y: Any,
+        sample_weight: Any,
+        training: bool = False,
+        optimizer_variables: Any = None,
+    ) -> Any:
+        """JAX: the guided loss of a training batch as a pure function of the variables' values (``jax.grad`` takes it).
+
+        The forward pass, the guidance term's inner gradient and the metric updates run in one
+        :class:`keras.StatelessScope` over the values passed in; the batch-norm statistics, seed states and
+        metric states it changed come back out, as Keras' own step expects.
+        """
+        if not (training and isinstance(x, (tuple, list))):
+            return super().compute_loss_and_updates(
+                trainable_variables,
+                non_trainable_variables,
+                metrics_variables,
+                x,
+                y,
+                sample_weight,
+                training=training,
+                optimizer_variables=optimizer_variables,
+            )
+        images, masks = x
+        own = [*self.trainable_variables, *self.non_trainable_variables, *self.metrics_variables]
+        values = [*trainable_variables, *non_trainable_variables, *metrics_variables]
+        with keras.StatelessScope(state_mapping=list(zip(own, values))) as scope:
+            total, ce, probs = self._guided_loss(images, y, masks, sample_weight)
+        non_trainable = _current_values(scope, self.non_trainable_variables, non_trainable_variables)
+        metrics = _current_values(scope, self.metrics_variables, metrics_variables)
+        if self.optimizer is not None:  # a LossScaleOptimizer scales the loss (Keras' step does the same)
+            with keras.StatelessScope(state_mapping=list(zip(self.optimizer.variables, optimizer_variables))):
+                total = self.optimizer.scale_loss(total)
+        return total, (ce, probs, non_trainable, metrics)
+
+    def _guided_loss(self, x: Any, y: Any, masks: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
+        """JAX: ``(total, cross-entropy, probabilities)`` of a training batch; updates the two trackers."""
+        from keras import ops
+
+        y = ops.cast(y, "int32")
+        masks = ops.cast(masks, "float32")
+        has = ops.cast(ops.max(masks, axis=(1, 2, 3)) > 0.5, "float32")
+        if self.guidance.kind == "cam":
+            probs, outside = self._jax_cam_term(x, y, masks)
+        else:
+            probs, outside = self._jax_gradient_term(x, masks)
+        ce = self._loss_fn(y, probs, sample_weight=sample_weight)
+        guide = ops.sum(has * outside) / ops.maximum(ops.sum(has), 1.0)
+        total = ce + float(self.guidance.weight) * guide
+        self.ce_tracker.update_state(ce)
+        self.guidance_tracker.update_state(guide, sample_weight=ops.sum(has))
+        return total, ce, probs
+
+    def _jax_forward(self, fn: Any, argument: Any) -> tuple[Any, Any]:
+        """``jax.value_and_grad`` of ``fn(argument) -> (value, aux)`` in training mode, the model's state carried out.
+
+        The inner gradient runs in a scope of its own over the current (traced) values; the states the forward
+        pass changed (batch-norm statistics, seed states) come out as auxiliary results and are assigned in the
+        enclosing scope, so no value of the inner transformation leaks out of it.
+        """
+        import jax
+
+        variables = list(self.inner.variables)
+        current = [v.value for v in variables]
+        changing = list(self.inner.non_trainable_variables)
+
+        def wrapped(arg: Any) -> Any:
+            with keras.StatelessScope(state_mapping=list(zip(variables, current))) as scope:
+                value, aux = fn(arg)
+                updated = [scope.get_current_value(v) for v in changing]
+            return value, (aux, updated)
+
+        (_, (aux, updated)), grads = jax.value_and_grad(wrapped, has_aux=True)(argument)
+        for variable, value in zip(changing, updated, strict=True):
+            if value is not None:
+                variable.assign(value)
+        return aux, grads
+
+    def _jax_cam_term(self, x: Any, y: Any, masks: Any) -> tuple[Any, Any]:
+        """JAX: :meth:`_cam_term`, the gradient taken with respect to a zero offset added to the activation."""
+        import jax
+        import jax.numpy as jnp
+        from keras import ops
+
+        shape = jax.eval_shape(lambda: self._traced(x).features)  # inference mode, abstract: no state changes
+
+        def score(offset: Any) -> Any:
+            result = self._traced(x, lambda t: t + offset, training=True)
+            picked = jnp.take_along_axis(result.scores.astype(jnp.float32), y[:, None], axis=1)
+            return jnp.sum(picked), (result.features, result.probabilities)
+
+        (acts, probs), grads = self._jax_forward(score, jnp.zeros(shape.shape, shape.dtype))
+        cam = ops.sum(ops.cast(grads, "float32") * ops.cast(acts, "float32"), axis=-1)
+        scale = ops.stop_gradient(ops.max(ops.abs(cam), axis=(1, 2), keepdims=True)) + 1e-12
+        soft = ops.softplus(_SHARPNESS * cam / scale)[..., None]
+        up = ops.image.resize(soft, (int(x.shape[1]), int(x.shape[2])), interpolation="bilinear")[..., 0]
+        return probs, _outside_share(up, masks[..., 0])
+
+    def _jax_gradient_term(self, x: Any, masks: Any) -> tuple[Any, Any]:
+        """JAX: :meth:`_gradient_term` with ``jax.value_and_grad`` with respect to the input."""
+        import jax.numpy as jnp
+        from keras import ops
+
+        def logp(inputs: Any) -> Any:
+            probs = self.inner(inputs, training=True)
+            return jnp.sum(jnp.log(jnp.clip(probs.astype(jnp.float32), 1e-7, 1.0))), probs
+
+        probs, gx = self._jax_forward(logp, x)
+        sq = ops.sum(ops.square(ops.cast(gx, "float32")), axis=-1)
+        return probs, _outside_share(sq, masks[..., 0])
+
+    # ------------------------------------------------------------------ TensorFlow steps
+    def _tf_train_step(self, data: Any) -> dict[str, Any]:
         import tensorflow as tf
 
         inputs, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -142,7 +289,7 @@ class GuidedModel(keras.Model):  # type: ignore[misc]  # Keras ships no type inf
         self.guidance_tracker.update_state(guide, sample_weight=tf.reduce_sum(has))
         return self.compute_metrics(x, y, probs, sample_weight=sample_weight)  # type: ignore[no-any-return]  # Keras is untyped
 
-    def test_step(self, data: Any) -> dict[str, Any]:
+    def _tf_test_step(self, data: Any) -> dict[str, Any]:
         import tensorflow as tf
 
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -157,8 +304,17 @@ class GuidedModel(keras.Model):  # type: ignore[misc]  # Keras ships no type inf
 
 def _outside_share(maps: Any, masks: Any) -> Any:
     """Per image, the share of a non-negative map's mass outside the mask (1 for an all-zero map)."""
-    import tensorflow as tf
+    from keras import ops
 
-    total = tf.reduce_sum(maps, axis=[1, 2])
-    inside = tf.reduce_sum(maps * masks, axis=[1, 2])
+    total = ops.sum(maps, axis=(1, 2))
+    inside = ops.sum(maps * masks, axis=(1, 2))
     return 1.0 - inside / (total + 1e-8)
+
+
+def _current_values(scope: Any, variables: Any, passed: Any) -> list[Any]:
+    """The values ``variables`` hold at the end of ``scope`` (those it did not change: as ``passed`` in)."""
+    out = []
+    for variable, value in zip(variables, passed, strict=True):
+        current = scope.get_current_value(variable)
+        out.append(value if current is None else current)
+    return out

@@ -162,8 +162,16 @@ class Trainer:
             (``keras.utils.set_random_seed``).
         out_dir: Run directory written by :meth:`fit` (may also be given to
             ``fit``); ``None`` writes nothing (use :meth:`save`).
-        strategy: A ``tf.distribute.Strategy``; the model is built and
-            compiled inside its scope.
+        strategy: How to spread training over several devices. On
+            TensorFlow a ``tf.distribute.Strategy`` (the model is built and
+            compiled inside its scope); on JAX a
+            ``keras.distribution`` distribution such as
+            ``keras.distribution.DataParallel()`` (data parallelism over the
+            local devices: the variables are replicated on every device and
+            each batch is split between them; the model is built, compiled
+            and trained inside its scope). ``batch_size`` must then be a
+            multiple of the number of devices; a last batch of a split that
+            does not divide leaves its few extra images out (logged).
         class_weight: ``True`` uses the dataset's balanced class weights,
             ``False`` none, or a ``{class index: weight}`` dict.
         augment: Augment training batches.
@@ -216,7 +224,7 @@ class Trainer:
         lr_schedule: str = "plateau",
         seed: int = 1337,
         out_dir: str | Path | None = None,
-        strategy: tf.distribute.Strategy | None = None,
+        strategy: tf.distribute.Strategy | keras.distribution.DataParallel | keras.distribution.ModelParallel | None = None,
         class_weight: bool | dict[int, float] = True,
         augment: bool = True,
         progress: bool = True,
@@ -510,6 +518,11 @@ class Trainer:
         has_val = len(dataset.labels("val")) > 0
         val_state = PipelineState(len(dataset.labels("val"))) if has_val else None
         val = dataset.pipeline("val", state=val_state, **pipe_args) if has_val else None
+        shards = _batch_shards(self.strategy)
+        if shards > 1:  # a keras.distribution splits every batch: the last one of a split must divide too
+            train = _trim_to_shards(train, shards, "train", len(dataset.labels("train")), int(self.batch_size))
+            if val is not None:
+                val = _trim_to_shards(val, shards, "val", len(dataset.labels("val")), int(self.batch_size))
         checked = [
             (split, st, dataset.paths(split)) for split, st in (("train", train_state), ("val", val_state)) if st is not None
         ]
@@ -564,8 +577,9 @@ class Trainer:
             RunError: ``out_dir`` holds a finished run (and ``overwrite`` is
                 false), or another process is writing it.
             OutputError: ``out_dir`` is (inside) the data, or not writable.
-            BackendError: The Keras backend is neither TensorFlow nor JAX, or it is JAX and a
-                ``strategy`` or mask ``guidance`` is set (both TensorFlow only).
+            BackendError: The Keras backend is neither TensorFlow nor JAX, or the ``strategy`` is of
+                the other backend's kind (a ``tf.distribute`` strategy on JAX, a
+                ``keras.distribution`` on TensorFlow).
 
         Example:
             >>> trainer = Trainer("cnn", epochs=3, image_size=64).fit(ds, out_dir="runs/cnn")  # doctest: +SKIP
@@ -573,14 +587,7 @@ class Trainer:
         from neuroxai._keras_backend import EXPLAIN_BACKENDS, require
 
         backend = require("Training (Trainer.fit)", EXPLAIN_BACKENDS)
-        if backend != "tensorflow" and (self.strategy is not None or MaskGuidance.coerce(self.guidance) is not None):
-            from neuroxai.errors import BackendError
-
-            what = "A tf.distribute strategy" if self.strategy is not None else "Mask-guided training (guidance=...)"
-            raise BackendError(
-                f"{what} runs on the tensorflow Keras backend only; this process runs KERAS_BACKEND={backend!r}. "
-                "On JAX, train without it, or set KERAS_BACKEND=tensorflow before keras is first imported."
-            )
+        _check_strategy(self.strategy, backend, self.batch_size)
         target = out_dir if out_dir is not None else self.out_dir
         if not target:
             return self._fit(dataset, None)
@@ -795,7 +802,9 @@ class Trainer:
             frozen,
         )
         if state.epoch < end and not (memory is not None and memory.stopped):
-            with warnings.catch_warnings(), multi_worker_reduce_fix(self.strategy):
+            # a keras.distribution must be active while Keras' fit creates its state and splits the batches
+            fit_scope = self._scope() if _batch_shards(self.strategy) else contextlib.nullcontext()
+            with warnings.catch_warnings(), multi_worker_reduce_fix(self.strategy), fit_scope:
                 # tf.data pipelines that skip bad files have an unknown length; Keras learns it in epoch 1
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
                 try:
@@ -989,3 +998,80 @@ def _tensorboard_enabled(setting: bool | None) -> bool:
     if setting and not installed:
         raise ModelError("tensorboard=True but the tensorboard package is not installed; pip install tensorboard.")
     return installed if setting is None else bool(setting)
+
+
+def _batch_shards(strategy: Any) -> int:
+    """How many parts a ``keras.distribution`` splits each batch into (0 for none, or a ``tf.distribute`` strategy)."""
+    if strategy is None:
+        return 0
+    import keras
+
+    if not isinstance(strategy, (keras.distribution.DataParallel, keras.distribution.ModelParallel)):
+        return 0
+    mesh = strategy.device_mesh
+    names = list(mesh.axis_names)
+    name = getattr(strategy, "batch_dim_name", None)
+    return int(mesh.shape[names.index(name)]) if name in names else 1
+
+
+def _check_strategy(strategy: Any, backend: str, batch_size: Any) -> None:
+    """Refuse a ``strategy`` that is of the other backend's kind, of neither kind, or that cannot split the batches."""
+    from neuroxai.errors import BackendError
+
+    if strategy is None:
+        return
+    shards = _batch_shards(strategy)
+    if shards:
+        if backend != "jax":
+            raise BackendError(
+                f"A keras.distribution ({type(strategy).__name__}) runs on the jax Keras backend only (Keras implements "
+                f"its distribution API for JAX); this process runs KERAS_BACKEND={backend!r}. On TensorFlow pass a "
+                "tf.distribute strategy (e.g. strategy=tf.distribute.MirroredStrategy()), or set KERAS_BACKEND=jax before "
+                "keras is first imported."
+            )
+        if isinstance(batch_size, int) and batch_size % shards:
+            fit = (batch_size // shards + 1) * shards
+            raise ModelError(
+                f"batch_size={batch_size} does not split over the {shards} devices of {type(strategy).__name__}; use a "
+                f"multiple of {shards} (e.g. batch_size={fit})."
+            )
+        return
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.Strategy):
+        if backend != "tensorflow":
+            raise BackendError(
+                f"A tf.distribute strategy ({type(strategy).__name__}) runs on the tensorflow Keras backend only; this "
+                f"process runs KERAS_BACKEND={backend!r}. On JAX pass strategy=keras.distribution.DataParallel() (data "
+                "parallelism over the local devices), or set KERAS_BACKEND=tensorflow before keras is first imported."
+            )
+        return
+    raise ModelError(
+        f"Expected strategy to be None, a tf.distribute.Strategy (TensorFlow) or a keras.distribution.DataParallel or "
+        f"ModelParallel (JAX), got {type(strategy).__name__}."
+    )
+
+
+def _trim_to_shards(pipeline: Any, shards: int, split: str, n: int, batch_size: int) -> Any:
+    """``pipeline`` with each batch cut to a multiple of ``shards`` images (only a last, shorter batch loses any)."""
+    extra = n % batch_size % shards
+    if extra == 0:
+        return pipeline
+    log.warning(
+        "The last %s batch of each epoch has %d images, which do not split over %d devices: %d of them are left out of "
+        "each epoch. Choose a batch size that leaves a multiple of %d to avoid it.",
+        split,
+        n % batch_size,
+        shards,
+        extra,
+        shards,
+    )
+    import tensorflow as tf
+
+    def trim(*batch: Any) -> Any:
+        first = tf.nest.flatten(batch)[0]
+        keep = tf.shape(first)[0] // shards * shards
+        out = tf.nest.map_structure(lambda t: t[:keep], batch)
+        return out if len(batch) > 1 else out[0]
+
+    return pipeline.map(trim)
