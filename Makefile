@@ -6,6 +6,10 @@ STAMP  := $(VENV)/.installed
 JAX_STAMP := $(VENV)/.installed-jax
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
+# Test processes (pytest-xdist); each test file stays in one process, so its module fixtures are built once.
+# `make test TEST_WORKERS=auto` uses every core; `TEST_WORKERS=0` runs in this process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: demo test test-jax lint docs bench install install-jax clean
 
@@ -28,11 +32,11 @@ demo: $(STAMP)
 	$(BIN)/neuroxai demo --overwrite
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 # The tests that run on Keras' JAX backend (a process runs the backend keras was first imported with).
 test-jax: $(JAX_STAMP)
-	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/backends
+	KERAS_BACKEND=jax $(PYTEST) tests/backends
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples docs
