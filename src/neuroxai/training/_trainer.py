@@ -558,8 +558,8 @@ class Trainer:
             RunError: ``out_dir`` holds a finished run (and ``overwrite`` is
                 false), or another process is writing it.
             OutputError: ``out_dir`` is (inside) the data, or not writable.
-            BackendError: The Keras backend is neither TensorFlow nor JAX, or it is JAX and a
-                ``strategy`` or mask ``guidance`` is set (both TensorFlow only).
+            BackendError: The Keras backend is none of TensorFlow, JAX and PyTorch, or it is not TensorFlow
+                and a ``strategy`` or mask ``guidance`` is set (both TensorFlow only).
 
         Example:
             >>> trainer = Trainer("cnn", epochs=3, image_size=64).fit(ds, out_dir="runs/cnn")  # doctest: +SKIP
@@ -573,7 +573,7 @@ class Trainer:
             what = "A tf.distribute strategy" if self.strategy is not None else "Mask-guided training (guidance=...)"
             raise BackendError(
                 f"{what} runs on the tensorflow Keras backend only; this process runs KERAS_BACKEND={backend!r}. "
-                "On JAX, train without it, or set KERAS_BACKEND=tensorflow before keras is first imported."
+                f"On {backend}, train without it, or set KERAS_BACKEND=tensorflow before keras is first imported."
             )
         target = out_dir if out_dir is not None else self.out_dir
         if not target:
