@@ -146,8 +146,8 @@ class TorchEager:
     Args:
         fn: A function of torch tensors that runs a model (with Keras layers and ``keras.ops``).
 
-    numpy arguments become tensors on Keras' device first; tensors in the result come back detached. No
-    autograd graph is recorded (code inside ``fn`` that needs one, such as
+    numpy arguments become tensors on Keras' device first; tensors in the result come back detached. It
+    runs outside a caller's ``torch.inference_mode`` (whose tensors are copied in). No autograd graph is recorded (code inside ``fn`` that needs one, such as
     :func:`neuroxai.explain._backend.feature_gradients`, switches it on for the part it differentiates).
     Nothing is traced or compiled, so the model's current weights are read on every call;
     :meth:`tracing_count` is 1 (the function is built once). ``torch.compile`` is not used: on CPU it
@@ -166,9 +166,14 @@ class TorchEager:
         import keras
         import torch
 
-        with torch.no_grad():
-            tensors = [keras.ops.convert_to_tensor(a) if isinstance(a, np.ndarray) else a for a in args]
-            out = self._fn(*tensors)
+        def plain(a: Any) -> Any:
+            if isinstance(a, np.ndarray):
+                return keras.ops.convert_to_tensor(a)
+            return a.clone() if isinstance(a, torch.Tensor) and a.is_inference() else a  # usable by autograd
+
+        # Out of a caller's torch.inference_mode, where autograd could not run (the gradients would be zeros).
+        with torch.inference_mode(False), torch.no_grad():
+            out = self._fn(*[plain(a) for a in args])
         return keras.tree.map_structure(lambda t: t.detach() if isinstance(t, torch.Tensor) else t, out)
 
     def tracing_count(self) -> int:

@@ -414,3 +414,17 @@ def test_torch_gradients_start_at_the_target_activation_and_leave_the_autograd_m
     assert kept["features"].grad_fn is not None
     np.testing.assert_allclose(_backend.to_numpy(grads), _backend.to_numpy(kept["features"].grad), atol=1e-6)
     np.testing.assert_array_equal(_backend.to_numpy(resolved)[1], 1)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's inference mode")
+def test_explaining_inside_torch_inference_mode_gives_the_same_maps(models):
+    import torch
+
+    model = models["nested"]
+    x = images_for(model, 2)
+    for method in ("gradcam", "saliency"):
+        outside = Explainer(model, method).explain(x)
+        with torch.inference_mode():
+            inside = Explainer(model, method).explain(x)
+        np.testing.assert_allclose(inside.maps, outside.maps, atol=1e-6, err_msg=method)
+        assert inside.maps.max() == pytest.approx(1.0)
