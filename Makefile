@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JAX_STAMP := $(VENV)/.installed-jax
+TORCH_STAMP := $(VENV)/.installed-torch
+# A CPU-only PyTorch wheel file (a plain `pip install torch` from the package index pulls a multi-GB CUDA build).
+TORCH_WHEEL ?= /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 # Test processes (pytest-xdist); each test file stays in one process, so its module fixtures are built once.
@@ -11,7 +14,7 @@ export PYTHONHASHSEED ?= 0
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: demo test test-jax lint docs bench install install-jax clean
+.PHONY: demo test test-jax test-torch lint docs bench install install-jax install-torch clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +31,14 @@ $(JAX_STAMP): $(STAMP)
 
 install-jax: $(JAX_STAMP)
 
+# PyTorch from the CPU wheel file TORCH_WHEEL (about 200 MB): `make test-torch` runs the tests on Keras' torch backend.
+$(TORCH_STAMP): $(STAMP)
+	@test -f "$(TORCH_WHEEL)" || { echo "No PyTorch wheel at TORCH_WHEEL=$(TORCH_WHEEL): download a CPU wheel (https://download.pytorch.org/whl/cpu) and pass its path." >&2; exit 1; }
+	$(BIN)/python -m pip install --quiet "$(TORCH_WHEEL)"
+	touch $(TORCH_STAMP)
+
+install-torch: $(TORCH_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/neuroxai demo --overwrite
 
@@ -37,6 +48,10 @@ test: $(STAMP)
 # The tests that run on Keras' JAX backend (a process runs the backend keras was first imported with).
 test-jax: $(JAX_STAMP)
 	KERAS_BACKEND=jax $(PYTEST) tests/backends
+
+# The same tests on Keras' PyTorch backend, and the TensorFlow <-> PyTorch round trip of saved models.
+test-torch: $(TORCH_STAMP)
+	KERAS_BACKEND=torch $(PYTEST) tests/backends
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples docs

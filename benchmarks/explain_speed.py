@@ -25,6 +25,8 @@ under ``jax.jit`` over the model's variables; no textbook column, which is
 TensorFlow code). ``--backend both`` runs the built-in models once per backend,
 each in its own process (a process runs one backend), and prints them side by
 side with the JAX/TF ratio of Grad-CAM throughput (needs ``jax`` installed).
+``--backend torch`` measures PyTorch (eager forward pass under ``torch.no_grad``,
+as the library runs it; needs ``torch`` installed).
 
 ``--methods scorecam,occlusion`` (default; ``--methods ""`` for none) adds a table of the gradient-free
 methods with their default options on the built-in models: images/second and cost in forward passes
@@ -104,10 +106,10 @@ def _compiled_forward(model, x):
     """The model's compiled, batched forward pass for batches shaped like ``x``, on the running backend."""
     import keras
 
-    if keras.backend.backend() == "jax":
-        from neuroxai._keras_backend import StatelessJit
+    if keras.backend.backend() != "tensorflow":
+        from neuroxai._keras_backend import compile_model_function
 
-        return StatelessJit(model, lambda t: model(t, training=False))
+        return compile_model_function(model, lambda t: model(t, training=False))  # jax.jit, or eager on torch
     import tensorflow as tf
 
     spec = tf.TensorSpec((None, *x.shape[1:]), tf.float32)
@@ -116,14 +118,13 @@ def _compiled_forward(model, x):
 
 def _forward_and_ours(model, layer, x, repeats: int):
     """Best times of the compiled forward pass and of our Grad-CAM on the same numpy batch, measured alternately."""
-    import numpy as np
-
+    from neuroxai._keras_backend import to_numpy
     from neuroxai.explain import Explainer
 
     compiled = _compiled_forward(model, x)
 
     def forward(t):
-        return np.asarray(compiled(t))
+        return to_numpy(compiled(t))
 
     explainer = Explainer(model, "gradcam", target_layer=layer, batch_size=len(x))
     t_fwd, t_ours = _time_pair(lambda: forward(x), lambda: explainer.explain(x), repeats)
@@ -167,6 +168,10 @@ def _backend_info() -> str:
         import jax
 
         return f"JAX {jax.__version__}, devices: {[d.platform.upper() for d in jax.devices()]}"
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return f"PyTorch {torch.__version__}, device: {keras.ops.zeros(1).device}"
     import tensorflow as tf
 
     return f"TensorFlow {tf.__version__}, devices: {[d.device_type for d in tf.config.list_logical_devices()]}"
@@ -262,7 +267,7 @@ def main() -> None:
     parser.add_argument("--zoo-batch", type=int, default=8)
     parser.add_argument(
         "--backend",
-        choices=("tensorflow", "jax", "both"),
+        choices=("tensorflow", "jax", "torch", "both"),
         default=os.environ.get("KERAS_BACKEND", "tensorflow"),
         help="Keras backend to measure; 'both': the built-in models on TensorFlow and JAX side by side",
     )

@@ -1,16 +1,19 @@
-"""Which Keras backend this process runs, the one refusal for what is not ported to it, and JAX compilation.
+"""Which Keras backend this process runs, the one refusal for what is not ported to it, and compilation.
 
 Keras 3 reads ``KERAS_BACKEND`` once, when ``keras`` is first imported; a
 process runs one backend. neuroxai's explanation core (every built-in
-method) and the explanation metrics that run the model run on TensorFlow and
-JAX, and so do evaluation on a dataset, test-time augmentation, MC-dropout and
-training (two-phase fine-tuning, exact resume and mask-guided training
-included; distributed through ``tf.distribute`` on TensorFlow and
-``keras.distribution`` on JAX); what runs on TensorFlow only refuses other
-backends through :func:`require`, with a message that names what does run.
+method) and the explanation metrics that run the model run on TensorFlow,
+JAX and PyTorch (:data:`EXPLAIN_BACKENDS`), and so do evaluation on a dataset,
+test-time augmentation, MC-dropout and training (two-phase fine-tuning and
+exact resume included). Mask-guided training runs on TensorFlow and JAX;
+distribution through ``tf.distribute`` on TensorFlow and ``keras.distribution``
+on JAX. What runs on some backends only refuses the others through
+:func:`require`, with a message that names what does run.
 
 :func:`compile_model_function` compiles a function of a model's forward pass
-for the running backend (``tf.function`` or :class:`StatelessJit`).
+for the running backend (``tf.function``, :class:`StatelessJit`, or on PyTorch
+:class:`TorchEager`: eager, under ``torch.no_grad``). :func:`to_numpy` takes
+any backend's tensor to numpy.
 
 :class:`StatelessJit` is the JAX side of "batched and compiled": a function
 of a model's forward pass under ``jax.jit``, the model's variables passed in
@@ -27,12 +30,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from neuroxai.errors import BackendError
 
-__all__ = ["EXPLAIN_BACKENDS", "StatelessJit", "compile_model_function", "current", "enable_jax_compilation_cache", "require"]
+__all__ = [
+    "EXPLAIN_BACKENDS",
+    "StatelessJit",
+    "TorchEager",
+    "compile_model_function",
+    "current",
+    "enable_jax_compilation_cache",
+    "require",
+    "to_numpy",
+]
 
 #: The backends the explanation core (every built-in method) and the model-running explanation metrics run on.
-EXPLAIN_BACKENDS = ("tensorflow", "jax")
+EXPLAIN_BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def current() -> str:
@@ -170,19 +184,73 @@ def _is_seed_state(variable: Any) -> bool:
     return str(getattr(variable, "path", getattr(variable, "name", ""))).split("/")[-1] == "seed_generator_state"
 
 
+class TorchEager:
+    """``fn(*args)`` run eagerly under ``torch.no_grad`` (the PyTorch side of :func:`compile_model_function`).
+
+    Args:
+        fn: A function of torch tensors that runs a model (with Keras layers and ``keras.ops``).
+
+    numpy arguments become tensors on Keras' device first; tensors in the result come back detached. It
+    runs outside a caller's ``torch.inference_mode`` (whose tensors are copied in). No autograd graph is recorded (code inside ``fn`` that needs one, such as
+    :func:`neuroxai.explain._backend.feature_gradients`, switches it on for the part it differentiates).
+    Nothing is traced or compiled, so the model's current weights are read on every call;
+    :meth:`tracing_count` is 1 (the function is built once). ``torch.compile`` is not used: on CPU it
+    took over a minute to compile the built-in ``cnn``'s forward pass, and the explanation steps failed to
+    compile as written (``docs/guide/explain.rst``).
+
+    Raises:
+        BackendError: The backend is not PyTorch.
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        require("TorchEager", ("torch",))
+        self._fn = fn
+
+    def __call__(self, *args: Any) -> Any:
+        import keras
+        import torch
+
+        def plain(a: Any) -> Any:
+            if isinstance(a, np.ndarray):
+                return keras.ops.convert_to_tensor(a)
+            return a.clone() if isinstance(a, torch.Tensor) and a.is_inference() else a  # usable by autograd
+
+        # Out of a caller's torch.inference_mode, where autograd could not run (the gradients would be zeros).
+        with torch.inference_mode(False), torch.no_grad():
+            out = self._fn(*[plain(a) for a in args])
+        return keras.tree.map_structure(lambda t: t.detach() if isinstance(t, torch.Tensor) else t, out)
+
+    def tracing_count(self) -> int:
+        """1: the function is built once and runs eagerly (no trace per input shape)."""
+        return 1
+
+
+def to_numpy(tensor: Any) -> np.ndarray:
+    """Any backend's tensor (or a numpy array) as a numpy array, without a copy where the backend allows.
+
+    A PyTorch tensor is detached and moved to the CPU first (``numpy.asarray`` refuses one that requires
+    gradients or lives on a GPU).
+    """
+    if type(tensor).__module__.startswith("torch"):
+        return tensor.detach().cpu().numpy()  # type: ignore[no-any-return]
+    return np.asarray(tensor)
+
+
 def compile_model_function(model: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn(*arrays)``, a function written on ``keras.ops`` that runs ``model``, compiled for the running backend.
 
     ``tf.function`` (retracing reduced to dynamic shapes) on TensorFlow, :class:`StatelessJit` on JAX (a trace per
-    new input shape). Both read the model's weights at call time. The result is a backend tensor; take it to numpy
-    with ``numpy.asarray``.
+    new input shape), :class:`TorchEager` on PyTorch (eager, no autograd graph). All read the model's weights at
+    call time. The result is a backend tensor; take it to numpy with :func:`to_numpy`.
 
     Raises:
-        BackendError: The backend is neither TensorFlow nor JAX.
+        BackendError: The backend is none of :data:`EXPLAIN_BACKENDS`.
     """
     name = require("Compiling a model function", EXPLAIN_BACKENDS)
     if name == "jax":
         return StatelessJit(model, fn)
+    if name == "torch":
+        return TorchEager(fn)
     import tensorflow as tf
 
     return tf.function(fn, reduce_retracing=True)  # type: ignore[no-any-return]

@@ -13,7 +13,8 @@ import numpy as np
 SIZE = 32
 #: Methods whose maps must agree across backends: each code path once (LayerCAM and HiResCAM differ from
 #: Grad-CAM in ``weigh`` only; SmoothGrad draws backend-specific noise; Score-CAM with a channel selection,
-#: occlusion with a patch grid that does not tile the image exactly). test_jax.py runs all of them on JAX.
+#: occlusion with a patch grid that does not tile the image exactly). test_keras_backends.py runs all of them on JAX
+#: and PyTorch.
 METHODS: dict[str, dict[str, object]] = {
     "gradcam": {},
     "gradcam++": {},
@@ -22,7 +23,7 @@ METHODS: dict[str, dict[str, object]] = {
     "scorecam": {"max_channels": 6},
     "occlusion": {"patch_size": 8, "stride": 6},
 }
-#: Largest absolute difference allowed between the TensorFlow and the JAX map of one image (maps are in [0, 1]),
+#: Largest absolute difference allowed between the TensorFlow and the JAX (or PyTorch) map of one image (maps are in [0, 1]),
 #: and between their class probabilities. Measured: below 3e-6 on the tiny models, float32 summation order, except
 #: occlusion (4e-5: its maps are small probability drops divided by their peak).
 MAP_ATOL = 1e-4
@@ -30,8 +31,17 @@ PROB_ATOL = 1e-5
 #: The same for the explanation metrics' values (keys ``<model>/metric/...``): deletion/insertion curves and
 #: tumour-reliance drops are target probabilities of perturbed images (PROB_ATOL); the randomization check's
 #: rank correlations and SSIM compare Grad-CAM maps of randomized models, where a near-tie may flip (SANITY_ATOL).
-#: Measured: curves and drops below 2e-7, correlations below 5e-6.
+#: Measured: curves and drops below 2e-7, correlations below 5e-6. TensorFlow <-> PyTorch (test_keras_backends.py):
+#: maps below 4e-5 (occlusion), probabilities and curves below 2e-7, correlations below 7e-5.
 SANITY_ATOL = 1e-3
+
+
+def compare(reference: dict[str, np.ndarray], other: dict[str, np.ndarray], prefix: str) -> None:
+    """Assert that ``other[prefix/key]`` equals ``reference[key]`` for every key, within the tolerances above."""
+    assert sorted(f"{prefix}/{k}" for k in reference) == sorted(k for k in other if k.startswith(prefix + "/"))
+    for key, value in reference.items():
+        atol = MAP_ATOL if key.endswith("/maps") else SANITY_ATOL if "/metric/sanity" in key else PROB_ATOL
+        np.testing.assert_allclose(other[f"{prefix}/{key}"], value, rtol=0, atol=atol, err_msg=key)
 
 
 def nested_backbone(num_classes: int = 3):

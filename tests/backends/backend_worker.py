@@ -1,7 +1,8 @@
 """Run on the other backend by tests/backends/test_cross_backend.py: ``python backend_worker.py BACKEND SAVED BUILT OUT``.
 
+Also run by tests/backends/test_keras_backends.py with ``BACKEND=tensorflow`` (the PyTorch round trip).
 Sets ``KERAS_BACKEND`` before keras is imported, explains the models saved in ``SAVED`` (by the test, on
-TensorFlow), builds and saves its own models into ``BUILT`` and explains those too, and writes every map
+its own backend), builds and saves its own models into ``BUILT`` and explains those too, and writes every map
 and probability to ``OUT`` (``.npz``; keys ``saved/...`` and ``built/...``).
 """
 

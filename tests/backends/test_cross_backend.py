@@ -2,8 +2,9 @@
 
 Runs in the TensorFlow suite: the models are built and saved here, then one JAX process
 (``backend_worker.py``) loads and explains them and builds, saves and explains its own, which this
-process then loads and explains. Needs ``jax`` installed (``pip install -e .[jax]``); the JAX-only
-behaviours are in ``test_jax.py`` (``make test-jax``).
+process then loads and explains. Needs ``jax`` installed (``pip install -e .[jax]``); the behaviours on
+JAX itself are in ``test_keras_backends.py`` (``make test-jax``), which also runs the TensorFlow <-> PyTorch
+round trip under ``make test-torch`` (so that this suite costs nothing more where torch is installed).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from backend_models import MAP_ATOL, METHODS, PROB_ATOL, SANITY_ATOL, build_and_save, explain_folder
+from backend_models import METHODS, build_and_save, compare, explain_folder
 
 if keras.backend.backend() != "tensorflow":
     pytest.skip("the cross-backend test drives JAX from a TensorFlow process", allow_module_level=True)
@@ -45,18 +46,10 @@ def both_ways(tmp_path_factory):
     return explain_folder(saved), explain_folder(built), on_jax
 
 
-def _compare(tf_results, jax_results, prefix):
-    assert sorted(f"{prefix}/{k}" for k in tf_results) == sorted(k for k in jax_results if k.startswith(prefix + "/"))
-    for key, tf_value in tf_results.items():
-        jax_value = jax_results[f"{prefix}/{key}"]
-        atol = MAP_ATOL if key.endswith("/maps") else SANITY_ATOL if "/metric/sanity" in key else PROB_ATOL
-        np.testing.assert_allclose(jax_value, tf_value, rtol=0, atol=atol, err_msg=key)
-
-
 @pytest.mark.slow
 def test_models_saved_on_tensorflow_explain_the_same_on_jax(both_ways):
     on_tf, _, on_jax = both_ways
-    _compare(on_tf, on_jax, "saved")
+    compare(on_tf, on_jax, "saved")
     for method in METHODS:  # a real map, not an all-zero one compared to itself (occlusion on the nested model
         # gives none: covering a patch never lowers its probability there)
         peaks = [on_tf[f"{model}/{method}/maps"].max() for model in ("cnn", "nested")]
@@ -66,4 +59,4 @@ def test_models_saved_on_tensorflow_explain_the_same_on_jax(both_ways):
 @pytest.mark.slow
 def test_models_saved_on_jax_explain_the_same_on_tensorflow(both_ways):
     _, on_tf, on_jax = both_ways
-    _compare(on_tf, on_jax, "built")
+    compare(on_tf, on_jax, "built")

@@ -60,7 +60,7 @@ def test_bad_pass_counts_are_refused():
 
 
 def test_mc_dropout_masks_change_per_call_at_the_rate_and_repeat_from_the_seed():
-    """The same statistics on every backend (tests/backends/test_jax.py checks them under jax.jit)."""
+    """The same statistics on every backend (tests/backends/test_keras_backends.py checks them on JAX and PyTorch)."""
     import keras
 
     from neuroxai.runs._uncertainty import _mc_model

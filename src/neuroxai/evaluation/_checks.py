@@ -15,7 +15,7 @@ _OTHER_BACKENDS = (
 
 
 def require_model_backend(feature: str) -> None:
-    """Refuse a metric that runs the model on a backend it is not ported to (it runs on TensorFlow and JAX)."""
+    """Refuse a metric that runs the model on a backend it is not ported to (it runs on TensorFlow, JAX and PyTorch)."""
     from neuroxai._keras_backend import EXPLAIN_BACKENDS, require
 
     require(feature, EXPLAIN_BACKENDS, hint=_OTHER_BACKENDS)

@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from neuroxai._cache import PerModel
+from neuroxai._keras_backend import to_numpy
 from neuroxai._records import Record
 from neuroxai.errors import DataError, ExplainError
 from neuroxai.evaluation._metric import ExplanationMetric, MetricInputs, Requirement
@@ -257,7 +258,7 @@ def _build_step(model: Any) -> Any:
         from keras import ops
 
         # images/bases [b, H, W, C]; ranks [b, H, W]; n_removed [S]
-        b, s = ops.shape(images)[0], ops.shape(n_removed)[0]  # ints where static (always on JAX), else tensors
+        b, s = ops.shape(images)[0], ops.shape(n_removed)[0]  # ints where static (always on JAX and PyTorch), else tensors
         hit = ops.expand_dims(ranks[:, None, :, :] < n_removed[None, :, None, None], -1)  # [b, S, H, W, 1]
         x_del = ops.where(hit, del_base[:, None], images[:, None])
         x_ins = ops.where(hit, images[:, None], ins_base[:, None])
@@ -307,7 +308,7 @@ def deletion_insertion_curves(
 
     Raises:
         DataError: When shapes disagree.
-        BackendError: The Keras backend is neither TensorFlow nor JAX.
+        BackendError: The Keras backend is none of TensorFlow, JAX and PyTorch.
 
     Example:
         >>> curves = deletion_insertion_curves(model, x, maps, y, steps=10)  # doctest: +SKIP
@@ -381,7 +382,7 @@ def _curves(
         def _p(a: np.ndarray, pad: int = pad) -> np.ndarray:
             return np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a
 
-        out = np.asarray(step(_p(x[sl]), _p(ranks[sl]), _p(del_base[sl]), _p(ins_base[sl]), n_removed))
+        out = to_numpy(step(_p(x[sl]), _p(ranks[sl]), _p(del_base[sl]), _p(ins_base[sl]), n_removed))
         out = out[:, : j - i]  # [2, b, S, K]
         probs = _as_probabilities(out.reshape(-1, out.shape[-1])).reshape((*out.shape[:-1], -1))
         tgt = t[sl][None, :, None, None]

@@ -45,6 +45,7 @@ import numpy as np
 from scipy import ndimage
 
 from neuroxai._cache import PerModel
+from neuroxai._keras_backend import to_numpy
 from neuroxai._records import Record
 from neuroxai.errors import DataError, ExplainError
 from neuroxai.evaluation._checks import as_masks
@@ -321,7 +322,7 @@ def _build_step(model: Any) -> Any:
         from keras import ops
 
         # images/base [b, H, W, C]; regions [b, V, H, W] bool -> outputs [b, V, K]
-        b, v = ops.shape(images)[0], ops.shape(regions)[1]  # ints where static (always on JAX), else tensors
+        b, v = ops.shape(images)[0], ops.shape(regions)[1]  # ints where static (always on JAX and PyTorch), else tensors
         x = ops.where(ops.expand_dims(regions, -1), base[:, None], images[:, None])  # [b, V, H, W, C]
         x = ops.reshape(x, (-1, *ops.shape(images)[1:]))
         out = ref()(x, training=False)  # type: ignore[misc]  # alive: the cache entry goes with the model
@@ -391,7 +392,7 @@ def tumour_reliance(
 
     Raises:
         DataError: Shapes that disagree, labels out of range, or an unknown baseline.
-        BackendError: The Keras backend is neither TensorFlow nor JAX.
+        BackendError: The Keras backend is none of TensorFlow, JAX and PyTorch.
 
     Example:
         >>> r = tumour_reliance(model, x, masks, y, class_names=names)  # doctest: +SKIP
@@ -446,7 +447,7 @@ def tumour_reliance(
         idx = keep[i : i + per_call]
         pad = per_call - len(idx)  # constant batch shape: one trace only
         full = np.concatenate([idx, np.repeat(idx[-1:], pad)]) if pad else idx
-        out = np.asarray(step(x[full], base[full], stacked[full]))[: len(idx)]
+        out = to_numpy(step(x[full], base[full], stacked[full]))[: len(idx)]
         probs = _as_probabilities(out.reshape(-1, out.shape[-1]).astype(np.float64)).reshape(len(idx), v, -1)
         lab = y[idx]
         if probs.shape[-1] <= lab.max() or lab.min() < 0:

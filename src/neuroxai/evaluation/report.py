@@ -619,7 +619,7 @@ def evaluate_explanations(
         DataError: Inconsistent shapes, or ``targets="label"`` without labels.
         ExplainError: No usable method or metric, or a method or metric given twice.
         UnknownMetricError: An unknown metric name.
-        BackendError: The Keras backend is neither TensorFlow nor JAX.
+        BackendError: The Keras backend is none of TensorFlow, JAX and PyTorch.
 
     Example:
         >>> from neuroxai.evaluation import Faithfulness, evaluate_explanations

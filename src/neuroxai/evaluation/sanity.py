@@ -284,7 +284,7 @@ def cascading_randomization(
 
     Raises:
         ExplainError: When the model cannot be cloned or maps have the wrong shape.
-        BackendError: The Keras backend is neither TensorFlow nor JAX.
+        BackendError: The Keras backend is none of TensorFlow, JAX and PyTorch.
 
     Example:
         >>> r = cascading_randomization(model, x[:16], y[:16], my_explain_fn)  # doctest: +SKIP

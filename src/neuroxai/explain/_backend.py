@@ -9,17 +9,21 @@ and live here only:
   (:func:`compile_step`): ``tf.function`` with a fixed input signature on
   TensorFlow (one trace for any batch size); ``jax.jit`` over the model's
   variables passed as arguments (:class:`neuroxai._keras_backend.StatelessJit`) on
-  JAX (one trace per batch shape);
+  JAX (one trace per batch shape); on PyTorch eager under ``torch.no_grad``
+  (:class:`neuroxai._keras_backend.TorchEager`);
 - **value and gradient** of the summed target-class scores with respect to
   an intermediate activation (:func:`feature_gradients`: the target layer's
   output) or the input (:func:`input_gradients`): ``tf.GradientTape`` that
   watches that tensor only on TensorFlow; ``jax.value_and_grad`` on JAX,
   differentiating with respect to a zero offset added to the activation (the
   same gradient, and JAX prunes the backward pass to the layers after it);
+  ``torch.autograd.grad`` on PyTorch, with autograd recording switched on from
+  the target activation (detached, a leaf) onwards only, so neither the layers
+  before it nor any parameter gradient is computed;
 - the few array operations whose ``keras.ops`` form cannot take TensorFlow's
   dynamic shapes (:func:`resize_bilinear`, :func:`standard_normal`).
 
-In both, gradients flow back no further than the tensor asked for, and the
+On every backend, gradients flow back no further than the tensor asked for, and the
 targets are resolved inside the step (``-1``: the predicted class) so the
 prediction and the explanation come from one forward pass.
 """
@@ -33,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from neuroxai._keras_backend import StatelessJit, current
+from neuroxai._keras_backend import compile_model_function, current
+from neuroxai._keras_backend import to_numpy as _to_numpy
 from neuroxai.errors import ExplainError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,7 +59,7 @@ __all__ = [
     "tracing_count",
 ]
 
-#: A backend tensor (TensorFlow and JAX ship no type information Keras shares).
+#: A backend tensor (TensorFlow, JAX and PyTorch ship no type information Keras shares).
 Tensor = Any
 
 
@@ -82,18 +87,19 @@ def _call_traced(ref: weakref.ReferenceType[Any], fn: Callable[..., Any], *args:
     return fn(traced, *args)
 
 
-class _JaxStep:
-    """A step under ``jax.jit``, shared by every explainer of one model that asks for the same cache key.
+class _SharedStep:
+    """A step under ``jax.jit`` (or run eagerly on PyTorch), shared by every explainer of one model that asks
+    for the same cache key.
 
     JAX traces again for each new batch shape, possibly long after the explainer that compiled the step
-    is gone; so each call names the traced model to trace with (any of the sharers: the cache key fixes
-    the target layer, head and output, so they trace alike).
+    is gone (PyTorch runs the Python function on every call); so each call names the traced model to run
+    with (any of the sharers: the cache key fixes the target layer, head and output, so they run alike).
     """
 
     def __init__(self, traced: TracedModel, fn: Callable[..., Any]) -> None:
         self._fn = fn
         self._traced = weakref.ref(traced)
-        self._jit = StatelessJit(traced.model, self._trace)
+        self._jit = compile_model_function(traced.model, self._trace)
 
     def _trace(self, *args: Any) -> Any:
         return _call_traced(self._traced, self._fn, *args)
@@ -103,7 +109,7 @@ class _JaxStep:
         return self._jit(*args)
 
     def tracing_count(self) -> int:
-        return self._jit.tracing_count()
+        return int(self._jit.tracing_count())  # type: ignore[attr-defined]
 
 
 def compile_step(traced: TracedModel, fn: Callable[..., Any], extra_signature: Sequence[Any] = ()) -> Any:
@@ -117,10 +123,10 @@ def compile_step(traced: TracedModel, fn: Callable[..., Any], extra_signature: S
 
     Returns:
         The compiled step (a ``tf.function`` on TensorFlow, traced once; on JAX a ``jax.jit`` step
-        traced once per batch shape).
+        traced once per batch shape; on PyTorch an eager step).
     """
-    if current() == "jax":
-        return _JaxStep(traced, fn)
+    if current() != "tensorflow":
+        return _SharedStep(traced, fn)
     import tensorflow as tf
 
     call = functools.partial(_call_traced, weakref.ref(traced), fn)
@@ -134,8 +140,8 @@ def compile_step(traced: TracedModel, fn: Callable[..., Any], extra_signature: S
 
 
 def tensor_spec(shape: Sequence[int | None], dtype: str = "float32") -> Any:
-    """The signature of one extra argument of a step, for :func:`compile_step` (``None`` on JAX, which needs none)."""
-    if current() == "jax":
+    """The signature of one extra argument of a step, for :func:`compile_step` (``None`` on JAX and PyTorch)."""
+    if current() != "tensorflow":
         return None
     import tensorflow as tf
 
@@ -144,14 +150,14 @@ def tensor_spec(shape: Sequence[int | None], dtype: str = "float32") -> Any:
 
 def bind(step: Any, traced: TracedModel) -> Callable[..., Any]:
     """A step from :func:`compile_step` as a callable ``(images, targets, *extra)`` for ``traced``."""
-    if isinstance(step, _JaxStep):
+    if isinstance(step, _SharedStep):
         return functools.partial(step, traced)
     return step  # type: ignore[no-any-return]  # a tf.function, its traced model bound weakly at compile time
 
 
 def tracing_count(step: Any) -> int:
     """How many times a step from :func:`compile_step` was traced."""
-    if isinstance(step, _JaxStep):
+    if isinstance(step, _SharedStep):
         return step.tracing_count()
     return int(step.experimental_get_tracing_count())
 
@@ -162,14 +168,18 @@ def as_tensor(array: np.ndarray) -> Tensor:
         import jax.numpy as jnp
 
         return jnp.asarray(array)
+    if current() == "torch":
+        from keras import ops
+
+        return ops.convert_to_tensor(array)
     import tensorflow as tf
 
     return tf.constant(array)
 
 
 def to_numpy(tensor: Tensor) -> np.ndarray:
-    """A backend tensor as a numpy array (no copy where the backend allows)."""
-    return np.asarray(tensor)
+    """A backend tensor as a numpy array (no copy where the backend allows; a torch tensor detached, on the CPU)."""
+    return _to_numpy(tensor)
 
 
 def feature_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> tuple[ForwardResult, Tensor, Tensor]:
@@ -187,6 +197,8 @@ def feature_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> tuple[
     """
     if current() == "jax":
         return _jax_feature_gradients(traced, x, targets)
+    if current() == "torch":
+        return _torch_feature_gradients(traced, x, targets)
     import tensorflow as tf
 
     with tf.GradientTape(watch_accessed_variables=False) as tape:
@@ -223,6 +235,39 @@ def _jax_feature_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> t
     return result, resolved, grads.astype(jnp.float32)
 
 
+def _torch_feature_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> tuple[ForwardResult, Tensor, Tensor]:
+    import torch
+
+    def capture(t: Tensor) -> Tensor:  # from here on, record for autograd; the activation is the graph's leaf
+        torch.set_grad_enabled(True)
+        return t.detach().requires_grad_(True)
+
+    recording = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)  # nothing before the target layer is recorded
+    try:
+        result = traced(x, capture)
+        resolved = resolve_targets(result.probabilities, targets)
+        score = torch.sum(gather_scores(result.scores, resolved))
+    finally:
+        torch.set_grad_enabled(recording)
+    features = result.features
+    grads = None
+    if score.requires_grad and features.requires_grad:
+        (grads,) = torch.autograd.grad(score, features, allow_unused=True)
+    grads = torch.zeros_like(features, dtype=torch.float32) if grads is None else grads.to(torch.float32)
+    return result, resolved, grads
+
+
+def _torch_input_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> Tensor:
+    import torch
+
+    with torch.enable_grad():
+        leaf = x.detach().requires_grad_(True)
+        score = torch.sum(gather_scores(traced(leaf).scores, targets))
+    grads = torch.autograd.grad(score, leaf, allow_unused=True)[0] if score.requires_grad else None
+    return torch.zeros_like(leaf, dtype=torch.float32) if grads is None else grads.to(torch.float32)
+
+
 def input_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> Tensor:
     """float32 d(sum of target scores)/d(x), ``x`` shaped like the model input (``targets`` resolved, ``[B]``)."""
     if current() == "jax":
@@ -233,6 +278,8 @@ def input_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> Tensor:
             return jnp.sum(gather_scores(traced(inputs).scores, targets))
 
         return jax.grad(score)(x).astype(jnp.float32)
+    if current() == "torch":
+        return _torch_input_gradients(traced, x, targets)
     import tensorflow as tf
 
     with tf.GradientTape(watch_accessed_variables=False) as tape:
@@ -245,10 +292,10 @@ def input_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> Tensor:
 def resize_bilinear(images: Tensor, size: Any) -> Tensor:
     """Bilinear resize of ``images`` ``[B, h, w, C]`` to ``size`` ``(height, width)`` (half-pixel centres, no antialiasing).
 
-    ``size`` may hold tensors on TensorFlow (a free-size model's input); on JAX shapes are static.
+    ``size`` may hold tensors on TensorFlow (a free-size model's input); on JAX and PyTorch shapes are static.
     """
     height, width = size[0], size[1]
-    if current() == "jax":
+    if current() != "tensorflow":
         from keras import ops
 
         return ops.image.resize(images, (int(height), int(width)), interpolation="bilinear", data_format="channels_last")
@@ -266,6 +313,12 @@ def standard_normal(shape: Sequence[Any], seed: int) -> Tensor:
         import jax
 
         return jax.random.normal(jax.random.key(int(seed)), tuple(shape), dtype="float32")
+    if current() == "torch":
+        import torch
+        from keras import ops
+
+        generator = torch.Generator().manual_seed(int(seed))  # drawn on the CPU: the same numbers on any device
+        return ops.convert_to_tensor(torch.randn(tuple(int(d) for d in shape), generator=generator, dtype=torch.float32))
     import tensorflow as tf
 
     return tf.random.stateless_normal(tf.stack(list(shape)), seed=[int(seed), 0], dtype=tf.float32)

@@ -28,7 +28,7 @@ from one forward pass.
 The CAM and pixel-gradient families are written on ``keras.ops`` over the
 backend seam (:mod:`neuroxai.explain._backend`: compiling a step, the
 gradient of the class score w.r.t. an activation) and run on every backend
-in their :attr:`ExplainMethod.backends` (TensorFlow and JAX); so does the
+in their :attr:`ExplainMethod.backends` (TensorFlow, JAX and PyTorch); so does the
 gradient-free family (its hooks are on ``keras.ops`` too).
 """
 
@@ -59,7 +59,7 @@ __all__ = [
     "normalize_maps",
 ]
 
-#: A backend tensor (TensorFlow and JAX ship no type information Keras shares).
+#: A backend tensor (TensorFlow, JAX and PyTorch ship no type information Keras shares).
 Tensor = Any
 #: What :meth:`ExplainMethod.explain_batch` returns: ``(maps [B, H, W], probabilities [B, K], targets [B])``.
 BatchResult = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -112,8 +112,8 @@ class CompileCache:
     options, function name): two method instances with the same class and
     options share their compiled functions. On TensorFlow each function is
     traced once, with a fixed input signature ``(images [None, H, W, C]
-    float32, targets [None] int32, *extra)``; on JAX once per batch shape.
-    Both read the model's weights at call time (changing weights in place is
+    float32, targets [None] int32, *extra)``; on JAX once per batch shape; on PyTorch not at all (eager).
+    All read the model's weights at call time (changing weights in place is
     seen by the next call).
 
     With ``shared=True`` (the default) a function compiled for a model object is
@@ -225,7 +225,7 @@ class ExplainMethod:
     #: Accepted options and their default values.
     defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
     #: The Keras backends the method runs on (the Explainer refuses others with a clear error). The CAM and
-    #: pixel-gradient bases run on TensorFlow and JAX; a subclass whose hook uses ``tensorflow`` directly
+    #: pixel-gradient bases run on TensorFlow, JAX and PyTorch; a subclass whose hook uses ``tensorflow`` directly
     #: (rather than ``keras.ops``) should narrow this to ``("tensorflow",)``.
     backends: ClassVar[tuple[str, ...]] = ("tensorflow",)
 
@@ -345,7 +345,7 @@ class GradientMethod(ExplainMethod):
         probs = ops.cast(clean.probabilities, "float32")
         resolved = _resolve_targets(probs, targets)
         samples = ops.cast(self.samples(x), "float32")
-        n, b = ops.shape(samples)[0], ops.shape(x)[0]  # ints where static (always on JAX), else tensors
+        n, b = ops.shape(samples)[0], ops.shape(x)[0]  # ints where static (always on JAX and PyTorch), else tensors
         flat = ops.reshape(samples, (-1, *ops.shape(x)[1:]))
         tiled = ops.reshape(ops.broadcast_to(resolved[None], (n, b)), (-1,))  # sample-major, like ``flat``
         grads = _backend.input_gradients(traced, flat, tiled)
@@ -408,7 +408,7 @@ class PerturbationMethod(ExplainMethod):
         from keras import ops
 
         images = ops.cast(self.perturb(x, units), "float32")  # [B, c, H, W, C]
-        b, c = ops.shape(images)[0], ops.shape(images)[1]  # ints where static (always on JAX), else tensors
+        b, c = ops.shape(images)[0], ops.shape(images)[1]  # ints where static (always on JAX and PyTorch), else tensors
         flat = ops.reshape(images, (-1, *ops.shape(x)[1:]))
         probs = ops.cast(traced(flat).probabilities, "float32")
         tiled = ops.reshape(ops.broadcast_to(targets[:, None], (b, c)), (-1,))  # image-major, like ``flat``

@@ -2,7 +2,7 @@
 
 Each class overrides only :meth:`~neuroxai.explain.CAMMethod.weigh`, on
 ``keras.ops``, so every one runs on each backend of
-:attr:`~neuroxai.explain.CAMMethod.backends` (TensorFlow, JAX).
+:attr:`~neuroxai.explain.CAMMethod.backends` (TensorFlow, JAX, PyTorch).
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ class Explainer:
         UnknownMethodError: An unknown method name (an ``ExplainError``; the message suggests close names).
         ModelError: A model path that cannot be loaded.
         BackendError: The method does not run on this process's Keras backend (every built-in method runs
-            on TensorFlow and JAX; a plugin may narrow its ``backends``); the message lists the methods that do.
+            on TensorFlow, JAX and PyTorch; a plugin may narrow its ``backends``); the message lists the methods that do.
 
     Example:
         >>> import keras, numpy as np

@@ -4,7 +4,7 @@ Each overrides only which copies of the batch to differentiate
 (:meth:`~neuroxai.explain.GradientMethod.samples`) and how their gradients
 combine (:meth:`~neuroxai.explain.GradientMethod.combine`). All samples of a
 batch are tiled into one tensor and differentiated in one compiled call. The
-hooks are written on ``keras.ops`` and run on TensorFlow and JAX.
+hooks are written on ``keras.ops`` and run on TensorFlow, JAX and PyTorch.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class SmoothGrad(GradientMethod):
     Options:
         samples: Number of noisy copies per image (default 16).
         noise: Noise standard deviation as a fraction of each image's value range (default 0.15).
-        seed: Seed of the (stateless, so deterministic) noise (default 0; TensorFlow and JAX draw different noise).
+        seed: Seed of the (stateless, so deterministic) noise (default 0; each backend draws its own noise).
     """
 
     name = "smoothgrad"

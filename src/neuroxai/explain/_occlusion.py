@@ -5,7 +5,7 @@ A :class:`~neuroxai.explain.PerturbationMethod`: the patch grid is built in
 the graph, and patches are scored in chunks, one batched, compiled forward
 pass per chunk of ``batch_size // n_images`` patch positions. Written on
 ``keras.ops``; the patch positions are worked out in Python where the image
-size is static (always on JAX), in the graph where it is not (a free-size
+size is static (always on JAX and PyTorch), in the graph where it is not (a free-size
 model on TensorFlow).
 """
 
@@ -79,9 +79,10 @@ class Occlusion(PerturbationMethod):
         from keras import ops
 
         shape = ops.shape(x)
-        height, width = shape[1], shape[2]  # ints where static (always on JAX), else tensors
+        height, width = shape[1], shape[2]  # ints where static (always on JAX and PyTorch), else tensors
         patch, stride = _patch_and_stride(height, width, self.options["patch_size"], self.options["stride"])
-        ys, xs = _starts(height, patch, stride), _starts(width, patch, stride)
+        ys = ops.convert_to_tensor(_starts(height, patch, stride))  # a tensor: torch compares no tensor with numpy
+        xs = ops.convert_to_tensor(_starts(width, patch, stride))
         rows = ops.arange(height, dtype="int32")[None, :]
         cols = ops.arange(width, dtype="int32")[None, :]
         in_y = ops.logical_and(rows >= ys[:, None], rows < ys[:, None] + patch)  # [Py, H]

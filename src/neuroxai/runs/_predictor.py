@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neuroxai._cache import PerModel
-from neuroxai._keras_backend import EXPLAIN_BACKENDS, current, require
+from neuroxai._keras_backend import EXPLAIN_BACKENDS, compile_model_function, current, require, to_numpy
 from neuroxai.errors import DataError, ModelError
 from neuroxai.models._heads import Head, check_head, head_classes, output_probabilities
 from neuroxai.runs._run import MODEL_FILE, RunDirectory, RunSpec, check_spec_against_model
@@ -26,15 +26,16 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Predictor", "evaluate_model", "load", "predict_array"]
 
 _PREDICT_FNS: PerModel[Any] = PerModel()
-#: What a saved run can do on the JAX backend (the hint of every refusal in this layer).
-_JAX_RUNS = "On JAX a saved run loads (neuroxai.load), predicts (also with test-time augmentation) and evaluates."
+#: What a saved run can do on the JAX and PyTorch backends (the hint of every refusal in this layer).
+_JAX_RUNS = "On JAX and PyTorch a saved run loads (neuroxai.load), predicts (also with test-time augmentation) and evaluates."
 
 
 def _forward(model: keras.Model, spec: Any) -> Any:
     """A compiled forward pass of ``model`` that holds the model weakly (so the cache entry dies with it).
 
     ``tf.function`` with ``spec`` on TensorFlow; on JAX ``jax.jit`` over the model's variables
-    (:class:`~neuroxai._keras_backend.StatelessJit`, one trace per batch shape; ``spec`` unused).
+    (:class:`~neuroxai._keras_backend.StatelessJit`, one trace per batch shape; ``spec`` unused); on
+    PyTorch eager under ``torch.no_grad`` (:class:`~neuroxai._keras_backend.TorchEager`).
     """
     ref = weakref.ref(model)
 
@@ -44,10 +45,8 @@ def _forward(model: keras.Model, spec: Any) -> Any:
             raise ModelError("The model of this compiled forward pass no longer exists.")
         return live(t, training=False)
 
-    if current() == "jax":
-        from neuroxai._keras_backend import StatelessJit
-
-        return StatelessJit(model, forward)
+    if current() != "tensorflow":
+        return compile_model_function(model, forward)
     import tensorflow as tf
 
     return tf.function(forward, input_signature=[spec])
@@ -59,7 +58,7 @@ def predict_array(model: keras.Model, x: np.ndarray, batch_size: int, *, head: H
     Unlike ``model.predict`` this returns every row also when the model was
     built under a multi-worker strategy (where ``predict`` shards the input).
     The compiled function is kept per model (on TensorFlow traced once for any
-    batch size; on JAX once per batch shape).
+    batch size; on JAX once per batch shape; eager on PyTorch).
 
     Args:
         model: A Keras model with one output.
@@ -76,10 +75,10 @@ def predict_array(model: keras.Model, x: np.ndarray, batch_size: int, *, head: H
         k = int(model.outputs[0].shape[-1])
         return np.zeros((0, k if head is None else head_classes(head, k)), np.float32)
     step = max(1, int(batch_size))
-    if current() == "jax":
+    if current() != "tensorflow":
         fn = _PREDICT_FNS.get(model, lambda m: _forward(m, None))
         x32 = np.asarray(x, np.float32)
-        out = [np.asarray(fn(x32[i : i + step])) for i in range(0, len(x), step)]
+        out = [to_numpy(fn(x32[i : i + step])) for i in range(0, len(x), step)]
     else:
         import tensorflow as tf
 
@@ -126,7 +125,7 @@ def evaluate_model(
 
     Raises:
         DataError: Class names differ, or the split is empty.
-        BackendError: The Keras backend is neither TensorFlow nor JAX.
+        BackendError: The Keras backend is none of TensorFlow, JAX and PyTorch.
     """
     require("Evaluating a model on a dataset split", EXPLAIN_BACKENDS, hint=_JAX_RUNS)
     from neuroxai.runs._metrics import EvaluationReport, classification_metrics

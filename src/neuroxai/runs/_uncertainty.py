@@ -212,7 +212,7 @@ def tta_probabilities(
 
     Raises:
         DataError: ``n`` is not a positive integer, or the head is ``"sigmoid"``.
-        BackendError: The Keras backend is neither TensorFlow nor JAX.
+        BackendError: The Keras backend is none of TensorFlow, JAX and PyTorch.
     """
     from neuroxai._keras_backend import EXPLAIN_BACKENDS, require
     from neuroxai.models._heads import output_probabilities

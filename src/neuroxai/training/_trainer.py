@@ -577,9 +577,9 @@ class Trainer:
             RunError: ``out_dir`` holds a finished run (and ``overwrite`` is
                 false), or another process is writing it.
             OutputError: ``out_dir`` is (inside) the data, or not writable.
-            BackendError: The Keras backend is neither TensorFlow nor JAX, or the ``strategy`` is of
-                the other backend's kind (a ``tf.distribute`` strategy on JAX, a
-                ``keras.distribution`` on TensorFlow).
+            BackendError: The Keras backend is none of TensorFlow, JAX and PyTorch; the ``strategy`` is of
+                the other backend's kind (a ``tf.distribute`` strategy off TensorFlow, a ``keras.distribution``
+                off JAX); or mask ``guidance`` is set on PyTorch (TensorFlow and JAX only).
 
         Example:
             >>> trainer = Trainer("cnn", epochs=3, image_size=64).fit(ds, out_dir="runs/cnn")  # doctest: +SKIP
@@ -588,6 +588,12 @@ class Trainer:
 
         backend = require("Training (Trainer.fit)", EXPLAIN_BACKENDS)
         _check_strategy(self.strategy, backend, self.batch_size)
+        if MaskGuidance.coerce(self.guidance) is not None:
+            require(
+                "Mask-guided training (guidance=...)",
+                ("tensorflow", "jax"),
+                hint=f"On {backend}, train without it.",
+            )
         target = out_dir if out_dir is not None else self.out_dir
         if not target:
             return self._fit(dataset, None)

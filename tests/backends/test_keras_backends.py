@@ -1,7 +1,8 @@
-"""The explanation core on the JAX backend, and clear refusals for what is not ported yet (issue 18).
+"""The explanation core, the metrics, runs and training on Keras' other backends, and clear refusals (issue 18).
 
-Run with ``make test-jax`` (``KERAS_BACKEND=jax``); in a TensorFlow process the module is skipped,
-since a process runs the backend keras was first imported with.
+Backend-generic: ``make test-jax`` runs it under ``KERAS_BACKEND=jax``, ``make test-torch`` under
+``KERAS_BACKEND=torch``; in a TensorFlow process the module is skipped, since a process runs the
+backend keras was first imported with.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import keras
 import numpy as np
 import pytest
 
-if keras.backend.backend() != "jax":
-    pytest.skip("JAX backend tests: run `make test-jax` (KERAS_BACKEND=jax)", allow_module_level=True)
+if keras.backend.backend() == "tensorflow":
+    pytest.skip("other backends' tests: run `make test-jax` or `make test-torch`", allow_module_level=True)
 
 from backend_models import SIZE, builtin_cnn, images_for, nested_backbone
 
 from neuroxai.errors import BackendError
 from neuroxai.explain import CAMMethod, Explainer
+
+#: The backend under test (``jax`` or ``torch``).
+BACKEND = keras.backend.backend()
 
 PORTED = {
     "gradcam": {},
@@ -55,7 +59,7 @@ def test_ported_methods_give_valid_maps_and_the_models_probabilities(models, nam
     assert np.isfinite(exp.maps).all() and exp.maps.min() >= 0.0 and exp.maps.max() <= 1.0
     peaks = exp.maps.reshape(5, -1).max(axis=1)
     assert set(np.round(peaks, 5)) <= {0.0, 1.0} and peaks.max() == pytest.approx(1.0)  # scaled to 1, or all zero
-    np.testing.assert_allclose(exp.probabilities, np.asarray(model(x, training=False)), atol=1e-5)
+    np.testing.assert_allclose(exp.probabilities, keras.ops.convert_to_numpy(model(x, training=False)), atol=1e-5)
     np.testing.assert_array_equal(exp.targets, exp.probabilities.argmax(axis=1))
 
 
@@ -94,7 +98,7 @@ def test_changed_weights_are_seen_by_the_next_call_without_retracing():
     after = explainer.explain(x)
     fresh = Explainer(model, "gradcam").explain(x)
     assert explainer.cache.tracing_count() == 1
-    np.testing.assert_allclose(after.probabilities, np.asarray(model(x, training=False)), atol=1e-5)
+    np.testing.assert_allclose(after.probabilities, keras.ops.convert_to_numpy(model(x, training=False)), atol=1e-5)
     np.testing.assert_allclose(after.maps, fresh.maps, atol=1e-6)
     assert not np.allclose(after.maps, before.maps)
 
@@ -117,7 +121,7 @@ def test_smoothgrad_noise_is_seeded(models):
     assert not np.allclose(a, c)
 
 
-def test_a_cam_subclass_written_on_keras_ops_runs_on_jax(models):
+def test_a_cam_subclass_written_on_keras_ops_runs_on_this_backend(models):
     class AbsCAM(CAMMethod):
         name = "abscam"
 
@@ -135,7 +139,7 @@ def test_a_method_narrowed_to_tensorflow_refuses_and_names_what_runs(models):
         name = "tfonlycam"
         backends = ("tensorflow",)
 
-    with pytest.raises(BackendError, match=r"tensorflow Keras backend only.*KERAS_BACKEND='jax'") as info:
+    with pytest.raises(BackendError, match=rf"tensorflow Keras backend only.*KERAS_BACKEND='{BACKEND}'") as info:
         Explainer(models["cnn"], TFOnlyCAM())
     ported = str(info.value).split("these methods run:")[1]
     assert all(name in ported for name in PORTED)
@@ -150,10 +154,21 @@ def test_gradient_free_methods_chunk_without_changing_the_map(models):
         np.testing.assert_allclose(split.maps, whole.maps, atol=1e-5, err_msg=method)
 
 
+@pytest.mark.skipif(BACKEND != "torch", reason="mask-guided training runs on JAX (tests/backends/test_jax_training.py)")
+def test_guided_training_refuses_on_torch_before_writing_anything(tmp_path):
+    from neuroxai import Trainer
+    from neuroxai.data import Dataset
+
+    out = tmp_path / "run"
+    with pytest.raises(BackendError, match=r"Mask-guided training.*tensorflow or jax Keras backend only.*KERAS_BACKEND='torch'"):
+        Trainer("cnn", epochs=1, image_size=SIZE, guidance="cam").fit(Dataset.__new__(Dataset), out_dir=out)
+    assert not out.exists()
+
+
 FIT_SCRIPT = """
 import os, signal, sys
 import keras
-assert keras.backend.backend() == "jax"
+assert keras.backend.backend() == os.environ["KERAS_BACKEND"]
 from neuroxai.data import phantoms
 from neuroxai.training import Trainer
 
@@ -176,7 +191,7 @@ print("FINISHED", trainer.evaluate(ds).metrics.n)
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
-def test_a_one_phase_cnn_trains_on_jax_and_a_killed_run_resumes(tmp_path):
+def test_a_one_phase_cnn_trains_and_a_killed_run_resumes(tmp_path):
     import csv
     import json
     import signal
@@ -190,7 +205,7 @@ def test_a_one_phase_cnn_trains_on_jax_and_a_killed_run_resumes(tmp_path):
 
     def run(log, kill_after=0):
         code = f"import sys; sys.argv = ['x', {str(out)!r}, {str(log)!r}]\n" + FIT_SCRIPT
-        return run_python(code, env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "KILL_AFTER": str(kill_after)})
+        return run_python(code, env={"KERAS_BACKEND": BACKEND, "JAX_PLATFORMS": "cpu", "KILL_AFTER": str(kill_after)})
 
     first = run(log1, kill_after=2)
     assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
@@ -208,7 +223,7 @@ def test_a_one_phase_cnn_trains_on_jax_and_a_killed_run_resumes(tmp_path):
     assert Explainer(predictor).explain(x).maps.shape == (3, SIZE, SIZE)
 
 
-def test_model_running_metrics_run_on_jax(models):
+def test_model_running_metrics_run_on_this_backend(models):
     """Values equal TensorFlow's within the tolerances of backend_models (tests/backends/test_cross_backend.py)."""
     from neuroxai.evaluation import cascading_randomization, deletion_insertion_curves, evaluate_explanations, tumour_reliance
     from neuroxai.evaluation.faithfulness import _make_step
@@ -220,12 +235,12 @@ def test_model_running_metrics_run_on_jax(models):
     masks = np.zeros((3, SIZE, SIZE), bool)
     masks[:, 8:16, 8:16] = True
     y = np.array([0, 1, 2])
-    probs = np.asarray(model(x, training=False))
+    probs = keras.ops.convert_to_numpy(model(x, training=False))
     curves = deletion_insertion_curves(model, x, maps, y, steps=4, batch_size=20)
     np.testing.assert_allclose(curves.deletion[:, 0], probs[np.arange(3), y], atol=1e-5)  # nothing removed yet
     np.testing.assert_allclose(curves.insertion[:, -1], probs[np.arange(3), y], atol=1e-5)  # everything inserted
     deletion_insertion_curves(model, x, maps, y, steps=4, batch_size=20)
-    assert _make_step(model).tracing_count() == 1  # one compiled step per model, one trace per chunk shape
+    assert _make_step(model).tracing_count() == 1  # one compiled step per model, one trace per chunk shape (eager on torch)
     reliance = tumour_reliance(model, x, masks, y, foreground_threshold=None, margin=2.0)
     assert reliance.n_scored == 3 and np.allclose(reliance.probability, probs[np.arange(3), y], atol=1e-5)
     sanity = cascading_randomization(model, x, y, lambda m, i, t: Explainer(m, "gradcam").explain(i, t).maps, max_layers=2)
@@ -241,7 +256,7 @@ def test_a_saved_model_loads_predicts_and_explains(models, tmp_path):
     models["cnn"].save(path)
     predictor = neuroxai.load(path)
     x = images_for(models["cnn"], 3)
-    np.testing.assert_allclose(predictor.predict_batch(x, batch_size=2), np.asarray(models["cnn"](x)), atol=1e-5)
+    np.testing.assert_allclose(predictor.predict_batch(x, batch_size=2), keras.ops.convert_to_numpy(models["cnn"](x)), atol=1e-5)
     exp = Explainer(predictor).explain(x)
     assert exp.class_names == predictor.class_names and exp.maps.shape == (3, SIZE, SIZE)
     tta = predictor.predict_batch(x, tta=3)
@@ -262,7 +277,7 @@ def test_a_saved_model_evaluates_on_a_dataset_split(models, tmp_path):
     predictor = Predictor(loaded.model, data.class_names, loaded.input_shape)
     report = predictor.evaluate(data, batch_size=3)  # a shorter last batch, too
     read = data.read_split("test", image_size=(SIZE, SIZE), channels=1, input_range=(0.0, 1.0))
-    probs = np.asarray(models["cnn"](read.x, training=False))
+    probs = keras.ops.convert_to_numpy(models["cnn"](read.x, training=False))
     expected = classification_metrics(read.labels, probs, data.class_names)
     assert report.split == "test" and report.metrics.n == len(data.labels("test")) > 0
     assert report.metrics.confusion_matrix == expected.confusion_matrix
@@ -278,7 +293,8 @@ def _dropout_model(rate: float = 0.5):
 
 
 def test_mc_dropout_draws_new_masks_per_call_with_the_rate_and_seeded_reproducibly():
-    """Under jax.jit the seed state advances between calls (as under tf.function), with TensorFlow's statistics."""
+    """The seed state advances between calls (under jax.jit as under tf.function; eagerly on torch), with TensorFlow's
+    statistics."""
     from neuroxai.runs import predict_array
     from neuroxai.runs._uncertainty import _mc_model
 
@@ -297,7 +313,7 @@ def test_mc_dropout_draws_new_masks_per_call_with_the_rate_and_seeded_reproducib
     np.testing.assert_array_equal(predict_array(twin, ones, 16), first)  # the seed gives the same draws again
 
 
-def test_test_time_augmentation_and_mc_dropout_run_on_jax(models):
+def test_test_time_augmentation_and_mc_dropout_run_on_this_backend(models):
     from neuroxai.runs import predict_array, tta_probabilities
 
     inputs = keras.Input((SIZE, SIZE, 1))
@@ -314,3 +330,102 @@ def test_test_time_augmentation_and_mc_dropout_run_on_jax(models):
     cnn_x = images_for(models["cnn"], 3)
     expected = (predict_array(models["cnn"], cnn_x, 8) + predict_array(models["cnn"], cnn_x[:, :, ::-1].copy(), 8)) / 2
     np.testing.assert_allclose(flips, expected, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def with_tensorflow(tmp_path_factory):
+    """``(maps here of models saved here, maps here of TF-saved models, everything the TensorFlow worker computed)``."""
+    import os
+    import subprocess
+
+    from backend_models import build_and_save, explain_folder
+
+    root = tmp_path_factory.mktemp("backends")
+    saved, built, out = root / f"saved_on_{BACKEND}", root / "saved_on_tf", root / "tf.npz"
+    build_and_save(saved)
+    worker = Path(__file__).resolve().parent / "backend_worker.py"
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [sys.executable, str(worker), "tensorflow", str(saved), str(built), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with np.load(out) as tf_results:
+        on_tf = dict(tf_results)
+    return explain_folder(saved), explain_folder(built), on_tf
+
+
+#: The TensorFlow <-> JAX round trip runs in the TensorFlow suite (test_cross_backend.py), whose venv has jax.
+ROUND_TRIP_HERE = pytest.mark.skipif(BACKEND == "jax", reason="TensorFlow <-> JAX runs in test_cross_backend.py")
+
+
+@pytest.mark.slow
+@ROUND_TRIP_HERE
+def test_models_saved_here_explain_the_same_on_tensorflow(with_tensorflow):
+    """Every method of backend_models.METHODS, the metrics and Predictor.evaluate, within its tolerances."""
+    from backend_models import METHODS, compare
+
+    here, _, on_tf = with_tensorflow
+    compare(here, on_tf, "saved")
+    for method in METHODS:  # real maps, not all-zero ones compared to each other
+        assert max(here[f"{model}/{method}/maps"].max() for model in ("cnn", "nested")) == pytest.approx(1.0), method
+
+
+@pytest.mark.slow
+@ROUND_TRIP_HERE
+def test_models_saved_on_tensorflow_explain_the_same_here(with_tensorflow):
+    from backend_models import compare
+
+    _, here, on_tf = with_tensorflow
+    compare(here, on_tf, "built")
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's autograd")
+def test_torch_gradients_start_at_the_target_activation_and_leave_the_autograd_mode_alone():
+    """The backward pass stops at the target layer's output (a leaf), gives full autograd's gradient, and the
+    caller's grad mode is as it was; the model's parameters get no gradient."""
+    import torch
+
+    from neuroxai.explain import _backend
+
+    keras.utils.set_random_seed(3)
+    model = nested_backbone()
+    traced = Explainer(model, "gradcam", target_layer=("backbone.v1", "b_conv1")).traced
+    x = _backend.as_tensor(images_for(model, 2))
+    targets = _backend.as_tensor(np.array([-1, 1], np.int32))
+    for mode in (True, False):
+        with torch.set_grad_enabled(mode):
+            result, resolved, grads = _backend.feature_gradients(traced, x, targets)
+            assert torch.is_grad_enabled() is mode
+        assert result.features.is_leaf and result.features.grad_fn is None
+        assert all(v.value.grad is None for v in model.trainable_variables)
+    kept = {}
+
+    def keep(t):
+        t.retain_grad()
+        kept["features"] = t
+        return t
+
+    with torch.enable_grad():  # the reference: autograd through the whole model
+        full = traced(x, keep)
+        torch.sum(_backend.gather_scores(full.scores, resolved)).backward()
+    assert kept["features"].grad_fn is not None
+    np.testing.assert_allclose(_backend.to_numpy(grads), _backend.to_numpy(kept["features"].grad), atol=1e-6)
+    np.testing.assert_array_equal(_backend.to_numpy(resolved)[1], 1)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's inference mode")
+def test_explaining_inside_torch_inference_mode_gives_the_same_maps(models):
+    import torch
+
+    model = models["nested"]
+    x = images_for(model, 2)
+    for method in ("gradcam", "saliency"):
+        outside = Explainer(model, method).explain(x)
+        with torch.inference_mode():
+            inside = Explainer(model, method).explain(x)
+        np.testing.assert_allclose(inside.maps, outside.maps, atol=1e-6, err_msg=method)
+        assert inside.maps.max() == pytest.approx(1.0)
