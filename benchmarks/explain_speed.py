@@ -22,11 +22,12 @@ and ours measured alternately. Uses the built-in models from ``neuroxai.ModelReg
 
 ``--backend jax`` measures the same on Keras' JAX backend (the forward pass
 under ``jax.jit`` over the model's variables; no textbook column, which is
-TensorFlow code). ``--backend both`` runs the built-in models once per backend,
-each in its own process (a process runs one backend), and prints them side by
-side with the JAX/TF ratio of Grad-CAM throughput (needs ``jax`` installed).
-``--backend torch`` measures PyTorch (eager forward pass under ``torch.no_grad``,
-as the library runs it; needs ``torch`` installed).
+TensorFlow code). ``--backend torch`` measures PyTorch (eager forward pass
+under ``torch.no_grad``, as the library runs it). ``--backend all`` (``both`` is the same) runs the
+built-in models once per installed backend (TensorFlow, and JAX and PyTorch
+where installed), each in its own process (a process runs one backend), and
+prints them side by side with each backend's Grad-CAM throughput relative to
+TensorFlow's.
 
 ``--methods scorecam,occlusion`` (default; ``--methods ""`` for none) adds a table of the gradient-free
 methods with their default options on the built-in models: images/second and cost in forward passes
@@ -224,13 +225,21 @@ def _print_methods(rows_by_backend: dict[str, list], n: int) -> None:
             print(f"{backend:<12}{row[0]:<16}{cells}")
 
 
+def _installed_backends() -> list[str]:
+    """TensorFlow, and JAX and PyTorch where installed (found without importing them)."""
+    import importlib.util
+
+    return ["tensorflow", *(name for name in ("jax", "torch") if importlib.util.find_spec(name) is not None)]
+
+
 def _both(args) -> None:
-    """Run the built-in models on TensorFlow, then on JAX (one process each) and print them side by side."""
+    """Run the built-in models on each installed backend (one process each) and print them side by side."""
     import tempfile
 
+    backends = _installed_backends()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in ("tensorflow", "jax"):
+        for backend in backends:
             out = os.path.join(tmp, f"{backend}.json")
             cmd = [sys.executable, os.path.abspath(__file__), "--backend", backend, "--json", out, "--no-zoo", "--no-textbook"]
             cmd += ["--batch", str(args.batch), "--size", str(args.size), "--repeats", str(args.repeats)]
@@ -240,21 +249,15 @@ def _both(args) -> None:
                 results[backend] = json.load(fh)
     n = args.batch
     print(f"\nGrad-CAM on each backend, batch of {n} images at {args.size}x{args.size}, best of {args.repeats}")
-    for backend in ("tensorflow", "jax"):
+    for backend in backends:
         print(f"  {backend}: {results[backend]['info']}")
-    print(
-        f"{'model':<16}{'TF fwd img/s':>13}{'TF ours img/s':>14}{'TF ours/fwd':>12}"
-        f"{'JAX fwd img/s':>14}{'JAX ours img/s':>15}{'JAX ours/fwd':>13}{'JAX/TF ours':>12}"
-    )
-    tf_rows = {r[0]: r for r in results["tensorflow"]["rows"]}
-    for name, _layer, j_fwd, j_ours, _, _ in results["jax"]["rows"]:
-        _, _, t_fwd, t_ours, _, _ = tf_rows[name]
-        print(
-            f"{name:<16}{n / t_fwd:>13.1f}{n / t_ours:>14.1f}{t_ours / t_fwd:>11.2f}x"
-            f"{n / j_fwd:>14.1f}{n / j_ours:>15.1f}{j_ours / j_fwd:>12.2f}x{t_ours / j_ours:>11.2f}x"
-        )
-    print("targets: ours/forward <= 1.2x on each backend; JAX/TF ours is the ratio of Grad-CAM throughputs (>1: JAX faster)")
-    _print_methods({backend: results[backend]["rows"] for backend in ("tensorflow", "jax")}, n)
+    print(f"{'backend':<12}{'model':<16}{'fwd img/s':>11}{'ours img/s':>12}{'ours/fwd':>10}{'ours vs TF':>12}")
+    tf_ours = {r[0]: r[3] for r in results["tensorflow"]["rows"]}
+    for backend in backends:
+        for name, _layer, fwd, ours, _, _ in results[backend]["rows"]:
+            print(f"{backend:<12}{name:<16}{n / fwd:>11.1f}{n / ours:>12.1f}{ours / fwd:>9.2f}x{tf_ours[name] / ours:>11.2f}x")
+    print("targets: ours/fwd <= 1.2x on each backend; 'ours vs TF' is the ratio of Grad-CAM throughputs (>1: faster than TF)")
+    _print_methods({backend: results[backend]["rows"] for backend in backends}, n)
 
 
 def main() -> None:
@@ -267,15 +270,15 @@ def main() -> None:
     parser.add_argument("--zoo-batch", type=int, default=8)
     parser.add_argument(
         "--backend",
-        choices=("tensorflow", "jax", "torch", "both"),
+        choices=("tensorflow", "jax", "torch", "all", "both"),
         default=os.environ.get("KERAS_BACKEND", "tensorflow"),
-        help="Keras backend to measure; 'both': the built-in models on TensorFlow and JAX side by side",
+        help="Keras backend to measure; 'all' (or 'both'): the built-in models on every installed backend side by side",
     )
     parser.add_argument("--no-textbook", action="store_true", help="skip the (slow) textbook column")
     parser.add_argument("--methods", default="scorecam,occlusion", help="gradient-free methods to time too ('' for none)")
     parser.add_argument("--json", help=argparse.SUPPRESS)  # used by --backend both: write the rows there, print nothing
     args = parser.parse_args()
-    if args.backend == "both":
+    if args.backend in ("all", "both"):
         _both(args)
         return
     os.environ["KERAS_BACKEND"] = args.backend  # before keras is first imported

@@ -78,6 +78,36 @@ def build_and_save(folder: Path) -> None:
         model.save(folder / f"{name}.keras")
 
 
+def round_trip(root: Path, here: str, other: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Models saved on this backend (``here``) explained on ``other`` in one worker process, and the other way round.
+
+    Builds and saves the models of :data:`BUILDERS` here; the worker (``backend_worker.py``) explains them on
+    ``other``, builds, saves and explains its own; then this process explains those.
+
+    Returns:
+        ``(maps here of the models saved here, maps here of the models saved on other, everything the worker
+        computed: keys "saved/..." and "built/...")``.
+    """
+    import os
+    import subprocess
+
+    saved, built, out = root / f"saved_on_{here}", root / f"saved_on_{other}", root / f"{other}.npz"
+    build_and_save(saved)
+    env = dict(os.environ, KERAS_BACKEND=other, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+    worker = Path(__file__).resolve().parent / "backend_worker.py"
+    proc = subprocess.run(
+        [sys.executable, str(worker), other, str(saved), str(built), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with np.load(out) as results:
+        theirs = dict(results)
+    return explain_folder(saved), explain_folder(built), theirs
+
+
 def images_for(model, n: int = 4, seed: int = 0) -> np.ndarray:
     """Random images in [0, 1] shaped for ``model``."""
     shape = tuple(model.inputs[0].shape[1:])

@@ -9,41 +9,19 @@ round trip under ``make test-torch`` (so that this suite costs nothing more wher
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import keras
-import numpy as np
 import pytest
-from backend_models import METHODS, build_and_save, compare, explain_folder
+from backend_models import METHODS, compare, round_trip
 
 if keras.backend.backend() != "tensorflow":
     pytest.skip("the cross-backend test drives JAX from a TensorFlow process", allow_module_level=True)
 pytest.importorskip("jax", reason="jax is not installed (pip install -e .[jax])")
 
-WORKER = Path(__file__).resolve().parent / "backend_worker.py"
-
 
 @pytest.fixture(scope="module")
 def both_ways(tmp_path_factory):
     """``(maps on TF of TF-saved models, maps on TF of JAX-saved models, everything the JAX worker computed)``."""
-    root = tmp_path_factory.mktemp("backends")
-    saved, built, out = root / "saved_on_tf", root / "saved_on_jax", root / "jax.npz"
-    build_and_save(saved)
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run(
-        [sys.executable, str(WORKER), "jax", str(saved), str(built), str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    with np.load(out) as jax_results:
-        on_jax = dict(jax_results)
-    return explain_folder(saved), explain_folder(built), on_jax
+    return round_trip(tmp_path_factory.mktemp("backends"), "tensorflow", "jax")
 
 
 @pytest.mark.slow

@@ -166,25 +166,18 @@ def test_guided_training_refuses_on_torch_before_writing_anything(tmp_path):
 
 
 FIT_SCRIPT = """
-import os, signal, sys
+import os, sys
 import keras
 assert keras.backend.backend() == os.environ["KERAS_BACKEND"]
+from training_helpers import epoch_hook
 from neuroxai.data import phantoms
 from neuroxai.training import Trainer
 
 out, log, kill_after = sys.argv[1], sys.argv[2], int(os.environ.get("KILL_AFTER", "0"))
 
-class Hook(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        with open(log, "a") as f:
-            f.write(f"{epoch + 1}\\n")
-    def on_epoch_end(self, epoch, logs=None):
-        if kill_after and epoch + 1 == kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
-
 ds = phantoms(n_per_class=6, image_size=32, seed=0)
 trainer = Trainer("cnn", epochs=3, image_size=32, batch_size=8, progress=False, seed=1, early_stopping_patience=None,
-                  model_options={"width": 0.25}, callbacks=[Hook()]).fit(ds, out_dir=out)
+                  model_options={"width": 0.25}, callbacks=[epoch_hook(log, kill_after)]).fit(ds, out_dir=out)
 print("FINISHED", trainer.evaluate(ds).metrics.n)
 """
 
@@ -216,6 +209,8 @@ def test_a_one_phase_cnn_trains_and_a_killed_run_resumes(tmp_path):
     assert log1.read_text().split() == ["1", "2"] and log2.read_text().split() == ["3"]  # continued, not restarted
     with open(out / "history.csv", newline="") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
+    versions = json.loads((out / "neuroxai.json").read_text())["versions"]
+    assert versions["keras_backend"] == BACKEND and versions[BACKEND]  # the run says which backend trained it
     predictor = neuroxai.load(out)
     x = images_for(predictor.model, 3)
     probs = predictor.predict_batch(x, calibrated=False)
@@ -335,27 +330,9 @@ def test_test_time_augmentation_and_mc_dropout_run_on_this_backend(models):
 @pytest.fixture(scope="module")
 def with_tensorflow(tmp_path_factory):
     """``(maps here of models saved here, maps here of TF-saved models, everything the TensorFlow worker computed)``."""
-    import os
-    import subprocess
+    from backend_models import round_trip
 
-    from backend_models import build_and_save, explain_folder
-
-    root = tmp_path_factory.mktemp("backends")
-    saved, built, out = root / f"saved_on_{BACKEND}", root / "saved_on_tf", root / "tf.npz"
-    build_and_save(saved)
-    worker = Path(__file__).resolve().parent / "backend_worker.py"
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run(
-        [sys.executable, str(worker), "tensorflow", str(saved), str(built), str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    with np.load(out) as tf_results:
-        on_tf = dict(tf_results)
-    return explain_folder(saved), explain_folder(built), on_tf
+    return round_trip(tmp_path_factory.mktemp("backends"), BACKEND, "tensorflow")
 
 
 #: The TensorFlow <-> JAX round trip runs in the TensorFlow suite (test_cross_backend.py), whose venv has jax.

@@ -1,6 +1,6 @@
 """Same Grad-CAM maps on every backend for the model zoo's keras.applications backbones (issue 18, item 5).
 
-Runs in a process of another backend (``make test-jax``): one TensorFlow process (``zoo_worker.py``)
+Runs in a process of another backend (``make test-jax``, ``make test-torch``): one TensorFlow process (``zoo_worker.py``)
 builds the backbones of :data:`CROSS_BACKEND` (tests/explain/zoo_models.py) in their nested form, saves and
 explains them; this process loads each saved model and explains the same images. The maps must agree to
 :data:`ZOO_MAP_ATOL`, the probabilities to :data:`ZOO_PROB_ATOL`, on the same automatic target layer.
@@ -27,7 +27,9 @@ import numpy as np
 import pytest
 
 if keras.backend.backend() == "tensorflow":
-    pytest.skip("compares another backend's maps with TensorFlow's: run `make test-jax`", allow_module_level=True)
+    pytest.skip(
+        "compares another backend's maps with TensorFlow's: run `make test-jax` or `make test-torch`", allow_module_level=True
+    )
 
 from neuroxai.explain import Explainer
 

@@ -159,3 +159,35 @@ def fingerprint(model: Any) -> tuple[Any, ...]:
 
     walk(model)
     return digests, tuple(layers), repr(model.get_config()), bool(model.trainable)
+
+
+#: Cheap options for the costlier methods (few samples, steps, channels, patches).
+FAST: dict[str, dict[str, Any]] = {
+    "smoothgrad": {"samples": 2},
+    "integrated_gradients": {"steps": 4},
+    "occlusion": {"patch_size": 8},
+    "scorecam": {"max_channels": 4},
+}
+CAM_METHODS = {"gradcam", "gradcam++", "layercam", "hirescam", "scorecam"}
+
+
+def _spread(maps: np.ndarray) -> float:
+    return float((maps.max(axis=(1, 2)) - maps.min(axis=(1, 2))).max())
+
+
+def check_maps(exp: Any, x: np.ndarray, explainer: Any = None) -> None:
+    """The promises every map keeps: float32, finite, in [0, 1], input height and width, not all constant.
+
+    A random-weight model may raise the predicted class's probability wherever it is occluded (an
+    all-zero map, rightly); its probabilities sum to 1, so another class then falls: with ``explainer``,
+    every class is explained before a batch of constant maps counts as a failure.
+    """
+    n, h, w = x.shape[:3]
+    assert exp.maps.shape == (n, h, w) and exp.maps.dtype == np.float32
+    assert np.all(np.isfinite(exp.maps))
+    assert exp.maps.min() >= 0.0 and exp.maps.max() <= 1.0
+    spread = _spread(exp.maps)
+    if spread <= 1e-3 and explainer is not None:
+        spread = max(_spread(explainer.explain(x, targets=k).maps) for k in range(len(exp.class_names)))
+    assert spread > 1e-3, f"{exp.method}: every map is constant"
+    np.testing.assert_allclose(exp.probabilities.sum(axis=1) if exp.head != "sigmoid" else 1.0, 1.0, atol=1e-4)

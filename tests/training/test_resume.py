@@ -13,28 +13,20 @@ from training_helpers import run_python
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")]
 
 SCRIPT = """
-import os, signal, sys, json
+import os, sys, json
 import tensorflow as tf
 tf.config.experimental.enable_op_determinism()
 import keras
 
-from training_helpers import make_spec
+from training_helpers import epoch_hook, make_spec
 from neuroxai.data import phantoms
 from neuroxai.training import Trainer
 
 out, kill_after, log = sys.argv[1], int(os.environ.get("KILL_AFTER", "0")), sys.argv[2]
 
-class Hook(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        with open(log, "a") as f:
-            f.write(f"{epoch + 1}\\n")
-    def on_epoch_end(self, epoch, logs=None):
-        if kill_after and epoch + 1 == kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
-
 ds = phantoms(n_per_class=6, image_size=32, seed=0)
 Trainer(make_spec(True), epochs=5, fine_tune_epochs=2, batch_size=8, progress=False, seed=1,
-        early_stopping_patience=None, callbacks=[Hook()]).fit(ds, out_dir=out)
+        early_stopping_patience=None, callbacks=[epoch_hook(log, kill_after)]).fit(ds, out_dir=out)
 print("FINISHED")
 """
 

@@ -25,6 +25,25 @@ def tiny_factory(*, num_classes: int, input_shape: tuple[int, int, int], width: 
     return keras.Model(inputs, outputs, name="tiny")
 
 
+def epoch_hook(log: str, kill_after: int = 0):
+    """A Keras callback for the kill-and-resume scripts: appends each epoch's number to ``log`` as it starts, and
+    kills this process with SIGKILL right after epoch ``kill_after`` ends (0: never)."""
+    import signal
+
+    import keras
+
+    class EpochHook(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            with open(log, "a") as f:
+                f.write(f"{epoch + 1}\n")
+
+        def on_epoch_end(self, epoch, logs=None):
+            if kill_after and epoch + 1 == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return EpochHook()
+
+
 def make_spec(transfer: bool = True):
     from neuroxai.models import ModelSpec, TransferSpec
 

@@ -190,16 +190,21 @@ class GuidedModel(keras.Model):  # type: ignore[misc]  # Keras ships no type inf
         return total, (ce, probs, non_trainable, metrics)
 
     def _guided_loss(self, x: Any, y: Any, masks: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
-        """JAX: ``(total, cross-entropy, probabilities)`` of a training batch; updates the two trackers."""
+        """``(total, cross-entropy, probabilities)`` of a training batch; updates the two trackers.
+
+        Written on ``keras.ops``; the guidance term's inner gradient is the backend's own (nested
+        ``tf.GradientTape`` on TensorFlow, ``jax.value_and_grad`` on JAX).
+        """
         from keras import ops
 
         y = ops.cast(y, "int32")
         masks = ops.cast(masks, "float32")
         has = ops.cast(ops.max(masks, axis=(1, 2, 3)) > 0.5, "float32")
+        on_jax = keras.backend.backend() == "jax"
         if self.guidance.kind == "cam":
-            probs, outside = self._jax_cam_term(x, y, masks)
+            probs, outside = (self._jax_cam_term if on_jax else self._cam_term)(x, y, masks)
         else:
-            probs, outside = self._jax_gradient_term(x, masks)
+            probs, outside = (self._jax_gradient_term if on_jax else self._gradient_term)(x, masks)
         ce = self._loss_fn(y, probs, sample_weight=sample_weight)
         guide = ops.sum(has * outside) / ops.maximum(ops.sum(has), 1.0)
         total = ce + float(self.guidance.weight) * guide
@@ -272,21 +277,11 @@ class GuidedModel(keras.Model):  # type: ignore[misc]  # Keras ships no type inf
         inputs, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, masks = inputs
         y = tf.cast(y, tf.int32)
-        masks = tf.cast(masks, tf.float32)
-        has = tf.cast(tf.reduce_max(masks, axis=[1, 2, 3]) > 0.5, tf.float32)
         with tf.GradientTape() as tape:
-            if self.guidance.kind == "cam":
-                probs, outside = self._cam_term(x, y, masks)
-            else:
-                probs, outside = self._gradient_term(x, masks)
-            ce = self._loss_fn(y, probs, sample_weight=sample_weight)
-            guide = tf.reduce_sum(has * outside) / tf.maximum(tf.reduce_sum(has), 1.0)
-            total = ce + float(self.guidance.weight) * guide
+            total, _, probs = self._guided_loss(x, y, masks, sample_weight)
         variables = self.trainable_variables
         grads = tape.gradient(total, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
-        self.ce_tracker.update_state(ce)
-        self.guidance_tracker.update_state(guide, sample_weight=tf.reduce_sum(has))
         return self.compute_metrics(x, y, probs, sample_weight=sample_weight)  # type: ignore[no-any-return]  # Keras is untyped
 
     def _tf_test_step(self, data: Any) -> dict[str, Any]:
