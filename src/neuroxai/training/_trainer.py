@@ -1046,10 +1046,15 @@ def _check_strategy(strategy: Any, backend: str, batch_size: Any) -> None:
 
     if isinstance(strategy, tf.distribute.Strategy):
         if backend != "tensorflow":
+            instead = (
+                "On JAX pass strategy=keras.distribution.DataParallel() (data parallelism over the local devices)"
+                if backend == "jax"
+                else f"On {backend}, train without a strategy"
+            )
             raise BackendError(
                 f"A tf.distribute strategy ({type(strategy).__name__}) runs on the tensorflow Keras backend only; this "
-                f"process runs KERAS_BACKEND={backend!r}. On JAX pass strategy=keras.distribution.DataParallel() (data "
-                "parallelism over the local devices), or set KERAS_BACKEND=tensorflow before keras is first imported."
+                f"process runs KERAS_BACKEND={backend!r}. {instead}, or set KERAS_BACKEND=tensorflow before keras is "
+                "first imported."
             )
         return
     raise ModelError(
