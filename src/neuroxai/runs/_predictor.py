@@ -19,7 +19,7 @@ from neuroxai.runs._run import MODEL_FILE, RunDirectory, RunSpec, check_spec_aga
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-    from neuroxai.data import Dataset
+    from neuroxai.data import Dataset, SplitImages
     from neuroxai.runs._calibration import Calibration, CalibrationReport
     from neuroxai.runs._metrics import EvaluationReport
 
@@ -89,6 +89,19 @@ def predict_array(model: keras.Model, x: np.ndarray, batch_size: int, *, head: H
     return raw if head is None else output_probabilities(raw, head)
 
 
+def read_split_for_model(dataset: Dataset, split: str, input_shape: Sequence[int], input_range: Sequence[float]) -> SplitImages:
+    """``dataset.read_split(split)`` at a model's input size, channels and pixel range.
+
+    Files that went bad since indexing are left out and listed in its ``unreadable``, not fatal.
+    """
+    return dataset.read_split(
+        split,
+        image_size=(int(input_shape[0]), int(input_shape[1])),
+        channels=int(input_shape[2]),
+        input_range=(float(input_range[0]), float(input_range[1])),
+    )
+
+
 def evaluate_model(
     model: keras.Model,
     dataset: Dataset,
@@ -138,12 +151,7 @@ def evaluate_model(
     y = dataset.labels(split)
     if len(y) == 0:
         raise DataError(f"Split {split!r} of {dataset.source} is empty; nothing to evaluate.")
-    read = dataset.read_split(  # files that went bad since indexing are left out and listed, not fatal
-        split,
-        image_size=(int(input_shape[0]), int(input_shape[1])),
-        channels=int(input_shape[2]),
-        input_range=(float(input_range[0]), float(input_range[1])),
-    )
+    read = read_split_for_model(dataset, split, input_shape, input_range)  # files gone bad: left out and listed
     x, y = read.x, read.labels
     if len(y) == 0:
         first = read.unreadable[0] if read.unreadable else None

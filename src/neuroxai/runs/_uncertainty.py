@@ -84,7 +84,7 @@ def fit_calibration(
         (the reason is logged).
     """
     from neuroxai.models._heads import output_probabilities
-    from neuroxai.runs._predictor import predict_array
+    from neuroxai.runs._predictor import predict_array, read_split_for_model
 
     if head == "sigmoid":
         log.info("Not calibrating %s: independent sigmoid outputs are not one distribution over classes", model.name)
@@ -92,12 +92,7 @@ def fit_calibration(
     if len(dataset.labels(split)) == 0:
         log.info("Not calibrating %s: the %r split of %s is empty", model.name, split, dataset.source)
         return None
-    read = dataset.read_split(  # a file that went bad since indexing is left out, not fatal
-        split,
-        image_size=(int(input_shape[0]), int(input_shape[1])),
-        channels=int(input_shape[2]),
-        input_range=(float(input_range[0]), float(input_range[1])),
-    )
+    read = read_split_for_model(dataset, split, input_shape, input_range)  # a file gone bad is left out, not fatal
     x, y = read.x, read.labels
     if len(y) == 0:
         log.info("Not calibrating %s: no image of the %r split of %s could be read", model.name, split, dataset.source)
