@@ -105,13 +105,12 @@ def enable_jax_compilation_cache() -> Path | None:
         return None
     import jax
 
-    configured = os.environ.get("JAX_COMPILATION_CACHE_DIR")
-    if configured:
-        return Path(configured)
+    configured = os.environ.get("JAX_COMPILATION_CACHE_DIR")  # JAX reads it itself
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    folder = Path(base) / "neuroxai" / "jax"
-    jax.config.update("jax_compilation_cache_dir", str(folder))  # type: ignore[no-untyped-call]
-    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+    folder = Path(configured) if configured else Path(base) / "neuroxai" / "jax"
+    if not configured:
+        jax.config.update("jax_compilation_cache_dir", str(folder))  # type: ignore[no-untyped-call]
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # JAX's default keeps only those over 1 s
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)  # type: ignore[no-untyped-call]
     return folder
 
