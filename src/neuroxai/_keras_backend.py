@@ -89,9 +89,10 @@ def enable_jax_compilation_cache() -> Path | None:
     """On JAX, keep compiled programs on disk between processes (the ``neuroxai`` command turns this on).
 
     JAX compiles every program afresh in each process: loading a model compiles each random initializer once
-    per weight shape before the saved weights replace them (Keras' loader; 30 s for MobileNetV2 on 2 cores,
-    against 3 s on TensorFlow), and each explanation method compiles its step. With JAX's persistent
-    compilation cache the second process reads them from disk instead (MobileNetV2's load: 3 s).
+    per weight shape before the saved weights replace them (Keras' loader; MobileNetV2 9.3 s on 2 quiet cores,
+    against 1.3 s on TensorFlow), and each explanation method compiles its step. With JAX's persistent
+    compilation cache the second process reads them from disk instead (MobileNetV2's load: 2.3 s;
+    ``benchmarks/jax_load_cache.py``).
 
     The folder is ``$JAX_COMPILATION_CACHE_DIR`` when set (JAX's own setting, left as it is), else
     ``$XDG_CACHE_HOME/neuroxai/jax`` (``~/.cache/neuroxai/jax``). Programs that compiled in under 0.1 s are

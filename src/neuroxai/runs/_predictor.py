@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.runs._calibration import Calibration, CalibrationReport
     from neuroxai.runs._metrics import EvaluationReport
 
-__all__ = ["Predictor", "evaluate_model", "load", "predict_array"]
+__all__ = ["Predictor", "evaluate_model", "load", "predict_array", "read_split_for_model"]
 
 _PREDICT_FNS: PerModel[Any] = PerModel()
 #: What a saved run can do on the JAX and PyTorch backends (the hint of every refusal in this layer).
