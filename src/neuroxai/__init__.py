@@ -9,6 +9,8 @@ The public API is small and lives here:
 - :class:`Trainer`: fit, fine-tune, evaluate and save a run directory.
 - :class:`Explainer`: Grad-CAM-family explanations for any Keras model.
 - :func:`load`: a predictor from a saved run directory.
+- :func:`pretrained` and :func:`list_pretrained`: the trained models shipped with
+  neuroxai (and installed plugins), by name, without a network or training.
 - :data:`hookimpl`: the decorator plugins use.
 
 Heavy dependencies (TensorFlow, Keras) are imported on first use of a name,
@@ -39,7 +41,9 @@ __all__ = [
     "Trainer",
     "__version__",
     "hookimpl",
+    "list_pretrained",
     "load",
+    "pretrained",
 ]
 
 # public name -> module that defines it
@@ -49,6 +53,8 @@ _LAZY = {
     "ModelSpec": "neuroxai.models",
     "Trainer": "neuroxai.training",
     "load": "neuroxai.runs",
+    "pretrained": "neuroxai.runs",
+    "list_pretrained": "neuroxai.models",
     "Explainer": "neuroxai.explain",
     "hookimpl": "neuroxai.plugins",
 }
@@ -56,9 +62,9 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.data import Dataset
     from neuroxai.explain import Explainer
-    from neuroxai.models import ModelRegistry, ModelSpec
+    from neuroxai.models import ModelRegistry, ModelSpec, list_pretrained
     from neuroxai.plugins import hookimpl
-    from neuroxai.runs import load
+    from neuroxai.runs import load, pretrained
     from neuroxai.training import Trainer
 
 

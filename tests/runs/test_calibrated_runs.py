@@ -118,7 +118,7 @@ def test_calibrate_adds_calibration_to_a_run_trained_without_it(fitted, data_dir
     old = tmp_path / "old-run"
     shutil.copytree(out, old)
     spec = json.loads((old / "neuroxai.json").read_text())
-    del spec["calibration"]
+    del spec["calibration"], spec["ood"]
     (old / "neuroxai.json").write_text(json.dumps(spec))
     metrics = json.loads((old / "metrics.json").read_text())
     del metrics["calibration"]
@@ -134,3 +134,61 @@ def test_calibrate_adds_calibration_to_a_run_trained_without_it(fitted, data_dir
     stored = RunDirectory(old).read_spec().calibration
     assert stored is not None and stored.temperature == pytest.approx(trainer.calibration_.temperature, rel=1e-6)
     assert json.loads((old / "metrics.json").read_text())["calibration"]["temperature"] == stored.temperature
+    ood = RunDirectory(old).read_spec().ood  # and the out-of-distribution score, fitted as Trainer.fit fits it
+    assert ood is not None and ood.n_fit == trainer.ood_.n_fit and ood.means == trainer.ood_.means
+    assert ood.threshold == pytest.approx(trainer.ood_.threshold, rel=1e-5)  # the same images through the same model
+    assert "Out-of-distribution score fitted on" in capsys.readouterr().out
+
+
+def test_fit_stores_an_out_of_distribution_score_and_load_applies_it(fitted, data_dir):
+    import neuroxai
+    from neuroxai.runs import RunDirectory
+
+    trainer, ds, out = fitted
+    ood = trainer.ood_
+    assert ood is not None and ood.split == "val" and ood.n_fit == len(ds.labels("train"))
+    assert ood.n_threshold == len(ds.labels("val")) and ood.flagged <= ood.flag_rate
+    assert RunDirectory(out).read_spec().ood == ood
+    predictor = neuroxai.load(out)
+    files = sorted(str(p) for p in (data_dir / "Testing").rglob("*.png") if "_mask" not in p.name)
+    x = predictor.preprocess(files)
+    proba, scores = predictor.predict_with_ood(x)
+    # the feature model is a second compiled graph over the same weights: float32 outputs agree to rounding
+    np.testing.assert_allclose(proba, predictor.predict_batch(x), atol=1e-6)
+    np.testing.assert_array_equal(scores, predictor.ood_scores(files))
+    noise = np.random.default_rng(0).random((len(files), *predictor.input_shape)).astype(np.float32)
+    _, noise_scores = predictor.predict_with_ood(noise)
+    # images of no brain at all lie far outside the phantoms' features: every one above every phantom
+    assert noise_scores.min() > scores.max() and predictor.ood.flags(noise_scores).all()
+
+
+def test_predict_marks_images_unlike_the_training_data(fitted, data_dir, tmp_path, capsys):
+    from PIL import Image
+
+    _, _, out = fitted
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for path in sorted((data_dir / "Testing" / "glioma").glob("*.png"))[:2]:
+        if "_mask" not in path.name:
+            (folder / path.name).write_bytes(path.read_bytes())
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(folder / "photo.png")
+    capsys.readouterr()
+    assert main(["predict", str(out), str(folder), "--no-progress"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert list(rows[0])[-2:] == ["ood_score", "ood"]  # after the class probabilities
+    by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
+    assert by_name["photo.png"]["ood"] == "yes" and float(by_name["photo.png"]["ood_score"]) > 1
+    assert all(r["ood"] == "no" for n, r in by_name.items() if n != "photo.png")
+
+
+def test_a_run_without_a_score_says_how_to_get_one(fitted, tmp_path):
+    import neuroxai
+    from neuroxai.errors import ModelError
+
+    _, _, out = fitted
+    bare = tmp_path / "bare.keras"
+    bare.write_bytes((out / "model.keras").read_bytes())
+    predictor = neuroxai.load(bare)
+    assert predictor.ood is None and predictor.predict_with_ood(np.zeros((1, *predictor.input_shape), np.float32))[1] is None
+    with pytest.raises(ModelError, match="neuroxai calibrate"):
+        predictor.ood_scores(np.zeros((1, *predictor.input_shape), np.float32))

@@ -7,13 +7,14 @@ import csv
 import numpy as np
 import pytest
 from PIL import Image
-from volume_helpers import EMPTY, SLICE, phantom_stack, write_phantom_nifti
+from volume_helpers import EMPTY, SLICE, TEST_SLICE_THRESHOLD, phantom_stack, write_phantom_nifti
 
 from neuroxai.cli import main
 
 pytestmark = pytest.mark.slow
 GLIOMA, NOTUMOR = 0, 2
 WINDOW = "500,1000"  # CENTER,WIDTH: 0..1000 -> 0..255, the phantoms as trained
+RULE = ["--volume-slice-threshold", str(TEST_SLICE_THRESHOLD)]  # the tiny test CNN's tumour slices reach 0.6-0.9
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def _read(path):
 def test_predict_images_and_volumes(run_dir, scans, tmp_path, capsys):
     out = tmp_path / "preds.csv"
     args = [str(scans / n) for n in ("scan.nii.gz", "series", "slice.png", "broken.nii.gz")]
-    assert main(["predict", str(run_dir), *args, "--csv", str(out), "--window", WINDOW, "--no-progress"]) == 0
+    assert main(["predict", str(run_dir), *args, "--csv", str(out), "--window", WINDOW, "--no-progress", *RULE]) == 0
     err = capsys.readouterr().err
     rows = _read(out)
     image = [r for r in rows if r["path"].endswith("slice.png")]
@@ -56,6 +57,8 @@ def test_predict_images_and_volumes(run_dir, scans, tmp_path, capsys):
     assert set(volumes["scan.nii.gz"]["carried_by"].split("|")) <= {"2", "3", "4", "5"}
     assert (volumes["scan.nii.gz"]["slices"], volumes["scan.nii.gz"]["classified"]) == ("8", "6")
     assert volumes["scan.nii.gz"]["no_brain"] == "0|7"
+    assert volumes["scan.nii.gz"]["reason"].startswith("glioma on 4 adjacent slices (2-5)")  # why, in one line
+    assert volumes["scan.nii.gz"]["set_aside"] == ""  # this run has no out-of-distribution score
     assert volumes["series"]["answer"] == "notumor" and volumes["series"]["series"]  # the SeriesInstanceUID
     assert {"evidence_glioma", "evidence_meningioma"} <= set(volumes["series"]) and "evidence_notumor" not in volumes["series"]
 
@@ -64,7 +67,8 @@ def test_predict_images_and_volumes(run_dir, scans, tmp_path, capsys):
 
 
 def test_predict_to_stdout_and_a_foreign_volumes_csv(run_dir, scans, tmp_path, capsys):
-    assert main(["predict", str(run_dir), str(scans / "scan.nii.gz"), "--window", WINDOW, "--volume-top-k", "1"]) == 0
+    top_k = ["--volume-rule", "top-k", "--volume-top-k", "1"]  # the rule of earlier releases is still there
+    assert main(["predict", str(run_dir), str(scans / "scan.nii.gz"), "--window", WINDOW, *top_k]) == 0
     captured = capsys.readouterr()
     assert captured.out.splitlines()[0].endswith(",slice") and "volume scan: glioma" in captured.err
 
@@ -81,7 +85,7 @@ def test_explain_volume_writes_heatmap_montage_and_tables(run_dir, scans, tmp_pa
 
     out = tmp_path / "xai"
     args = [str(scans / n) for n in ("scan.nii.gz", "slice.png", "broken.nii.gz")]
-    assert main(["explain", str(run_dir), *args, "--out", str(out), "--window", WINDOW, "--no-progress"]) == 0
+    assert main(["explain", str(run_dir), *args, "--out", str(out), "--window", WINDOW, "--no-progress", *RULE]) == 0
     captured = capsys.readouterr()
     heat = nib.load(out / "scan_heatmap.nii.gz")
     assert heat.shape == (SLICE, 8, SLICE) and np.allclose(heat.affine, nib.load(scans / "scan.nii.gz").affine)

@@ -55,7 +55,8 @@ def test_heatmap_volume_has_the_inputs_grid_and_affine_and_peaks_on_the_tumour(p
 
     volume, stack, masks = glioma_volume
     assert np.array_equal(volume.slices_uint8(), np.rint(stack * 255).astype(np.uint8))  # the model sees the phantoms
-    result = explain_volume(Explainer(predictor, "gradcam"), volume, top_k=1)  # one tumour slice: its evidence alone
+    # one tumour slice: rule "top-k" with its evidence alone (rule "consistent" needs three adjacent slices)
+    result = explain_volume(Explainer(predictor, "gradcam"), volume, rule="top-k", top_k=1)
     assert result.prediction.answer == "glioma" and result.target == "glioma"
     assert result.heatmap.shape == (8, SLICE, SLICE) and result.heatmap.dtype == np.float32
     assert not result.heatmap[[0, 6, 7]].any()  # skipped slices (no brain) stay zero
@@ -77,7 +78,7 @@ def test_montage_shows_the_slices_that_carried_the_decision(predictor, glioma_vo
     from neuroxai.volumes import explain_volume, predict_volume
 
     volume, _, _ = glioma_volume
-    pred = predict_volume(predictor, volume, top_k=1)
+    pred = predict_volume(predictor, volume, rule="top-k", top_k=1)
     assert pred.carried_by == (3,)  # the glioma slice carried the answer
     result = explain_volume(Explainer(predictor, "gradcam"), volume, prediction=pred)
     files = result.save(tmp_path, name="scan")

@@ -254,7 +254,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     from neuroxai._io import write_json
     from neuroxai.errors import DataError, ModelError
-    from neuroxai.runs import RunDirectory, fit_calibration, load
+    from neuroxai.runs import RunDirectory, fit_calibration, fit_ood, load
 
     run = RunDirectory(args.run_dir)
     if not Path(args.run_dir).is_dir() or run.read_spec() is None:
@@ -274,21 +274,37 @@ def run_calibrate(args: argparse.Namespace) -> int:
             "outputs are not one distribution over classes). Give the data the run was trained on."
         )
     predictor.calibration = calibration
+    ood = fit_ood(
+        predictor.model, ds, input_shape=predictor.input_shape, input_range=predictor.input_range, batch_size=args.batch_size
+    )
     report = predictor.evaluate(ds, batch_size=args.batch_size) if len(ds.labels("test")) else None
     with run.locked():
         spec = run.read_spec()
         assert spec is not None  # checked above, and we hold the lock
-        write_json(run.spec_file, dataclasses.replace(spec, calibration=calibration).to_dict())
+        write_json(run.spec_file, dataclasses.replace(spec, calibration=calibration, ood=ood).to_dict())
         if report is not None:
             write_json(run.metrics_file, report.to_dict())
     if args.format == "json":
-        print_json({"calibration": calibration.to_dict(), "evaluation": report.to_dict() if report is not None else None})
+        print_json(
+            {
+                "calibration": calibration.to_dict(),
+                "ood": {k: v for k, v in ood.to_dict().items() if k not in ("means", "precision")} if ood else None,
+                "evaluation": report.to_dict() if report is not None else None,
+            }
+        )
         return 0
     print(
         f"Calibrated {args.run_dir} on {calibration.n} validation images: temperature {calibration.temperature:.3f}, "
         f"NLL {calibration.nll_before:.4f} -> {calibration.nll_after:.4f}, ECE {calibration.ece_before:.4f} -> "
         f"{calibration.ece_after:.4f}; stored in {run.spec_file}" + (f" and {run.metrics_file}" if report else "")
     )
+    if ood is not None:
+        print(
+            f"Out-of-distribution score fitted on {ood.n_fit} training images: above {ood.threshold:.3f} an image is "
+            f"unlike the training data ({100 * ood.flagged:.1f}% of {ood.n_threshold} validation images)"
+        )
+    else:
+        print("No out-of-distribution score: the model has no 'logits' layer, or the train or val split is empty")
     if report is not None:
         print_calibration(report.calibration, report.split)
     return 0
@@ -297,11 +313,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
 COMMANDS: tuple[Command, ...] = (
     Command(
         name="calibrate",
-        help="fit temperature scaling and prediction sets of a run on its validation split",
+        help="fit temperature scaling, prediction sets and the out-of-distribution score of a run",
         description="Fit the temperature that makes RUN_DIR's probabilities calibrated, and the conformal scores of its "
-        "prediction sets, on the validation split of DIR (rebuilt with the run's fractions and seed), and store them in "
-        "RUN_DIR/neuroxai.json; re-evaluates the test split into metrics.json. Runs trained with this version are "
-        "calibrated at the end of training already.",
+        "prediction sets, on the validation split of DIR (rebuilt with the run's fractions and seed), and the "
+        "out-of-distribution score (class means and covariance of the penultimate features on the training split, "
+        "threshold on the validation split), and store them in RUN_DIR/neuroxai.json; re-evaluates the test split into "
+        "metrics.json. Runs trained with this version have all of them from the end of training already.",
         configure=_configure_calibrate,
         run=run_calibrate,
     ),

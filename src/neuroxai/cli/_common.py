@@ -166,3 +166,70 @@ def is_prediction_csv(path: Any) -> bool:
 
     with open(Path(path), encoding="utf-8", errors="replace") as f:
         return f.readline(200).startswith("path,predicted,confidence")
+
+
+_PRETRAINED_HELP = (
+    "use a pretrained model shipped with neuroxai (or an installed plugin) instead of RUN_DIR: no download, no "
+    "training (`neuroxai models` lists them)"
+)
+
+
+def add_model_argument(
+    parser: argparse.ArgumentParser, *, dest: str = "run_dir", help: str = "run directory or .keras file", inputs: bool = False
+) -> None:
+    """Add the model positional (``RUN_DIR``) and ``--pretrained NAME`` in its place.
+
+    With ``inputs`` the command's next positional takes files (declare it with ``nargs="*"``): given
+    ``--pretrained``, the first positional is read as an input (:func:`resolve_model`).
+    """
+    parser.add_argument(dest, metavar="RUN_DIR", nargs=None if inputs else "?", help=f"{help} (leave out with --pretrained)")
+    parser.add_argument("--pretrained", metavar="NAME", default=None, help=_PRETRAINED_HELP)
+
+
+def resolve_model(args: argparse.Namespace, *, dest: str = "run_dir", inputs: str | None = None) -> str | None:
+    """Turn ``--pretrained NAME`` into the installed run directory (checksums verified) in ``args.<dest>``.
+
+    Args:
+        args: The parsed arguments of a command configured with :func:`add_model_argument`.
+        dest: The model positional's name.
+        inputs: The command's input positional, if any: with ``--pretrained`` the model positional holds the
+            first input and moves there.
+
+    Returns:
+        The pretrained model's name, or ``None`` when a run directory was given.
+
+    Raises:
+        NeuroxaiError: Neither or both a run directory and ``--pretrained`` given, or no input.
+        UnknownPretrainedError: No pretrained model of that name.
+        ModelError: A shipped file fails its checksum.
+    """
+    from neuroxai.errors import NeuroxaiError
+    from neuroxai.models import pretrained_model
+
+    name = getattr(args, "pretrained", None)
+    given = getattr(args, dest)
+    if name is None:
+        if given is None:
+            raise NeuroxaiError("Give a run directory (RUN_DIR) or --pretrained NAME (`neuroxai models` lists the shipped ones).")
+        if inputs is not None and not getattr(args, inputs):
+            raise NeuroxaiError("Give at least one input file or folder after RUN_DIR.")
+        return None
+    if inputs is not None:
+        setattr(args, inputs, ([given] if given is not None else []) + list(getattr(args, inputs)))
+        if not getattr(args, inputs):
+            raise NeuroxaiError(f"Give at least one input file or folder to use with --pretrained {name}.")
+    elif given is not None:
+        raise NeuroxaiError(f"Give either RUN_DIR ({given}) or --pretrained {name}, not both.")
+    setattr(args, dest, str(pretrained_model(name).verified_folder()))
+    return str(name)
+
+
+def ood_columns(ood: Any, scores: Any, n: int) -> list[list[str]]:
+    """The ``ood_score`` and ``ood`` cells of ``n`` prediction rows (``[]`` per row when the run has no score).
+
+    ``ood`` is ``yes`` for a row outside what the model knows (its score above the run's threshold).
+    """
+    if ood is None or scores is None:
+        return [[] for _ in range(n)]
+    flags = ood.flags(scores)
+    return [[f"{float(s):.4f}", "yes" if f else "no"] for s, f in zip(scores, flags)]

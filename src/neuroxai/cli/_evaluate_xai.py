@@ -11,12 +11,14 @@ from neuroxai.cli._commands import Command
 from neuroxai.cli._common import (
     add_data_options,
     add_format_option,
+    add_model_argument,
     add_overwrite_option,
     add_progress_option,
     dataset_options,
     positive_int,
     print_json,
     report_skipped,
+    resolve_model,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,7 +29,7 @@ __all__ = ["COMMANDS", "run"]
 
 def _configure_evaluate_xai(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``neuroxai evaluate-xai``."""
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory (model.keras + neuroxai.json) or .keras file")
+    add_model_argument(parser, help="run directory (model.keras + neuroxai.json) or .keras file")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", metavar="DIR", help="dataset folder or CSV manifest with masks")
     src.add_argument(
@@ -112,7 +114,13 @@ def run(args: argparse.Namespace) -> int:
     from neuroxai.runs import RunDirectory
 
     metrics = _metrics(args)  # unknown names fail before any data is read
-    out = Path(args.out) if args.out else (Path(args.run_dir) if Path(args.run_dir).is_dir() else Path(args.run_dir).parent)
+    name = resolve_model(args)  # --pretrained NAME: the shipped run directory (read-only), checksums verified
+    if args.out:
+        out = Path(args.out)
+    elif name is not None:  # never into the installed package: a folder here, named after the model
+        out = Path(f"{name}-xai")
+    else:
+        out = Path(args.run_dir) if Path(args.run_dir).is_dir() else Path(args.run_dir).parent
     folder = prepare_output_dir(  # checked before any work: not the data, nothing of anyone else's replaced, writable
         out,
         command="evaluate-xai",
@@ -169,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     report = report.with_source(
         data=str(args.data) if args.data else f"phantoms(n_per_class={args.phantoms}, seed={args.phantom_seed})",
         split=args.split,
-        run_dir=str(args.run_dir),
+        run_dir=str(args.run_dir) if name is None else f"pretrained:{name}",
     )
     unexplained = [e for e in report.errors if e.metric is None]
     if report.methods and len(unexplained) == len(report.methods):

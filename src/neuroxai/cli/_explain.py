@@ -13,12 +13,15 @@ from typing import Any
 from neuroxai.cli._commands import Command
 from neuroxai.cli._common import (
     add_format_option,
+    add_model_argument,
     add_overwrite_option,
     add_progress_option,
     layer_path,
+    ood_columns,
     parse_key_values,
     print_json,
     report_skipped,
+    resolve_model,
 )
 from neuroxai.cli._volumes import (
     add_volume_options,
@@ -35,9 +38,9 @@ __all__ = ["COMMANDS", "collect_inputs", "run"]
 
 def _configure_explain(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``neuroxai explain``."""
-    parser.add_argument("model", metavar="RUN_DIR_OR_MODEL_FILE", help="run directory or .keras file")
+    add_model_argument(parser, dest="model", inputs=True)
     parser.add_argument(
-        "inputs", metavar="INPUTS", nargs="+", help="image files, scanner volumes (NIfTI, DICOM files) and/or folders of them"
+        "inputs", metavar="INPUTS", nargs="*", help="image files, scanner volumes (NIfTI, DICOM files) and/or folders of them"
     )
     parser.add_argument("--method", "-m", default="gradcam", help="explanation method (default: gradcam)")
     parser.add_argument(
@@ -122,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ExplainError(f"--batch-size must be >= 1; got {args.batch_size}.")
+    resolve_model(args, dest="model", inputs="inputs")  # --pretrained NAME: the shipped run directory, checksums verified
     predictor = load(args.model)
     input_range = _parse_range(args.input_range) or predictor.input_range  # the run's; (0, 1) for a bare .keras file
     layer = layer_path(args.layer)
@@ -147,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         args.out, command="explain", inputs=[*args.inputs, args.model], overwrite=args.overwrite, strict=True
     )
     out = folder.path
+    ood = predictor.ood  # the run's out-of-distribution score: two more columns where it has one
     used: set[str] = set()
     rows: list[list[Any]] = []
     tail = [""] if n_volumes else []  # the slice column, empty for images
@@ -158,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         skipped.extend((s.path, s.reason) for s in bad)
         if ok:
             exp = explainer.explain(x, targets=target)
+            known = ood_columns(ood, _ood_scores(predictor, ood, x, args.batch_size), len(ok))
             names = []
             for path in ok:
                 stem = stems.get(path, Path(path).stem)
@@ -173,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
                 rows.append(
                     [path, f"{name}.png", exp.class_names[pred], f"{exp.probabilities[i, pred]:.6f}", exp.target_names[i]]
                     + [f"{p:.6f}" for p in exp.probabilities[i]]
+                    + known[i]
                     + tail
                 )
         bar.update(len(chunk))
@@ -181,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
 
     header = ["path", "overlay", "predicted", "confidence", "explained"] + [f"p_{c}" for c in explainer.class_names]
+    header += ["ood_score", "ood"] if ood is not None else []
     write_text(out / "predictions.csv", _csv([header + (["slice"] if n_volumes else []), *rows]))
     write_text(out / "skipped.csv", _csv([["path", "reason"], *skipped]))
     if n_volumes:
@@ -271,13 +279,21 @@ def _explain_volumes(
         montage = Path(files.montage).name if files.montage else ""
         written.extend(f for f in (heat, montage) if f)
         t = result.target
-        for z, pr in zip(pred.slices, pred.probabilities):
+        known = ood_columns(predictor.ood, pred.ood_scores, len(pred.slices))
+        for z, pr, ood_cells in zip(pred.slices, pred.probabilities, known):
             k = int(pr.argmax())
-            rows.append([volume.source, heat, names[k], f"{float(pr[k]):.6f}", t or ""] + [f"{p:.6f}" for p in pr] + [z])
+            rows.append(
+                [volume.source, heat, names[k], f"{float(pr[k]):.6f}", t or ""] + [f"{p:.6f}" for p in pr] + ood_cells + [z]
+            )
         table.append([*volume_row(pred, names, no_tumour), t or "", heat, montage])
         summaries.append(pred.summary())
         bar.update(1)
     return table, summaries, written
+
+
+def _ood_scores(predictor: Any, ood: Any, x: Any, batch_size: int) -> Any:
+    """Out-of-distribution scores of a batch of images (one more forward pass), ``None`` when the run has no score."""
+    return None if ood is None else predictor.predict_with_ood(x, batch_size)[1]
 
 
 def _csv(rows: Sequence[Sequence[Any]]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from neuroxai.cli._commands import Command
 from neuroxai.cli._common import add_format_option, print_json
@@ -18,14 +19,27 @@ def _configure_models(parser: argparse.ArgumentParser) -> None:
     add_format_option(parser)
     parser.add_argument("--plugins", action="store_true", help="list the loaded plugins instead of the models")
     parser.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="list only the pretrained models (trained weights shipped with neuroxai or a plugin; use with --pretrained NAME)",
+    )
+    parser.add_argument(
         "--no-params", dest="params", action="store_false", help="skip building models to count parameters (faster)"
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the models (or plugins) as a table or JSON; returns 0."""
-    from neuroxai.models import ModelRegistry
+    """Print the models (or plugins, or pretrained models) as a table or JSON; returns 0."""
+    from neuroxai.models import ModelRegistry, PretrainedRegistry
 
+    if args.pretrained:
+        shipped = PretrainedRegistry()
+        items = [shipped.get(n) for n in shipped.names(args.pattern)]
+        if args.format == "json":
+            print_json([item.to_dict() for item in items])
+        else:
+            _print_pretrained(items)
+        return 0
     registry = ModelRegistry()
     if args.plugins:
         plugins = registry.plugins()
@@ -57,7 +71,23 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         if row.error:
             print(f"warning: {row.name}: {row.error}")
+    shipped = PretrainedRegistry()
+    items = [shipped.get(n) for n in shipped.names(args.pattern)]
+    if items:
+        print()
+        _print_pretrained(items)
     return 0
+
+
+def _print_pretrained(items: list[Any]) -> None:
+    """The pretrained models as text: name, who ships it, summary, and how to use one."""
+    if not items:
+        print("No pretrained model matches.")
+        return
+    print("Pretrained (trained weights, no download): neuroxai predict --pretrained NAME FILES...")
+    width = max(len(item.name) for item in items)
+    for item in items:
+        print(f"  {item.name.ljust(width)}  ({item.source})  {item.summary}")
 
 
 COMMANDS: tuple[Command, ...] = (

@@ -6,15 +6,21 @@ import argparse
 from pathlib import Path
 
 from neuroxai.cli._commands import Command
-from neuroxai.cli._common import add_format_option, add_progress_option, print_json
+from neuroxai.cli._common import add_format_option, add_model_argument, add_progress_option, print_json, resolve_model
 
 __all__ = ["COMMANDS", "run"]
 
 
 def _configure_report(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``neuroxai report``."""
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory (neuroxai train or neuroxai demo wrote it)")
-    parser.add_argument("--out", "-o", default=None, metavar="FILE", help="HTML file to write (default: RUN_DIR/report.html)")
+    add_model_argument(parser, help="run directory (neuroxai train or neuroxai demo wrote it)")
+    parser.add_argument(
+        "--out",
+        "-o",
+        default=None,
+        metavar="FILE",
+        help="HTML file to write (default: RUN_DIR/report.html; with --pretrained NAME: NAME-report.html here)",
+    )
     parser.add_argument(
         "--data",
         default=None,
@@ -49,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.gallery < 0 or args.batch_size < 1:
         raise NeuroxaiError(f"--gallery must be >= 0 and --batch-size >= 1; got {args.gallery} and {args.batch_size}.")
-    out = Path(args.out) if args.out is not None else Path(args.run_dir) / REPORT_FILE
+    name = resolve_model(args)  # --pretrained NAME: the shipped run directory (read-only), checksums verified
+    if args.out is not None:
+        out = Path(args.out)
+    else:
+        out = Path(f"{name}-report.html") if name is not None else Path(args.run_dir) / REPORT_FILE
     inputs = [args.data] if args.data is not None else []
     # A report is derived: an earlier report is replaced, any other file is refused.
     prepare_output_file(out, inputs=inputs, overwrite=True, ours=_is_report)

@@ -23,6 +23,7 @@ from neuroxai.cli._common import (
     SafeCSVWriter,
     add_data_options,
     add_format_option,
+    add_model_argument,
     add_overwrite_option,
     add_progress_option,
     dataset_options,
@@ -30,11 +31,13 @@ from neuroxai.cli._common import (
     fraction,
     is_prediction_csv,
     layer_path,
+    ood_columns,
     parse_key_values,
     positive_float,
     positive_int,
     print_json,
     report_skipped,
+    resolve_model,
 )
 from neuroxai.cli._volumes import (
     add_volume_options,
@@ -147,9 +150,9 @@ def _configure_evaluate(e: argparse.ArgumentParser) -> None:
 
 def _configure_predict(r: argparse.ArgumentParser) -> None:
     """Add the arguments of ``neuroxai predict``."""
-    r.add_argument("run_dir", metavar="RUN_DIR", help="run directory or .keras file")
+    add_model_argument(r, inputs=True)
     r.add_argument(
-        "inputs", nargs="+", metavar="FILE_OR_DIR", help="image files, scanner volumes (NIfTI, DICOM files) or folders of them"
+        "inputs", nargs="*", metavar="FILE_OR_DIR", help="image files, scanner volumes (NIfTI, DICOM files) or folders of them"
     )
     r.add_argument("--csv", default=None, metavar="OUT", help="write the CSV here (atomically) instead of stdout")
     add_overwrite_option(r, "an earlier --csv output")
@@ -323,6 +326,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from neuroxai.runs import load
     from neuroxai.volumes import predict_volume
 
+    resolve_model(args, inputs="inputs")  # --pretrained NAME: the shipped run directory, checksums verified
     inputs = [*args.inputs, args.run_dir]
     if args.csv:  # before the model loads and any image is read: never over an input or a file we did not write
         prepare_output_file(args.csv, inputs=inputs, overwrite=args.overwrite, ours=is_prediction_csv, flag="--csv")
@@ -337,8 +341,17 @@ def run_predict(args: argparse.Namespace) -> int:
     names = list(predictor.class_names)
     buf = io.StringIO()
     writer = SafeCSVWriter(buf if args.csv else sys.stdout)
+    ood = predictor.ood  # the run's out-of-distribution score: two columns per row where it has one
     writer.writerow(
-        ["path", "predicted", "confidence", *[f"p_{c}" for c in names], *predict_header(args), *(["slice"] if n_volumes else [])]
+        [
+            "path",
+            "predicted",
+            "confidence",
+            *[f"p_{c}" for c in names],
+            *(["ood_score", "ood"] if ood is not None else []),
+            *predict_header(args),
+            *(["slice"] if n_volumes else []),
+        ]
     )
     tail = [""] if n_volumes else []  # images have no slice index
     n_ok = 0
@@ -352,11 +365,14 @@ def run_predict(args: argparse.Namespace) -> int:
         skipped.extend((s.path, s.reason) for s in bad)
         if len(ok):
             # probabilities for every head, temperature-scaled where the run is calibrated
-            proba = predictor.predict_batch(x, step, calibrated=not args.uncalibrated, tta=args.tta)
+            proba, scores = predictor.predict_with_ood(x, step, calibrated=not args.uncalibrated, tta=args.tta)
             extra = predict_columns(args, proba, names, threshold)
-            for path, pr, more in zip(ok, proba, extra):
+            known = ood_columns(ood, scores, len(ok))
+            for path, pr, more, ood_cells in zip(ok, proba, extra, known):
                 k = int(pr.argmax())
-                writer.writerow([path, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr], *more, *tail])
+                writer.writerow(
+                    [path, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr], *ood_cells, *more, *tail]
+                )
             n_ok += len(ok)
         bar.update(len(chunk))
     no_tumour = rule_no_tumour(names, args)
@@ -371,9 +387,11 @@ def run_predict(args: argparse.Namespace) -> int:
             skipped.append((volume.source, str(exc)))
             continue
         extra = predict_columns(args, pred.probabilities, names, threshold)
-        for z, pr, more in zip(pred.slices, pred.probabilities, extra):
+        known = ood_columns(ood, pred.ood_scores, len(pred.slices))
+        for z, pr, more, ood_cells in zip(pred.slices, pred.probabilities, extra, known):
             k = int(pr.argmax())
-            writer.writerow([volume.source, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr], *more, z])
+            row = [volume.source, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr], *ood_cells, *more, z]
+            writer.writerow(row)
         n_ok += len(pred.slices)
         volume_rows.append(volume_row(pred, names, no_tumour))
         summaries.append(pred.summary())

@@ -63,12 +63,22 @@ def parse_window(text: str) -> Window:
 
 def add_volume_options(parser: argparse.ArgumentParser) -> None:
     """The scanner-volume options of ``predict`` and ``explain`` (same names, same defaults)."""
-    from neuroxai.volumes import DEFAULT_THRESHOLD, DEFAULT_TOP_K, NO_TUMOUR_CLASS
+    from neuroxai.volumes import (
+        DEFAULT_MIN_KNOWN,
+        DEFAULT_MIN_RUN,
+        DEFAULT_RULE,
+        DEFAULT_SLICE_THRESHOLD,
+        DEFAULT_THRESHOLD,
+        DEFAULT_TOP_K,
+        NO_TUMOUR_CLASS,
+        RULES,
+    )
 
     group = parser.add_argument_group(
         "scanner volumes (NIfTI .nii/.nii.gz, DICOM files and folders)",
-        "Every axial slice that holds brain is classified; each volume gets one answer by the per-volume rule "
-        "(see the Volumes guide page).",
+        "Every axial slice that holds brain is classified; slices unlike the training data (the run's "
+        "out-of-distribution score) are set aside; each volume gets one answer by the per-volume rule: a tumour "
+        "class, the no-tumour class, or refer (see the Volumes guide page).",
     )
     group.add_argument(
         "--window",
@@ -85,18 +95,46 @@ def add_volume_options(parser: argparse.ArgumentParser) -> None:
         help="left-right display of the slices: radiological (patient's right on the image's left; default) or neurological",
     )
     group.add_argument(
+        "--volume-rule",
+        choices=RULES,
+        default=DEFAULT_RULE,
+        help="consistent: a tumour class needs adjacent known slices that agree, else no tumour or refer (default); "
+        "top-k: the rule of earlier releases",
+    )
+    group.add_argument(
+        "--volume-min-run",
+        type=positive_int,
+        default=DEFAULT_MIN_RUN,
+        metavar="N",
+        help=f"rule consistent: adjacent known slices a tumour class needs (default: {DEFAULT_MIN_RUN})",
+    )
+    group.add_argument(
+        "--volume-slice-threshold",
+        type=_probability,
+        default=DEFAULT_SLICE_THRESHOLD,
+        metavar="P",
+        help=f"rule consistent: probability each of those slices needs (default: {DEFAULT_SLICE_THRESHOLD})",
+    )
+    group.add_argument(
+        "--volume-min-known",
+        type=positive_int,
+        default=DEFAULT_MIN_KNOWN,
+        metavar="N",
+        help=f"rule consistent: slices like the training data a volume needs, else refer (default: {DEFAULT_MIN_KNOWN})",
+    )
+    group.add_argument(
         "--volume-top-k",
         type=positive_int,
         default=DEFAULT_TOP_K,
         metavar="K",
-        help=f"a class's evidence is its mean probability over its K most confident slices (default: {DEFAULT_TOP_K})",
+        help=f"rule top-k: a class's evidence is its mean probability over its K most confident slices (default: {DEFAULT_TOP_K})",
     )
     group.add_argument(
         "--volume-threshold",
         type=_probability,
         default=DEFAULT_THRESHOLD,
         metavar="P",
-        help=f"evidence a tumour class needs to be the volume's answer, else the no-tumour class (default: {DEFAULT_THRESHOLD})",
+        help=f"rule top-k: evidence a tumour class needs to be the answer, else the no-tumour class (default: {DEFAULT_THRESHOLD})",
     )
     group.add_argument(
         "--volume-no-tumour",
@@ -113,7 +151,15 @@ def _window(args: argparse.Namespace) -> Window:
 
 def predict_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of :func:`~neuroxai.volumes.predict_volume` from the volume options."""
-    return {"top_k": args.volume_top_k, "threshold": args.volume_threshold, "no_tumour": args.volume_no_tumour}
+    return {
+        "rule": args.volume_rule,
+        "min_run": args.volume_min_run,
+        "slice_threshold": args.volume_slice_threshold,
+        "min_known": args.volume_min_known,
+        "top_k": args.volume_top_k,
+        "threshold": args.volume_threshold,
+        "no_tumour": args.volume_no_tumour,
+    }
 
 
 def volume_count(inputs: Sequence[str]) -> tuple[int, Any]:
@@ -150,8 +196,9 @@ def iter_volumes(
 
 
 def volume_header(class_names: Sequence[str], no_tumour: str | None) -> list[str]:
-    """The per-volume CSV header: :data:`VOLUME_HEADER` then one evidence column per candidate class."""
-    return [*VOLUME_HEADER, *[f"evidence_{c}" for c in class_names if c != no_tumour]]
+    """The per-volume CSV header: :data:`VOLUME_HEADER`, one evidence column per candidate class, then the slices
+    set aside as unlike the training data and the rule's reason."""
+    return [*VOLUME_HEADER, *[f"evidence_{c}" for c in class_names if c != no_tumour], "set_aside", "reason"]
 
 
 def volume_row(pred: VolumePrediction, class_names: Sequence[str], no_tumour: str | None) -> list[Any]:
@@ -172,6 +219,8 @@ def volume_row(pred: VolumePrediction, class_names: Sequence[str], no_tumour: st
         len(pred.slices),
         slice_ranges(pred.skipped),
         *[(f"{pred.evidence[c]:.6f}" if c in pred.evidence else "") for c in class_names if c != no_tumour],
+        slice_ranges(pred.set_aside),
+        pred.reason,
     ]
 
 

@@ -34,6 +34,7 @@ from neuroxai.data._checks import (
     check_input_range,
     check_pixel_range,
 )
+from neuroxai.data._copies import COPY_THRESHOLD, RELATED_THRESHOLD, CopyMatch, CopyReport, find_copies, image_signatures
 from neuroxai.data._dataset import SPLITS, Dataset, SplitImages
 from neuroxai.data._files import IMAGE_EXTENSIONS, MASK_SUFFIX, ImageFile, ImageFiles, SkippedFile, file_kind, find_images
 from neuroxai.data._images import MAX_IMAGE_PIXELS, load_images, to_model_input
@@ -56,6 +57,7 @@ from neuroxai.data._summary import DatasetSummary, DuplicateSummary, GroupReport
 from neuroxai.data._transforms import LUMA_WEIGHTS, MASK_THRESHOLD, binarize_mask, resize_masks
 
 __all__ = [
+    "COPY_THRESHOLD",
     "GROUP_COLUMNS",
     "IMAGE_EXTENSIONS",
     "LUMA_WEIGHTS",
@@ -66,8 +68,11 @@ __all__ = [
     "MEDICAL_EXTENSIONS",
     "NEAR_DUPLICATE_THRESHOLD",
     "PHANTOM_CLASSES",
+    "RELATED_THRESHOLD",
     "SPLITS",
     "AuditReport",
+    "CopyMatch",
+    "CopyReport",
     "Dataset",
     "DatasetSummary",
     "DuplicateReport",
@@ -92,8 +97,10 @@ __all__ = [
     "check_input_range",
     "check_pixel_range",
     "file_kind",
+    "find_copies",
     "find_images",
     "find_volumes",
+    "image_signatures",
     "iter_volumes",
     "load_images",
     "phantoms",

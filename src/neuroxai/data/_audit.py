@@ -18,6 +18,7 @@ import numpy as np
 
 from neuroxai._progress import progress as _progress
 from neuroxai._records import Record
+from neuroxai.data._copies import CopyReport
 from neuroxai.data._files import SkippedFile
 from neuroxai.data._summary import GroupReport
 
@@ -159,6 +160,7 @@ class AuditReport(Record):
         duplicates: Exact and near duplicates and label conflicts.
         groups: How the groups (patients) fall into the splits, and those on
             more than one side; ``None`` when the data has no groups.
+        copies: Images that are copies of another dataset's (``audit(against=...)``), else ``None``.
     """
 
     source: str
@@ -172,6 +174,7 @@ class AuditReport(Record):
     formats: dict[str, int]
     duplicates: DuplicateReport
     groups: GroupReport | None = None
+    copies: CopyReport | None = None
 
     def format(self, max_groups: int = 5) -> str:
         """A readable, multi-line text report.
@@ -227,6 +230,8 @@ class AuditReport(Record):
         lines.append(f"  duplicate groups whose labels disagree: {len(dup.label_conflicts)}")
         for c in dup.label_conflicts[:max_groups]:
             lines.append(f"    [{c.kind}] " + ", ".join(f"{p} ({lab})" for p, lab in zip(c.paths, c.labels)))
+        if self.copies is not None:
+            lines.append(self.copies.format(max_groups))
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -976,7 +976,13 @@ class Dataset:
         return SplitImages(x=x, labels=self._labels[idx][read], positions=read, unreadable=tuple(unreadable))
 
     # ------------------------------------------------------------------ audit
-    def audit(self, progress: bool = True, *, near_threshold: int | None = None) -> AuditReport:
+    def audit(
+        self,
+        progress: bool = True,
+        *,
+        near_threshold: int | None = None,
+        against: Dataset | str | os.PathLike[str] | None = None,
+    ) -> AuditReport:
         """Audit the data: counts, sizes, modes, unreadable files, exact and near duplicates, straddling groups.
 
         Args:
@@ -984,11 +990,23 @@ class Dataset:
             near_threshold: Maximum Hamming distance between 64-bit perceptual
                 hashes for two images to count as near duplicates (default
                 :data:`neuroxai.data.NEAR_DUPLICATE_THRESHOLD`).
+            against: A second dataset (a :class:`Dataset`, or a path read with
+                no carved splits): the report's ``copies`` then lists the images
+                of this one that are copies of its images, resized, re-encoded or
+                contrast-stretched (:func:`neuroxai.data.find_copies`), with their
+                split and patient there.
 
         Returns:
             An :class:`~neuroxai.data.AuditReport` (attributes, ``.to_dict()``, ``.format()``).
         """
         from neuroxai.data._audit import NEAR_DUPLICATE_THRESHOLD, audit_dataset
+        from neuroxai.data._copies import find_copies
 
         thr = NEAR_DUPLICATE_THRESHOLD if near_threshold is None else int(near_threshold)
-        return audit_dataset(self, near_threshold=thr, progress=progress)
+        report = audit_dataset(self, near_threshold=thr, progress=progress)
+        if against is None:
+            return report
+        other = (
+            against if isinstance(against, Dataset) else Dataset(against, val_fraction=0.0, test_fraction=0.0, progress=progress)
+        )
+        return replace(report, copies=find_copies(self, other, progress=progress))

@@ -3,6 +3,9 @@
 * :class:`ModelRegistry`: built-in and plugin models by name; ``create`` builds one.
 * :class:`ModelSpec`: frozen metadata plus a factory returning an uncompiled
   ``keras.Model`` with ``logits`` and ``probabilities`` layers.
+* :class:`PretrainedRegistry`, :func:`list_pretrained`, :class:`PretrainedModel`, :class:`ModelCard`: trained
+  weights shipped with neuroxai or a plugin, by name, checksummed, with a model card (load one with
+  :func:`neuroxai.pretrained`).
 * :class:`TransferSpec`: which layers two-phase fine-tuning freezes and unfreezes.
 * :func:`structure_only` / :func:`is_structure_only`: build for inspection only
   (factories skip weight downloads).
@@ -31,27 +34,45 @@ from neuroxai.models._graph import (
     resolve_target_layer,
 )
 from neuroxai.models._heads import HEADS, Head, check_head, head_classes, output_probabilities
+from neuroxai.models._pretrained import (
+    CARD_FILE,
+    ModelCard,
+    PretrainedModel,
+    PretrainedRegistry,
+    UnknownPretrainedError,
+    file_sha256,
+    list_pretrained,
+    pretrained_model,
+)
 from neuroxai.models._registry import ModelDescription, ModelRegistry, PluginSummary, is_structure_only, structure_only
 from neuroxai.models._spec import ModelSpec, TransferSpec, validate_input_range, validate_input_shape
 
 __all__ = [
+    "CARD_FILE",
     "HEADS",
     "ForwardResult",
     "Head",
     "LayerPath",
+    "ModelCard",
     "ModelDescription",
     "ModelRegistry",
     "ModelSpec",
     "PluginSummary",
+    "PretrainedModel",
+    "PretrainedRegistry",
     "ScoreSource",
     "TracedModel",
     "TransferSpec",
+    "UnknownPretrainedError",
     "check_head",
     "detect_head",
     "feature_layer_candidates",
+    "file_sha256",
     "head_classes",
     "is_structure_only",
+    "list_pretrained",
     "output_probabilities",
+    "pretrained_model",
     "resolve_output",
     "resolve_target_layer",
     "structure_only",

@@ -32,13 +32,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.cli import CommandRegistry
     from neuroxai.evaluation import MetricRegistry
     from neuroxai.explain import MethodRegistry
-    from neuroxai.models import ModelRegistry
+    from neuroxai.models import ModelRegistry, PretrainedRegistry
 
 __all__ = [
     "neuroxai_register_commands",
     "neuroxai_register_explainers",
     "neuroxai_register_metrics",
     "neuroxai_register_models",
+    "neuroxai_register_pretrained",
 ]
 
 
@@ -62,6 +63,29 @@ def neuroxai_register_models(registry: ModelRegistry) -> None:
         ...     registry.register(ModelSpec(name="mynet", factory=build_mynet,
         ...                                 input_shape=(128, 128, 1), input_range=(0.0, 1.0),
         ...                                 target_layer="features"))
+    """
+
+
+@hookspec
+def neuroxai_register_pretrained(registry: PretrainedRegistry) -> None:
+    """Add pretrained models (trained weights a package ships) to the pretrained registry.
+
+    Called once for every new :class:`neuroxai.models.PretrainedRegistry`. Register each with
+    ``registry.register(PretrainedModel(name=..., folder=..., sha256={...}, summary=...))``: ``folder`` is a run
+    directory your package ships as package data (``model.keras``, ``neuroxai.json`` and ``model_card.json``) and
+    ``sha256`` the digest of each of those files, written in your code
+    (:func:`neuroxai.models.file_sha256` computes them). :func:`neuroxai.pretrained` then loads it by name,
+    checking every digest first.
+
+    Example:
+        >>> from importlib.resources import files
+        >>> from neuroxai import hookimpl
+        >>> from neuroxai.models import PretrainedModel
+        >>> @hookimpl
+        ... def neuroxai_register_pretrained(registry):
+        ...     registry.register(PretrainedModel(
+        ...         name="mynet-v1", folder=str(files("mynet") / "weights"), summary="mynet on my data",
+        ...         sha256={"model.keras": "...", "neuroxai.json": "...", "model_card.json": "..."}))
     """
 
 

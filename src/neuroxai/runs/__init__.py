@@ -20,6 +20,11 @@ them), so explaining a saved model never needs the trainer.
   reliability bins, risk-coverage and AURC, conformal sets:
   :class:`CalibrationReport`), :func:`refer`, :func:`prediction_sets`, and
   :func:`tta_probabilities` (test-time augmentation and MC-dropout).
+- What the model does not know: :class:`OODDetector` (a Mahalanobis score in the penultimate
+  features, fitted on the training split with a threshold chosen on the validation split, stored in
+  the spec), :func:`fit_ood`, :func:`fit_ood_detector`; ``Predictor.ood_scores`` and
+  ``Predictor.predict_with_ood`` apply it.
+- :func:`pretrained`: a model shipped with neuroxai or a plugin, by name (checksums verified).
 """
 
 from __future__ import annotations
@@ -59,7 +64,16 @@ from neuroxai.runs._metrics import (
     classification_metrics,
     expected_calibration_error,
 )
-from neuroxai.runs._predictor import Predictor, evaluate_model, load, predict_array
+from neuroxai.runs._ood import (
+    DEFAULT_FLAG_RATE,
+    FEATURE_LAYER,
+    OODDetector,
+    feature_model,
+    features_and_outputs,
+    fit_ood,
+    fit_ood_detector,
+)
+from neuroxai.runs._predictor import Predictor, evaluate_model, load, predict_array, pretrained
 from neuroxai.runs._run import (
     MODEL_FILE,
     RUN_FORMAT,
@@ -77,7 +91,9 @@ from neuroxai.runs._uncertainty import apply_temperature, fit_calibration, tta_p
 __all__ = [
     "CONFORMAL_METHODS",
     "DEFAULT_CONFORMAL",
+    "DEFAULT_FLAG_RATE",
     "ECE_BINS",
+    "FEATURE_LAYER",
     "MODEL_FILE",
     "RUN_FORMAT",
     "RUN_FORMAT_VERSION",
@@ -90,6 +106,7 @@ __all__ = [
     "ConformalMetrics",
     "CoveragePoint",
     "EvaluationReport",
+    "OODDetector",
     "PhaseRecord",
     "Predictor",
     "ReliabilityBins",
@@ -112,13 +129,18 @@ __all__ = [
     "evaluate_calibration",
     "evaluate_model",
     "expected_calibration_error",
+    "feature_model",
+    "features_and_outputs",
     "fit_calibration",
+    "fit_ood",
+    "fit_ood_detector",
     "fit_temperature",
     "history_to_csv",
     "load",
     "log_probabilities",
     "predict_array",
     "prediction_sets",
+    "pretrained",
     "refer",
     "reliability_bins",
     "risk_coverage",

@@ -22,8 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.data import Dataset, SplitImages
     from neuroxai.runs._calibration import Calibration, CalibrationReport
     from neuroxai.runs._metrics import EvaluationReport
+    from neuroxai.runs._ood import OODDetector
 
-__all__ = ["Predictor", "evaluate_model", "load", "predict_array", "read_split_for_model"]
+__all__ = ["Predictor", "evaluate_model", "load", "predict_array", "pretrained", "read_split_for_model"]
 
 _PREDICT_FNS: PerModel[Any] = PerModel()
 #: What a saved run can do on the JAX and PyTorch backends (the hint of every refusal in this layer).
@@ -218,9 +219,11 @@ class Predictor:
             ``"sigmoid"``, ``"binary"``); ``None``: read from its last layer
             (:func:`~neuroxai.models.detect_head`). :meth:`predict` returns probabilities for
             every head; a one-unit binary output has two classes (negative, positive).
+        ood: The out-of-distribution score (default: the spec's :attr:`~neuroxai.runs.RunSpec.ood`). With one,
+            :meth:`ood_scores` and :meth:`predict_with_ood` say which inputs are unlike the training data.
 
     Attributes:
-        model, class_names, input_shape, input_range, target_layer, spec, path, calibration, head.
+        model, class_names, input_shape, input_range, target_layer, spec, path, calibration, head, ood.
 
     Example:
         >>> import neuroxai
@@ -240,6 +243,7 @@ class Predictor:
         path: str | Path | None = None,
         calibration: Calibration | None = None,
         head: Head | None = None,
+        ood: OODDetector | None = None,
     ) -> None:
         self.model = model
         self.head: Head = _model_head(model, head)
@@ -257,6 +261,7 @@ class Predictor:
         self.spec = spec
         self.path = Path(path) if path is not None else None
         self.calibration = calibration if calibration is not None else (spec.calibration if spec is not None else None)
+        self.ood = ood if ood is not None else (spec.ood if spec is not None else None)
 
     def __repr__(self) -> str:
         return (
@@ -342,6 +347,63 @@ class Predictor:
         if tta != 1:
             return tta_probabilities(self.model, x, tta, head=self.head, temperature=temperature, batch_size=batch_size)
         return apply_temperature(predict_array(self.model, x, batch_size, head=self.head), temperature)
+
+    def predict_with_ood(
+        self, x: np.ndarray, batch_size: int = 32, *, calibrated: bool = True, tta: int = 1
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`predict_batch` and the out-of-distribution scores of the same model-ready batch.
+
+        Without test-time augmentation one compiled forward pass gives both; with it, the scores come from the
+        plain pass.
+
+        Args:
+            x: float32 ``[N, H, W, C]`` (the output of :meth:`preprocess`).
+            batch_size: Images per forward pass.
+            calibrated: Apply the run's temperature.
+            tta: Passes of test-time augmentation (1: none).
+
+        Returns:
+            ``(probabilities float32 [N, K], scores float32 [N])``; scores are ``None`` when the run has no
+            :attr:`ood` (``neuroxai calibrate RUN_DIR --data DIR`` fits one).
+        """
+        from neuroxai.runs._ood import features_and_outputs
+        from neuroxai.runs._uncertainty import apply_temperature
+
+        if self.ood is None:
+            return self.predict_batch(x, batch_size, calibrated=calibrated, tta=tta), None
+        features, raw = features_and_outputs(self.model, x, batch_size, layer=self.ood.layer)
+        if tta != 1:
+            proba = self.predict_batch(x, batch_size, calibrated=calibrated, tta=tta)
+        else:
+            proba = apply_temperature(output_probabilities(raw, self.head), self.temperature if calibrated else None)
+        return proba, self.ood.scores(features)
+
+    def ood_scores(self, inputs: Any, batch_size: int = 32) -> np.ndarray:
+        """Out-of-distribution scores: about 1 for images like the training data, higher for images unlike it.
+
+        Above :attr:`ood.threshold <neuroxai.runs.OODDetector.threshold>` an image is outside what the model
+        knows (``predictor.ood.flags(scores)``); see :mod:`neuroxai.runs._ood`.
+
+        Args:
+            inputs: See :meth:`preprocess`.
+            batch_size: Images per forward pass.
+
+        Returns:
+            float32 ``[N]``.
+
+        Raises:
+            ModelError: The run has no out-of-distribution score.
+            DataError: An input cannot be read.
+        """
+        if self.ood is None:
+            where = f" {self.path}" if self.path is not None else ""
+            raise ModelError(
+                f"The run{where} has no out-of-distribution score. Fit one on its data: "
+                f"neuroxai calibrate{where or ' RUN_DIR'} --data DIR (runs trained with this version have one)."
+            )
+        scores = self.predict_with_ood(self.preprocess(inputs), batch_size)[1]
+        assert scores is not None  # self.ood is set
+        return scores
 
     def predict_sets(
         self, inputs: Any, coverage: float = 0.95, method: str = "lac", batch_size: int = 32
@@ -502,3 +564,36 @@ def load(path: str | os.PathLike[str], *, head: Head | None = None) -> Predictor
         path=p,
         head=used,
     )
+
+
+def pretrained(name: str, *, head: Head | None = None) -> Predictor:
+    """Load a pretrained model shipped with neuroxai (or an installed plugin) by name: no network, no training.
+
+    The same :class:`Predictor` as :func:`load` on a run directory (it works with
+    :class:`~neuroxai.Explainer`, calibration, prediction sets, volumes and the
+    out-of-distribution score where the model has one). Every file is checked
+    against its SHA-256 digest first, then loaded in Keras safe mode (no code runs
+    from the file). :func:`neuroxai.list_pretrained` gives the names; the model
+    card (:meth:`neuroxai.models.PretrainedModel.card`) says what it was trained
+    on, how well it does and what it is not for.
+
+    Args:
+        name: A pretrained model's name (``neuroxai models`` lists them).
+        head: As for :func:`load`.
+
+    Returns:
+        A :class:`Predictor` (its :attr:`~Predictor.path` is the installed run directory: read it, do not write to it).
+
+    Raises:
+        UnknownPretrainedError: No such name (the message lists the available ones).
+        ModelError: A file is missing or fails its checksum.
+
+    Example:
+        >>> import neuroxai
+        >>> model = neuroxai.pretrained("cnn-mri4-v1")  # doctest: +SKIP
+        >>> model.predict_names(["scan.jpg"])  # doctest: +SKIP
+        ['meningioma']
+    """
+    from neuroxai.models import pretrained_model
+
+    return load(pretrained_model(name).verified_folder(), head=head)

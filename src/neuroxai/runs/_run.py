@@ -62,6 +62,7 @@ from neuroxai._records import Record
 from neuroxai.data import DatasetSummary
 from neuroxai.errors import ModelError, NeuroxaiError, OutputError, RunBusyError, RunError, RunSettingsError
 from neuroxai.runs._calibration import Calibration
+from neuroxai.runs._ood import OODDetector
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -151,6 +152,9 @@ class RunSpec(Record):
         calibration: Temperature and conformal scores fitted on the validation split
             (:class:`~neuroxai.runs.Calibration`; ``None`` for a run without one, e.g.
             trained before neuroxai calibrated runs: ``neuroxai calibrate`` adds it).
+        ood: The out-of-distribution score and its threshold (:class:`~neuroxai.runs.OODDetector`, fitted on the
+            training split, threshold on the validation split; ``None`` for a run without one: ``neuroxai calibrate``
+            adds it).
         format: Always ``"neuroxai-run"``.
         format_version: Version of this layout.
     """
@@ -169,6 +173,7 @@ class RunSpec(Record):
     versions: dict[str, str] = field(default_factory=dict)
     created: str | None = None
     calibration: Calibration | None = None
+    ood: OODDetector | None = None
     format: str = RUN_FORMAT
     format_version: int = RUN_FORMAT_VERSION
 

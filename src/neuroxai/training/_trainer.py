@@ -100,7 +100,11 @@ class Trainer:
     ``calibration_`` (temperature scaling and conformal scores fitted on the
     validation split at the end of :meth:`fit`, stored in the run spec and
     applied by :func:`neuroxai.load` predictors; ``None`` without a
-    validation split) and (after :meth:`evaluate`) ``metrics_``.
+    validation split), ``ood_`` (the out-of-distribution score: a
+    :class:`~neuroxai.runs.OODDetector` fitted on the training split with its
+    threshold chosen on the validation split, stored in the run spec; ``None``
+    without a validation split or a ``logits`` layer) and (after
+    :meth:`evaluate`) ``metrics_``.
 
     **Two-phase transfer learning.** When the model's spec carries a
     :class:`~neuroxai.models.TransferSpec` (the built-in ``efficientnetb0``
@@ -655,11 +659,13 @@ class Trainer:
         self.data_summary_ = self._summary(dataset, data)
         self.run_dir_ = run.path if run is not None else None
         # Calibration: temperature and conformal scores fitted on the validation split (neuroxai.runs._uncertainty)
-        from neuroxai.runs import fit_calibration
+        from neuroxai.runs import fit_calibration, fit_ood
 
         self.calibration_ = fit_calibration(
             model, dataset, input_shape=shape, input_range=spec.input_range, batch_size=int(self.batch_size)
         )
+        # What the model does not know: a Mahalanobis score fitted on the training split, threshold on validation
+        self.ood_ = fit_ood(model, dataset, input_shape=shape, input_range=spec.input_range, batch_size=int(self.batch_size))
         if run is not None:
             if len(dataset.labels("test")) > 0:
                 report = self.evaluate(dataset)
@@ -968,6 +974,7 @@ class Trainer:
             versions=_versions(),
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             calibration=getattr(self, "calibration_", None),
+            ood=getattr(self, "ood_", None),
         )
 
     def save(self, run_dir: str | Path) -> Path:

@@ -2,8 +2,10 @@
 
 A 2-D slice classifier applied to a 3-D scan (NIfTI, DICOM series; read by :func:`neuroxai.data.read_volume`):
 
-- :func:`predict_volume`: every axial slice that holds brain classified in batches, and one answer per
-  volume by a simple documented rule (:func:`volume_answer`), as a :class:`VolumePrediction`;
+- :func:`predict_volume`: every axial slice that holds brain classified in batches (and scored for being
+  unlike the training data, where the run has an out-of-distribution score), and one answer per volume
+  by a documented rule (:func:`volume_answer`): a tumour class on consistent evidence, no tumour, or
+  :data:`REFER`, with its reason, as a :class:`VolumePrediction`;
 - :func:`explain_volume`: one class explained on every brain slice (:class:`VolumeExplanation`), saved
   as a NIfTI heatmap on the scan's own grid and affine plus a montage PNG of the slices that carried
   the decision (:meth:`VolumeExplanation.save`).
@@ -16,9 +18,15 @@ from __future__ import annotations
 
 from neuroxai.volumes._explain import HEATMAP_SUFFIX, MONTAGE_SUFFIX, VolumeExplanation, VolumeOutputs, Weighting, explain_volume
 from neuroxai.volumes._predict import (
+    DEFAULT_MIN_KNOWN,
+    DEFAULT_MIN_RUN,
+    DEFAULT_RULE,
+    DEFAULT_SLICE_THRESHOLD,
     DEFAULT_THRESHOLD,
     DEFAULT_TOP_K,
     NO_TUMOUR_CLASS,
+    REFER,
+    RULES,
     VolumeAnswer,
     VolumePrediction,
     model_slices,
@@ -28,11 +36,17 @@ from neuroxai.volumes._predict import (
 )
 
 __all__ = [
+    "DEFAULT_MIN_KNOWN",
+    "DEFAULT_MIN_RUN",
+    "DEFAULT_RULE",
+    "DEFAULT_SLICE_THRESHOLD",
     "DEFAULT_THRESHOLD",
     "DEFAULT_TOP_K",
     "HEATMAP_SUFFIX",
     "MONTAGE_SUFFIX",
     "NO_TUMOUR_CLASS",
+    "REFER",
+    "RULES",
     "VolumeAnswer",
     "VolumeExplanation",
     "VolumeOutputs",

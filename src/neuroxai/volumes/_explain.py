@@ -22,9 +22,14 @@ import numpy as np
 from neuroxai._records import Record
 from neuroxai.errors import ExplainError
 from neuroxai.volumes._predict import (
+    DEFAULT_MIN_KNOWN,
+    DEFAULT_MIN_RUN,
+    DEFAULT_RULE,
+    DEFAULT_SLICE_THRESHOLD,
     DEFAULT_THRESHOLD,
     DEFAULT_TOP_K,
     NO_TUMOUR_CLASS,
+    REFER,
     VolumePrediction,
     model_slices,
     predict_volume,
@@ -130,10 +135,16 @@ class VolumeExplanation:
         from matplotlib.figure import Figure
 
         exp = self.explanation
+        if exp is None or self.target is None:
+            return None
         chosen = self.prediction.carried_by if slices is None else tuple(int(s) for s in slices)
-        if exp is None or not chosen or self.target is None:
+        if not chosen and slices is None:  # e.g. referred for too few known slices: the most probable slices of the target
+            t = exp.class_names.index(self.target)
+            chosen = tuple(int(self.prediction.slices[r]) for r in np.argsort(-exp.probabilities[:, t], kind="stable")[:3])
+        if not chosen:
             return None
         order = self.prediction.slices
+        aside = set(self.prediction.set_aside)
         missing = [s for s in chosen if s not in order]
         if missing:
             raise ExplainError(
@@ -161,7 +172,8 @@ class VolumeExplanation:
             fig.text(
                 0.5,
                 1 - (top + 4) / fh,
-                f"slice {s} (of 0-{self.prediction.n_slices - 1}): p({self.target}) = {p:.3f}",
+                f"slice {s} (of 0-{self.prediction.n_slices - 1}): p({self.target}) = {p:.3f}"
+                + (" [set aside: unlike the training data]" if s in aside else ""),
                 ha="center",
                 va="top",
                 fontsize=9,
@@ -172,7 +184,8 @@ class VolumeExplanation:
     def _headline(self) -> str:
         pred = self.prediction
         answer = pred.answer if pred.answer is not None else "no answer"
-        return f"{pred.name}: volume answer {answer}\n{self.method} of {self.target} (2-D slice classifier, not a diagnosis)"
+        why = f" ({pred.reason})" if pred.reason else ""
+        return f"{pred.name}: volume answer {answer}{why}\n{self.method} of {self.target} (2-D slice classifier, not a diagnosis)"
 
     def save(
         self,
@@ -219,6 +232,21 @@ class VolumeExplanation:
         return VolumeOutputs(heatmap=str(heat), montage=montage)
 
 
+def _default_target(prediction: VolumePrediction) -> str | None:
+    """The class a volume is explained for by default: its answer, or for a referred volume the class a reader should check."""
+    answer = prediction.answer
+    if answer != REFER:
+        return answer
+    rule = prediction.rule
+    if rule.support or rule.evidence:
+        return max(rule.evidence, key=lambda c: (rule.support.get(c, 0), rule.evidence[c]))
+    candidates = [k for k, c in enumerate(prediction.class_names) if c != rule.no_tumour] or list(
+        range(len(prediction.class_names))
+    )
+    mean = np.asarray(prediction.probabilities, np.float64).mean(axis=0)
+    return prediction.class_names[max(candidates, key=lambda k: mean[k])]
+
+
 def _predictor_of(explainer: Explainer) -> Predictor:
     """The explainer's predictor, or one built from its model (class names, input size and range, head)."""
     from neuroxai.runs import Predictor
@@ -239,6 +267,10 @@ def explain_volume(
     prediction: VolumePrediction | None = None,
     weighting: Weighting = "probability",
     calibrated: bool = True,
+    rule: str = DEFAULT_RULE,
+    min_run: int = DEFAULT_MIN_RUN,
+    slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
+    min_known: int = DEFAULT_MIN_KNOWN,
     top_k: int = DEFAULT_TOP_K,
     threshold: float = DEFAULT_THRESHOLD,
     no_tumour: str | None = NO_TUMOUR_CLASS,
@@ -248,7 +280,8 @@ def explain_volume(
     """Explain one class on every brain slice of a volume, in batches.
 
     One class is explained for the whole volume: ``target`` if given, else the per-volume answer
-    (:func:`predict_volume`), so the heatmap volume shows where the slices hold evidence for that one
+    (:func:`predict_volume`; for a referred volume the tumour class with the most support, the one a
+    reader should check), so the heatmap volume shows where the slices hold evidence for that one
     class, and slices can be compared. Maps are resized back to the slices' size; skipped slices (no
     brain) are zero.
 
@@ -258,10 +291,14 @@ def explain_volume(
         volume: A volume from :func:`neuroxai.data.read_volume`.
         target: The class to explain (name or index); default: the volume's answer.
         prediction: The volume's :class:`VolumePrediction` when already computed (else computed here with
-            ``calibrated``, ``top_k``, ``threshold``, ``no_tumour``, ``level`` and ``min_fraction``).
+            ``calibrated``, the rule settings, ``level`` and ``min_fraction``).
         weighting: ``"probability"`` (default): each slice's map times its probability of the target;
             ``"none"``: maps as the method gives them.
         calibrated: See :func:`predict_volume`.
+        rule: See :func:`predict_volume`.
+        min_run: See :func:`predict_volume`.
+        slice_threshold: See :func:`predict_volume`.
+        min_known: See :func:`predict_volume`.
         top_k: See :func:`predict_volume`.
         threshold: See :func:`predict_volume`.
         no_tumour: See :func:`predict_volume`.
@@ -289,6 +326,10 @@ def explain_volume(
             volume,
             batch_size=explainer.batch_size,
             calibrated=calibrated,
+            rule=rule,
+            min_run=min_run,
+            slice_threshold=slice_threshold,
+            min_known=min_known,
             top_k=top_k,
             threshold=threshold,
             no_tumour=no_tumour,
@@ -302,7 +343,7 @@ def explain_volume(
         )
     names = tuple(explainer.class_names)
     if target is None:
-        chosen = prediction.answer
+        chosen = _default_target(prediction)
     elif isinstance(target, (int, np.integer)) and not isinstance(target, bool) and 0 <= int(target) < len(names):
         chosen = names[int(target)]
     elif isinstance(target, str) and target in names:

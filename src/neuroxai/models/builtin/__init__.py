@@ -9,16 +9,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from neuroxai.models._pretrained import PretrainedModel
 from neuroxai.models._spec import ModelSpec
 from neuroxai.models.builtin import cnn, efficientnet
 from neuroxai.plugins import hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
-    from neuroxai.models import ModelRegistry
+    from neuroxai.models import ModelRegistry, PretrainedRegistry
 
-__all__ = ["BUILTIN_SPECS", "neuroxai_register_models"]
+__all__ = ["BUILTIN_PRETRAINED", "BUILTIN_SPECS", "PRETRAINED_DIR", "neuroxai_register_models", "neuroxai_register_pretrained"]
 
 #: The specs this plugin registers.
 BUILTIN_SPECS: tuple[ModelSpec, ...] = (
@@ -47,3 +49,18 @@ def neuroxai_register_models(registry: ModelRegistry) -> None:
     """Register ``cnn`` and ``efficientnetb0``."""
     for spec in BUILTIN_SPECS:
         registry.register(spec)
+
+
+#: Where the shipped weights live: one run directory per pretrained model (package data).
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+
+#: The pretrained models neuroxai ships: ``(name, summary, {file: SHA-256})``. The digests are part of the code, so a
+#: damaged or replaced weights file is refused (:meth:`neuroxai.models.PretrainedModel.verified_folder`).
+BUILTIN_PRETRAINED: tuple[tuple[str, str, dict[str, str]], ...] = ()
+
+
+@hookimpl(tryfirst=True)
+def neuroxai_register_pretrained(registry: PretrainedRegistry) -> None:
+    """Register the weights neuroxai ships (:data:`BUILTIN_PRETRAINED`)."""
+    for name, summary, digests in BUILTIN_PRETRAINED:
+        registry.register(PretrainedModel(name=name, folder=str(PRETRAINED_DIR / name), sha256=dict(digests), summary=summary))
