@@ -14,7 +14,6 @@ The explainer is passed in (any object with ``explain(images, targets=...)`` ret
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import os
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from neuroxai._io import write_text
+from neuroxai._io import csv_text, write_text
 from neuroxai._progress import progress as _progress
 from neuroxai._records import Record
 from neuroxai.errors import DataError
@@ -69,6 +68,20 @@ class SelfMaskSummary(Record):
     threshold: float
 
 
+def _mask_png(heatmap: np.ndarray, image: str, threshold: float) -> bytes:
+    """A map thresholded at ``threshold`` of its range, at the image file's own size, as PNG bytes (white: tumour)."""
+    from PIL import Image
+
+    lo, hi = float(heatmap.min()), float(heatmap.max())
+    keep = heatmap >= lo + threshold * (hi - lo) if hi > lo else np.zeros(heatmap.shape, bool)
+    with Image.open(image) as im:
+        size = im.size
+    png = Image.fromarray((keep * 255).astype(np.uint8)).resize(size, Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    png.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def self_masks(
     dataset: Dataset,
     explainer: _Explainer,
@@ -104,8 +117,6 @@ def self_masks(
         >>> data, summary = self_masks(Dataset("my-scans"), Explainer(base, "gradcam"), "work/masks")  # doctest: +SKIP
         >>> Trainer(base.model, input_range=base.input_range, guidance="cam", epochs=8).fit(data)  # doctest: +SKIP
     """
-    from PIL import Image
-
     from neuroxai._io import prepare_output_dir, write_bytes
     from neuroxai.data import SPLITS, Dataset, load_images
 
@@ -150,16 +161,8 @@ def self_masks(
                 if label == no_tumour:
                     healthy += 1
                 elif path in read and maps is not None and probs is not None and int(probs[read[path]].argmax()) == y[k]:
-                    m = maps[read[path]]
-                    lo, hi = float(m.min()), float(m.max())
-                    keep = m >= lo + threshold * (hi - lo) if hi > lo else np.zeros_like(m, bool)
-                    with Image.open(path) as im:
-                        size = im.size
-                    png = Image.fromarray((keep * 255).astype(np.uint8)).resize(size, Image.Resampling.NEAREST)
-                    buf = io.BytesIO()
-                    png.save(buf, format="PNG")
                     name = f"masks/{split}-{start + k:06d}.png"
-                    write_bytes(folder.path / name, buf.getvalue())
+                    write_bytes(folder.path / name, _mask_png(maps[read[path]], path, threshold))
                     written.append(name)
                     mask_cell = str(folder.path / name)
                     made += 1
@@ -169,12 +172,8 @@ def self_masks(
                 rows.append([os.path.abspath(path), label, split, mask_cell, "" if group is None else str(group)])
             bar.update(len(chunk))
     bar.close()
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["path", "label", "split", "mask", "patient"])
-    writer.writerows(rows)
     manifest = folder.path / "manifest.csv"
-    write_text(manifest, buf.getvalue())
+    write_text(manifest, csv_text([["path", "label", "split", "mask", "patient"], *rows]))
     folder.finish([*written, "manifest.csv"])
     summary = SelfMaskSummary(
         manifest=str(manifest),
