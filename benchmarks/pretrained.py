@@ -98,6 +98,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=30, help="stage train: epochs of the chosen setting (default: 30)")
     p.add_argument("--settings", nargs="+", default=None, metavar="NAME", help="stage tune: only these settings")
     p.add_argument("--force", action="store_true", help="redo stages whose output exists")
+    p.add_argument(
+        "--split",
+        choices=("val", "test"),
+        default="test",
+        help="stages evaluate and finetune: the data measured (test: once, for the record; val: to try the code)",
+    )
+    p.add_argument("--run", default=None, metavar="RUN_DIR", help="stage evaluate: this run instead of the chosen one")
     args = p.parse_args(argv)
     if not args.kaggle or not args.figshare:
         p.error("give --kaggle and --figshare (or set NEUROXAI_DATA and NEUROXAI_FIGSHARE)")
@@ -363,6 +370,208 @@ def train(args: argparse.Namespace, t0: float) -> Path:
     return run
 
 
+# ---------------------------------------------------------------------------------------------------- evaluate
+def _figshare_arrays(predictor: Any, fig: Any, split: str) -> tuple[Any, Any, Any]:
+    """Figshare slices of ``split`` at the model's input, labels in the model's class order, masks."""
+    import numpy as np
+
+    h, w, c = predictor.input_shape
+    x, y, masks = fig.arrays(split, image_size=(h, w), channels=c, input_range=predictor.input_range, with_masks=True)
+    names = list(predictor.class_names)
+    return x, np.asarray([names.index(fig.class_names[int(k)]) for k in y]), masks
+
+
+def _kaggle_measures(predictor: Any, kaggle: Any, joint: Any, split: str) -> dict[str, Any]:
+    """Kaggle Testing: plain, without byte-identical copies of Training, and without near copies of anything the
+    joint model was fitted on (its train and validation data: Kaggle and figshare slices). ``split="val"`` measures
+    the Kaggle validation images the same way (against the training data only), to try the code without the test
+    data."""
+    import numpy as np
+
+    from neuroxai.data import find_copies
+    from neuroxai.runs import calibration_metrics, classification_metrics, predict_array
+
+    h, w, c = predictor.input_shape
+    x, y = kaggle.arrays(split, image_size=(h, w), channels=c, input_range=predictor.input_range)
+    proba = predictor.predict_batch(x, 64)
+    raw = predict_array(predictor.model, x, 64)
+    names = tuple(predictor.class_names)
+    paths = [str(p) for p in kaggle.paths(split)]
+    exact = {int(i) for i in kaggle.duplicate_test_indices()} if split == "test" else set()
+    seen = ("train", "val") if split == "test" else ("train",)
+    copies = find_copies(kaggle, joint, splits=(split,), other_splits=seen, progress=False)
+    near = {m.name for m in copies.copies}
+    related = near | {m.name for m in copies.related}
+    keep = np.asarray([i not in exact and p not in near for i, p in enumerate(paths)])
+    strict = np.asarray([i not in exact and p not in related for i, p in enumerate(paths)])
+
+    def summary(mask: Any) -> dict[str, Any]:
+        m = classification_metrics(y[mask], proba[mask], names)
+        before = calibration_metrics(y[mask], raw[mask])
+        after = calibration_metrics(y[mask], proba[mask])
+        return {
+            "n": int(mask.sum()),
+            "accuracy": m.accuracy,
+            "per_class": {
+                r.name: {"precision": r.precision, "recall": r.recall, "f1": r.f1, "support": r.support} for r in m.per_class
+            },
+            "confusion_matrix": m.confusion_matrix,
+            "macro_auc": m.macro_auc,
+            "ece_before_temperature": before.ece,
+            "ece": after.ece,
+        }
+
+    return {
+        "plain": summary(np.ones(len(y), bool)),
+        "dedup": summary(keep),
+        "strict": summary(strict),
+        "removed": {"byte_identical": len(exact), "near_copies": int((~keep).sum()), "strict": int((~strict).sum())},
+        "ood_flagged": None if predictor.ood is None else float(predictor.ood.flags(predictor.predict_with_ood(x, 64)[1]).mean()),
+        "temperature": predictor.temperature,
+    }
+
+
+def _size_tertiles(predictor: Any, x: Any, y: Any, masks: Any) -> dict[str, Any]:
+    """Accuracy (three tumour classes) and Grad-CAM pointing game per tertile of the tumour's area."""
+    import numpy as np
+
+    from neuroxai import Explainer
+    from neuroxai.evaluation import center_prior_map, pointing_game
+
+    proba = predictor.predict_batch(x, 64)
+    names = list(predictor.class_names)
+    tumour = [names.index(n) for n in ("glioma", "meningioma", "pituitary")]
+    pred3 = np.asarray(tumour)[proba[:, tumour].argmax(1)]
+    maps = Explainer(predictor, "gradcam", batch_size=64).explain(x, targets=y).maps
+    hits = pointing_game(maps, masks)
+    centre = pointing_game(center_prior_map(masks.shape), masks)
+    area = masks.reshape(len(masks), -1).mean(1)
+    edges = np.quantile(area, [0, 1 / 3, 2 / 3, 1])
+    bins = np.clip(np.searchsorted(edges, area, side="right") - 1, 0, 2)
+    out = {}
+    for k, name in enumerate(("small", "medium", "large")):
+        sel = bins == k
+        out[name] = {
+            "n": int(sel.sum()),
+            "area_percent": [round(100 * float(edges[k]), 3), round(100 * float(edges[k + 1]), 3)],
+            "accuracy_3_classes": float((pred3[sel] == y[sel]).mean()),
+            "pointing_game": float(hits[sel].mean()),
+            "center_prior_pointing_game": float(centre[sel].mean()),
+        }
+    return out
+
+
+def evaluate(args: argparse.Namespace, t0: float, run: Path | None = None, name: str = "final") -> dict[str, Any]:
+    """Stage evaluate: the test data, once, for the record (every figure of the model card)."""
+    import numpy as np
+
+    import neuroxai
+    from neuroxai._io import write_json
+    from neuroxai.runs import calibration_metrics, predict_array
+
+    dest = Path(args.out) / f"{args.split}-{name}.json"
+    if dest.is_file() and not args.force:
+        return json.loads(dest.read_text())
+    run = run or (Path(args.run) if args.run else train(args, t0))
+    predictor = neuroxai.load(run)
+    kaggle, fig, joint = kaggle_dataset(args), figshare_dataset(args), joint_dataset(args, t0)
+    start = time.perf_counter()
+    split = args.split
+    result: dict[str, Any] = {
+        "run": str(run),
+        "name": name,
+        "split": split,
+        "kaggle": _kaggle_measures(predictor, kaggle, joint, split),
+    }
+    log(f"{name}: Kaggle {split} {json.dumps({k: result['kaggle'][k]['accuracy'] for k in ('plain', 'dedup', 'strict')})}", t0)
+    x, y, masks = _figshare_arrays(predictor, fig, split)
+    raw = predict_array(predictor.model, x, 64)
+    proba = predictor.predict_batch(x, 64)
+    result["figshare_calibration"] = {
+        "ece_before_temperature": calibration_metrics(y, raw).ece,
+        "ece": calibration_metrics(y, proba).ece,
+    }
+    result["figshare_ood_flagged"] = (
+        None if predictor.ood is None else float(predictor.ood.flags(predictor.predict_with_ood(x, 64)[1]).mean())
+    )
+    result["by_size"] = _size_tertiles(predictor, x, y, masks)
+    from localization import evaluate_run  # the sibling benchmark: every method, reliance, faithfulness, sanity
+
+    loc_args = argparse.Namespace(split=split, n_faithfulness=96, n_sanity=16)
+    result["figshare"] = evaluate_run(run, name, fig, loc_args, t0)
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    result["wrong_figshare"] = [
+        {
+            "path": str(fig.paths("test")[i]),
+            "true": predictor.class_names[int(y[i])],
+            "predicted": predictor.class_names[int(proba[i].argmax())],
+        }
+        for i in np.flatnonzero(proba.argmax(1) != y)
+    ]
+    write_json(dest, result)
+    log(f"{name}: evaluated in {result['seconds']:.0f} s -> {dest}", t0)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------- finetune
+def finetune(args: argparse.Namespace, t0: float) -> dict[str, Any]:
+    """Stage finetune: the chosen model fine-tuned on Kaggle only (no masks), plainly and guided by its own maps."""
+    import neuroxai
+    from neuroxai import Dataset, Explainer, Trainer
+    from neuroxai._io import write_json, write_text
+    from neuroxai.training import MaskGuidance, self_masks
+
+    dest = Path(args.out) / "finetune.json"
+    if dest.is_file() and not args.force:
+        return json.loads(dest.read_text())
+    base_run = train(args, t0)
+    rows = [line.split(",") for line in (Path(args.runs) / "joint.csv").read_text().splitlines()[1:]]
+    kaggle_rows = [r for r in rows if not r[4]]  # the joint data's Kaggle images (no patient): no masks
+    folder = Path(args.runs) / "finetune"
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "kaggle.csv"
+    write_text(manifest, "path,label,split\n" + "".join(f"{r[0]},{r[1]},{r[2]}\n" for r in kaggle_rows))
+    data = Dataset(manifest, allow_outside_root=True, progress=False)
+    results: dict[str, Any] = {"epochs": FINETUNE_EPOCHS, "learning_rate": FINETUNE_LR, "weight": FINETUNE_WEIGHT, "runs": {}}
+    for kind in ("plain", "self-masks"):
+        run = folder / kind
+        if not (run / "model.keras").is_file() or args.force:
+            base = neuroxai.load(base_run)  # a fresh copy of the shipped weights each time
+            train_data, guidance = data, None
+            if kind == "self-masks":
+                masks_dir = folder / "masks"
+                shutil_rmtree(masks_dir)
+                train_data, summary = self_masks(data, Explainer(base, "gradcam"), masks_dir, progress=False)
+                results["self_masks"] = summary.to_dict()
+                guidance = MaskGuidance("cam", weight=FINETUNE_WEIGHT)
+            trainer = Trainer(
+                base.model,
+                input_range=base.input_range,
+                epochs=FINETUNE_EPOCHS,
+                learning_rate=FINETUNE_LR,
+                guidance=guidance,
+                seed=SEED,
+                progress=True,
+            )
+            start = time.perf_counter()
+            trainer.fit(train_data, out_dir=run, overwrite=True)
+            log(f"finetune {kind}: {time.perf_counter() - start:.0f} s", t0)
+        results["runs"][kind] = evaluate(args, t0, run=run, name=f"finetune-{kind}")
+    write_json(dest, results)
+    return results
+
+
+#: Fine-tuning on Kaggle only (stage finetune): a short run at a tenth of the training learning rate, and the
+#: guidance weight of the shipped model's own training.
+FINETUNE_EPOCHS, FINETUNE_LR, FINETUNE_WEIGHT = 8, 1e-4, 5.0
+
+
+def shutil_rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t0 = time.perf_counter()
@@ -371,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
         "manifest": lambda: manifest(args, t0),
         "tune": lambda: tune(args, t0),
         "train": lambda: train(args, t0),
+        "evaluate": lambda: evaluate(args, t0),
+        "finetune": lambda: finetune(args, t0),
     }
     for name, run in stages.items():
         if args.stage in ("all", name):
