@@ -416,7 +416,7 @@ def _kaggle_measures(predictor: Any, kaggle: Any, joint: Any, split: str) -> dic
                 r.name: {"precision": r.precision, "recall": r.recall, "f1": r.f1, "support": r.support} for r in m.per_class
             },
             "confusion_matrix": m.confusion_matrix,
-            "macro_auc": m.macro_auc,
+            "macro_auc": m.roc_auc,
             "ece_before_temperature": before.ece,
             "ece": after.ece,
         }

@@ -87,10 +87,15 @@ def test_slices_outside_what_the_model_knows_are_set_aside():
     assert "3 of 10 brain slices set aside as unlike the training data" in rule.reason
 
     ood[:] = True
-    ood[:2] = False  # two known slices: too few to judge
+    ood[:2] = False  # most of the scan looks like nothing the model was trained on: refer it whole
     rule = volume_answer(p, range(10), CLASSES, ood=ood)
-    assert rule.answer == "refer" and rule.carried_by == () and "only 2 of 10 brain slices" in rule.reason
-    assert volume_answer(p, range(10), CLASSES, ood=ood, min_known=2).answer == "notumor"
+    assert rule.answer == "refer" and rule.carried_by == () and "8 of 10 brain slices are unlike" in rule.reason
+    rule = volume_answer(p, range(10), CLASSES, ood=ood, max_aside=1.0)  # two known slices: too few to judge
+    assert rule.answer == "refer" and "only 2 of 10 brain slices" in rule.reason
+    assert volume_answer(p, range(10), CLASSES, ood=ood, max_aside=1.0, min_known=2).answer == "notumor"
+    ood[:] = False
+    ood[:5] = True  # half set aside is not more than half: the other half decides
+    assert volume_answer(p, range(10), CLASSES, ood=ood).answer == "notumor"
 
 
 def test_consistent_rule_without_a_no_tumour_class():
@@ -126,6 +131,7 @@ def test_rule_with_no_slices_gives_no_answer_and_checks_settings():
         {"min_run": 0},
         {"slice_threshold": -0.1},
         {"min_known": 0},
+        {"max_aside": 1.5},
         {"rule": "majority"},
     )
     for bad in bad_settings:

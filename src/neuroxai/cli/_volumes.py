@@ -64,6 +64,7 @@ def parse_window(text: str) -> Window:
 def add_volume_options(parser: argparse.ArgumentParser) -> None:
     """The scanner-volume options of ``predict`` and ``explain`` (same names, same defaults)."""
     from neuroxai.volumes import (
+        DEFAULT_MAX_ASIDE,
         DEFAULT_MIN_KNOWN,
         DEFAULT_MIN_RUN,
         DEFAULT_RULE,
@@ -123,6 +124,14 @@ def add_volume_options(parser: argparse.ArgumentParser) -> None:
         help=f"rule consistent: slices like the training data a volume needs, else refer (default: {DEFAULT_MIN_KNOWN})",
     )
     group.add_argument(
+        "--volume-max-aside",
+        type=_probability,
+        default=DEFAULT_MAX_ASIDE,
+        metavar="SHARE",
+        help=f"rule consistent: refer a scan when more than this share of its brain slices is unlike the training data "
+        f"(default: {DEFAULT_MAX_ASIDE})",
+    )
+    group.add_argument(
         "--volume-top-k",
         type=positive_int,
         default=DEFAULT_TOP_K,
@@ -156,6 +165,7 @@ def predict_options(args: argparse.Namespace) -> dict[str, Any]:
         "min_run": args.volume_min_run,
         "slice_threshold": args.volume_slice_threshold,
         "min_known": args.volume_min_known,
+        "max_aside": args.volume_max_aside,
         "top_k": args.volume_top_k,
         "threshold": args.volume_threshold,
         "no_tumour": args.volume_no_tumour,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from neuroxai.volumes._explain import HEATMAP_SUFFIX, MONTAGE_SUFFIX, VolumeExplanation, VolumeOutputs, Weighting, explain_volume
 from neuroxai.volumes._predict import (
+    DEFAULT_MAX_ASIDE,
     DEFAULT_MIN_KNOWN,
     DEFAULT_MIN_RUN,
     DEFAULT_RULE,
@@ -36,6 +37,7 @@ from neuroxai.volumes._predict import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_ASIDE",
     "DEFAULT_MIN_KNOWN",
     "DEFAULT_MIN_RUN",
     "DEFAULT_RULE",

@@ -22,6 +22,7 @@ import numpy as np
 from neuroxai._records import Record
 from neuroxai.errors import ExplainError
 from neuroxai.volumes._predict import (
+    DEFAULT_MAX_ASIDE,
     DEFAULT_MIN_KNOWN,
     DEFAULT_MIN_RUN,
     DEFAULT_RULE,
@@ -271,6 +272,7 @@ def explain_volume(
     min_run: int = DEFAULT_MIN_RUN,
     slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
     min_known: int = DEFAULT_MIN_KNOWN,
+    max_aside: float = DEFAULT_MAX_ASIDE,
     top_k: int = DEFAULT_TOP_K,
     threshold: float = DEFAULT_THRESHOLD,
     no_tumour: str | None = NO_TUMOUR_CLASS,
@@ -299,6 +301,7 @@ def explain_volume(
         min_run: See :func:`predict_volume`.
         slice_threshold: See :func:`predict_volume`.
         min_known: See :func:`predict_volume`.
+        max_aside: See :func:`predict_volume`.
         top_k: See :func:`predict_volume`.
         threshold: See :func:`predict_volume`.
         no_tumour: See :func:`predict_volume`.
@@ -330,6 +333,7 @@ def explain_volume(
             min_run=min_run,
             slice_threshold=slice_threshold,
             min_known=min_known,
+            max_aside=max_aside,
             top_k=top_k,
             threshold=threshold,
             no_tumour=no_tumour,

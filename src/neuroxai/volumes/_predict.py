@@ -9,7 +9,10 @@ Rule ``"consistent"`` (the default), with the run's no-tumour class present (``n
 1. **Set aside** the brain slices outside what the model knows: those whose out-of-distribution score is
    above the run's threshold (:class:`~neuroxai.runs.OODDetector`; a run without one sets none aside).
    The others are the *known* slices.
-2. Fewer than ``min_known`` known slices: **refer** (the model cannot judge this scan).
+2. More than ``max_aside`` (half) of the brain slices set aside, or fewer than ``min_known`` known slices:
+   **refer** (the model cannot judge this scan: a scan most of whose slices look like nothing in the
+   training data comes from another sequence, protocol or population, and its remaining slices are
+   shifted too, only less visibly).
 3. A tumour class is *supported* by a run of adjacent known slices (consecutive slice indices) whose
    probability of that class is at least ``slice_threshold``; its support is the longest such run. The
    class with the longest run of at least ``min_run`` slices is the answer (ties: the higher mean
@@ -45,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.runs import Predictor
 
 __all__ = [
+    "DEFAULT_MAX_ASIDE",
     "DEFAULT_MIN_KNOWN",
     "DEFAULT_MIN_RUN",
     "DEFAULT_RULE",
@@ -78,6 +82,8 @@ DEFAULT_MIN_RUN = 3
 DEFAULT_SLICE_THRESHOLD = 0.9
 #: Rule "consistent": known (in-distribution) brain slices a volume needs for any answer but refer.
 DEFAULT_MIN_KNOWN = 3
+#: Rule "consistent": above this share of brain slices set aside, the whole scan is referred.
+DEFAULT_MAX_ASIDE = 0.5
 #: Rule "top-k": brain slices whose probabilities are averaged into a class's evidence.
 DEFAULT_TOP_K = 3
 #: Rule "top-k": evidence a tumour class needs to be the volume's answer.
@@ -105,6 +111,7 @@ class VolumeAnswer(Record):
         min_run: Rule "consistent": adjacent slices a tumour class needed.
         slice_threshold: Rule "consistent": probability each needed.
         min_known: Rule "consistent": known slices needed for an answer other than refer.
+        max_aside: Rule "consistent": the largest share of brain slices set aside before the scan is referred.
     """
 
     answer: str | None
@@ -120,6 +127,7 @@ class VolumeAnswer(Record):
     min_run: int = DEFAULT_MIN_RUN
     slice_threshold: float = DEFAULT_SLICE_THRESHOLD
     min_known: int = DEFAULT_MIN_KNOWN
+    max_aside: float = DEFAULT_MAX_ASIDE
 
 
 def _whole(name: str, value: object, low: int) -> int:
@@ -143,6 +151,7 @@ def _check_rule(
     min_run: int = DEFAULT_MIN_RUN,
     slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
     min_known: int = DEFAULT_MIN_KNOWN,
+    max_aside: float = DEFAULT_MAX_ASIDE,
 ) -> str | None:
     if rule not in RULES:
         raise DataError(f"Unknown per-volume rule {rule!r}; expected one of {', '.join(RULES)}.")
@@ -151,6 +160,7 @@ def _check_rule(
     _whole("min_run", min_run, 1)
     _probability("slice_threshold", slice_threshold)
     _whole("min_known", min_known, 1)
+    _probability("max_aside", max_aside)
     if no_tumour is None or no_tumour in class_names:
         return no_tumour
     if no_tumour != NO_TUMOUR_CLASS:  # a name given on purpose must exist
@@ -193,6 +203,7 @@ def volume_answer(
     min_run: int = DEFAULT_MIN_RUN,
     slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
     min_known: int = DEFAULT_MIN_KNOWN,
+    max_aside: float = DEFAULT_MAX_ASIDE,
     top_k: int = DEFAULT_TOP_K,
     threshold: float = DEFAULT_THRESHOLD,
     no_tumour: str | None = NO_TUMOUR_CLASS,
@@ -208,6 +219,7 @@ def volume_answer(
         min_run: Rule "consistent": adjacent known slices a tumour class needs.
         slice_threshold: Rule "consistent": probability each of them needs.
         min_known: Rule "consistent": known slices needed for an answer other than refer.
+        max_aside: Rule "consistent": the largest share of brain slices set aside before the scan is referred.
         top_k: Rule "top-k": slices averaged into each class's evidence.
         threshold: Rule "top-k": evidence a tumour class needs (with a no-tumour class).
         no_tumour: The no-tumour class; the default ``notumor`` is optional (the rule runs without one
@@ -227,7 +239,7 @@ def volume_answer(
         'refer'
     """
     names = tuple(str(c) for c in class_names)
-    no_tumour = _check_rule(names, top_k, threshold, no_tumour, rule, min_run, slice_threshold, min_known)
+    no_tumour = _check_rule(names, top_k, threshold, no_tumour, rule, min_run, slice_threshold, min_known, max_aside)
     p = np.asarray(probabilities, dtype=np.float64)
     index = np.asarray(slices, dtype=np.int64)
     flags = np.zeros(len(index), bool) if ood is None else np.asarray(ood, dtype=bool)
@@ -251,6 +263,7 @@ def volume_answer(
         min_run=int(min_run),
         slice_threshold=float(slice_threshold),
         min_known=int(min_known),
+        max_aside=float(max_aside),
     )
     if len(p) == 0:
         return replace(blank, reason="no slice holds brain")
@@ -260,6 +273,12 @@ def volume_answer(
     aside = f"; {len(set_aside)} of {len(index)} brain slices set aside as unlike the training data" if set_aside else ""
     if rule == "top-k":
         return _top_k(kp, kindex, names, candidates, aside, blank)
+    if len(set_aside) > max_aside * len(index):
+        reason = (
+            f"{len(set_aside)} of {len(index)} brain slices are unlike the training data (more than {max_aside:.0%}): the "
+            "scan differs from what the model was trained on (another sequence, protocol or population?)"
+        )
+        return replace(blank, answer=REFER, reason=reason)
     if len(kp) < min_known:
         reason = (
             f"only {len(kp)} of {len(index)} brain slices are like the training data (needs {min_known}): "
@@ -469,6 +488,7 @@ def predict_volume(
     min_run: int = DEFAULT_MIN_RUN,
     slice_threshold: float = DEFAULT_SLICE_THRESHOLD,
     min_known: int = DEFAULT_MIN_KNOWN,
+    max_aside: float = DEFAULT_MAX_ASIDE,
     top_k: int = DEFAULT_TOP_K,
     threshold: float = DEFAULT_THRESHOLD,
     no_tumour: str | None = NO_TUMOUR_CLASS,
@@ -494,6 +514,7 @@ def predict_volume(
         min_run: Rule "consistent": adjacent known slices a tumour class needs.
         slice_threshold: Rule "consistent": probability each of them needs.
         min_known: Rule "consistent": known slices needed for an answer other than refer.
+        max_aside: Rule "consistent": the largest share of brain slices set aside before the scan is referred.
         top_k: Rule "top-k": slices averaged into each class's evidence.
         threshold: Rule "top-k": evidence a tumour class needs to be the answer.
         no_tumour: The no-tumour class (see :func:`volume_answer`).
@@ -515,7 +536,7 @@ def predict_volume(
     from neuroxai.data import brain_slices
 
     names = tuple(predictor.class_names)
-    _check_rule(names, top_k, threshold, no_tumour, rule, min_run, slice_threshold, min_known)  # before any work
+    _check_rule(names, top_k, threshold, no_tumour, rule, min_run, slice_threshold, min_known, max_aside)  # before any work
     shown = volume.slices_uint8()
     brain = np.asarray(brain_slices(shown, level=level, min_fraction=min_fraction), dtype=bool)
     index = np.flatnonzero(brain)
@@ -537,6 +558,7 @@ def predict_volume(
         min_run=min_run,
         slice_threshold=slice_threshold,
         min_known=min_known,
+        max_aside=max_aside,
         top_k=top_k,
         threshold=threshold,
         no_tumour=no_tumour,
