@@ -22,7 +22,10 @@ Stages (each skips what is already done; ``--force`` redoes it):
    tumour size (tertiles of the mask area).
 6. **finetune**: fine-tune the chosen model on Kaggle ``Training/`` only (no masks), plainly and with its own maps as
    guidance targets (:func:`neuroxai.training.self_masks`), and measure what each keeps of its localization.
-7. **report**: ``pretrained.json`` and ``summary.rst`` in ``--out`` from the JSON of the stages only.
+7. **report**: ``pretrained.json``, ``model_card.json`` and ``model_card.rst`` in ``--out``, from the JSON of the
+   stages only (and ``benchmarks/ood.py``'s ``ood.json`` beside ``--out`` when present).
+8. **ship**: the chosen run's model, spec and card into ``src/neuroxai/models/pretrained/cnn-mri4-v1/`` and their
+   SHA-256 digests into ``src/neuroxai/models/builtin/_shipped.py``.
 
 Example (the figures of docs/results.rst, "The shipped model")::
 
@@ -91,7 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, metavar="DIR", help="where the JSON and tables go")
     p.add_argument(
         "--stage",
-        choices=("all", "audit", "manifest", "tune", "train", "evaluate", "finetune", "report"),
+        choices=("all", "audit", "manifest", "tune", "train", "evaluate", "finetune", "report", "ship"),
         default="all",
     )
     p.add_argument("--tune-epochs", type=int, default=12, help="stage tune: epochs per run (default: 12)")
@@ -572,6 +575,406 @@ def shutil_rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+# ---------------------------------------------------------------------------------------------------- report + ship
+#: The shipped name of the chosen model.
+NAME = "cnn-mri4-v1"
+#: Where the shipped weights go (package data) and the generated module with their digests.
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "neuroxai" / "models"
+COMMANDS = {
+    "audit": "python benchmarks/pretrained.py --stage audit --kaggle KAGGLE --figshare FIGSHARE --runs RUNS --out docs/results/pretrained",
+    "train": "python benchmarks/pretrained.py --stage train --kaggle KAGGLE --figshare FIGSHARE --runs RUNS --out docs/results/pretrained",
+    "evaluate": "python benchmarks/pretrained.py --stage evaluate --kaggle KAGGLE --figshare FIGSHARE --runs RUNS --out docs/results/pretrained",
+    "finetune": "python benchmarks/pretrained.py --stage finetune --kaggle KAGGLE --figshare FIGSHARE --runs RUNS --out docs/results/pretrained",
+    "ood": "python benchmarks/ood.py --run RUNS/final/joint-cam5 --kaggle KAGGLE --figshare FIGSHARE --out docs/results/ood",
+}
+LICENCES = (
+    {
+        "name": "Brain Tumor MRI Dataset (Kaggle)",
+        "licence": "CC0-1.0",
+        "attribution": "Masoud Nickparvar, Brain Tumor MRI Dataset, Kaggle (2021); it merges the figshare, SARTAJ and Br35H collections",
+    },
+    {
+        "name": "figshare brain tumour dataset (T1 contrast-enhanced slices with tumour masks)",
+        "licence": "CC-BY-4.0",
+        "attribution": (
+            "Jun Cheng et al., Enhanced performance of brain tumor classification via tumor region augmentation and "
+            "partition, PLoS ONE 10(10): e0140381 (2015); Jun Cheng et al., Retrieval of brain tumors by adaptive "
+            "spatial pooling and Fisher vector representation, PLoS ONE 11(6): e0157112 (2016)"
+        ),
+    },
+)
+
+
+def _r(v: Any, digits: int = 4) -> Any:
+    return None if v is None else round(float(v), digits)
+
+
+def headline(test: dict[str, Any]) -> dict[str, Any]:
+    """The figures of the model card from the evaluate stage's JSON."""
+    fig = test["figshare"]
+    loc = fig["localization"]["gradcam"]["overall"]
+    rel = (fig.get("reliance") or {}).get("overall") or {}
+    sanity = fig["sanity"].get("gradcam", {})
+    k = test["kaggle"]
+    return {
+        "kaggle_test_accuracy": _r(k["plain"]["accuracy"]),
+        "kaggle_test_accuracy_dedup": _r(k["dedup"]["accuracy"]),
+        "kaggle_test_accuracy_strict": _r(k["strict"]["accuracy"]),
+        "kaggle_test_images": [k["plain"]["n"], k["dedup"]["n"], k["strict"]["n"]],
+        "kaggle_test_ece": _r(k["plain"]["ece"]),
+        "figshare_test_accuracy_3_classes": _r(fig["accuracy_3_classes"]),
+        "figshare_test_accuracy_4_classes": _r(fig["accuracy"]),
+        "figshare_test_images": fig["n_images"],
+        "figshare_test_patients": fig["n_patients"],
+        "figshare_test_ece": _r(test["figshare_calibration"]["ece"]),
+        "gradcam_pointing_game": _r(loc["method"]["pointing_game"]),
+        "gradcam_energy": _r(loc["method"]["energy"]),
+        "gradcam_dice": _r(loc["method"]["dice"]),
+        "center_prior_pointing_game": _r(loc["center_prior"]["pointing_game"]),
+        "center_prior_energy": _r(loc["center_prior"]["energy"]),
+        "center_prior_dice": _r(loc["center_prior"]["dice"]),
+        "uniform_energy": _r(loc["uniform"]["energy"]),
+        "uniform_dice": _r(loc["uniform"]["dice"]),
+        "tumour_reliance_ratio": _r(rel.get("ratio"), 2),
+        "tumour_drop": _r(rel.get("tumour_drop")),
+        "control_drop": _r(rel.get("control_drop")),
+        "sanity_passed": sanity.get("passed"),
+        "sanity_spearman": _r((sanity.get("final") or {}).get("spearman"), 3),
+        "by_size": test["by_size"],
+    }
+
+
+#: The targets of the work that produced the model (issue 25), for the "reached / not reached" column.
+TARGETS = {
+    "kaggle_test_accuracy": (">=", 0.985),
+    "kaggle_test_accuracy_dedup": (">=", 0.983),
+    "figshare_test_accuracy_3_classes": (">=", 0.95),
+    "gradcam_pointing_game": (">=", 0.90),
+    "gradcam_energy": (">=", 0.45),
+    "gradcam_dice": (">=", 0.55),
+    "tumour_reliance_ratio": (">=", 5.0),
+    "kaggle_test_ece": ("<=", 0.02),
+    "figshare_test_ece": ("<=", 0.02),
+}
+
+
+def report(args: argparse.Namespace, t0: float) -> dict[str, Any]:
+    """Stage report: pretrained.json, model_card.json (shipped) and the docs' tables, from the stages' JSON only."""
+    from neuroxai._io import write_json, write_text
+
+    out = Path(args.out)
+    test = json.loads((out / "test-final.json").read_text())
+    tuning = json.loads((out / "tuning.json").read_text())
+    audit_data = json.loads((out / "audit.json").read_text())
+    joint = json.loads((out / "joint_data.json").read_text())
+    fine = json.loads((out / "finetune.json").read_text()) if (out / "finetune.json").is_file() else None
+    spec = json.loads((Path(test["run"]) / "neuroxai.json").read_text())
+    bench = json.loads((Path(test["run"]) / "benchmark.json").read_text())
+    head = headline(test)
+    reached = {
+        key: (head[key] >= v if op == ">=" else head[key] <= v) for key, (op, v) in TARGETS.items() if head.get(key) is not None
+    }
+    summary = {
+        "name": NAME,
+        "chosen": tuning["chosen"],
+        "rule": tuning["rule"],
+        "tuning": [{"name": r["name"], "setting": r["setting"], "epochs": r["epochs"], "val": r["val"]} for r in tuning["runs"]],
+        "training_seconds": bench["train_seconds"],
+        "epochs_trained": spec["epochs_trained"],
+        "test": head,
+        "targets": {
+            k: {"target": f"{op} {v}", "value": head.get(k), "reached": reached.get(k)} for k, (op, v) in TARGETS.items()
+        },
+        "audit": {k: v for k, v in audit_data.items() if k != "matches"},
+        "joint_data": joint,
+        "finetune": None if fine is None else {kind: headline(r) for kind, r in fine["runs"].items()},
+        "commands": COMMANDS,
+    }
+    write_json(out / "pretrained.json", summary)
+    ood = json.loads((out.parent / "ood" / "ood.json").read_text()) if (out.parent / "ood" / "ood.json").is_file() else None
+    card = model_card(spec, summary, ood, bench)
+    write_json(out / "model_card.json", card)
+    write_text(out / "model_card.rst", card_rst(card, summary, ood))
+    log(f"report: {out}/pretrained.json, model_card.json, model_card.rst", t0)
+    return summary
+
+
+def model_card(
+    spec: dict[str, Any], summary: dict[str, Any], ood: dict[str, Any] | None, bench: dict[str, Any]
+) -> dict[str, Any]:
+    """The facts of ``model_card.json`` (a :class:`neuroxai.models.ModelCard`)."""
+    import datetime as dt
+
+    head = summary["test"]
+    results = {
+        key: {"value": head[key], "split": split, "command": COMMANDS["evaluate"]}
+        for key, split in (
+            ("kaggle_test_accuracy", "Kaggle Testing, 1311 images"),
+            ("kaggle_test_accuracy_dedup", "Kaggle Testing without copies of anything the model was fitted on"),
+            ("figshare_test_accuracy_3_classes", "figshare test patients (37), three tumour classes"),
+            ("gradcam_pointing_game", "figshare test patients, Grad-CAM of the true class"),
+            ("gradcam_energy", "figshare test patients"),
+            ("gradcam_dice", "figshare test patients, map thresholded at half its range"),
+            ("tumour_reliance_ratio", "figshare test patients: probability drop, tumour blurred / same area elsewhere"),
+            ("kaggle_test_ece", "Kaggle Testing, after temperature scaling"),
+            ("figshare_test_ece", "figshare test patients, after temperature scaling"),
+        )
+    }
+    if ood is not None:
+        for group, g in ood["slices"]["groups"].items():
+            results[f"ood_auroc_{group.replace(' ', '_')}"] = {
+                "value": round(g["auroc"], 4),
+                "split": f"{g['n']} images",
+                "command": COMMANDS["ood"],
+            }
+        results["healthy_volume_specificity"] = {
+            "value": ood["specificity"],
+            "split": f"{len(ood['healthy_volumes'])} healthy volumes",
+            "command": COMMANDS["ood"],
+        }
+        results["tumour_volume_sensitivity"] = {
+            "value": round(ood["sensitivity"], 4),
+            "split": f"{len(ood['tumour_volumes'])} figshare test patients stacked",
+            "command": COMMANDS["ood"],
+        }
+    sizes = head["by_size"]
+    return {
+        "name": NAME,
+        "summary": "Four-class brain MRI slice classifier (glioma, meningioma, no tumour, pituitary) whose Grad-CAM points at the tumour",
+        "model": {"name": spec["model"], "options": spec["settings"]["model_options"], "target_layer": spec["target_layer"]},
+        "classes": spec["class_names"],
+        "input": {
+            "shape": spec["input_shape"],
+            "range": spec["input_range"],
+            "preprocessing": (
+                "any image or scanner slice becomes 8-bit grayscale (ITU-R 601 luma for colour), is resized to 128x128 "
+                "(bilinear, antialiased) and scaled to [0, 1]; Predictor.preprocess does all of it"
+            ),
+            "expects": "2-D axial, coronal or sagittal T1 (contrast-enhanced) or T2 brain MRI slices with the skull, as in the Kaggle set",
+        },
+        "intended_use": (
+            "Research, teaching and benchmarking of explainable brain-tumour MRI classification, and a starting point "
+            "for fine-tuning. Not for clinical use: it is not a medical device, it has not been validated on "
+            "clinical scans, and its answer is not a diagnosis."
+        ),
+        "training_data": [
+            {
+                **LICENCES[0],
+                "used": (
+                    f"Training/ minus {summary['joint_data']['dropped_kaggle_images']} images that are figshare slices or "
+                    "probably of a figshare validation or test patient (neuroxai.data.find_copies)"
+                ),
+            },
+            {
+                **LICENCES[1],
+                "used": "the slices and tumour masks of the 153 training patients (validation: 43 patients), seed-1337 patient split",
+            },
+        ],
+        "results": results,
+        "limitations": [
+            f"Small tumours: on the smallest third of figshare test tumours (mask area {sizes['small']['area_percent'][0]}-"
+            f"{sizes['small']['area_percent'][1]}% of the slice) the pointing game is {sizes['small']['pointing_game']:.2f} and the "
+            f"three-class accuracy {sizes['small']['accuracy_3_classes']:.3f} (largest third: {sizes['large']['pointing_game']:.2f} and "
+            f"{sizes['large']['accuracy_3_classes']:.3f}).",
+            "It classifies single 2-D slices: a volume's answer (neuroxai.volumes) is a rule over slices, not a 3-D reading.",
+            "Four classes only: any other finding (stroke, metastasis, another tumour type) still gets one of them; the "
+            "out-of-distribution score flags images unlike the training data but not every unlike image.",
+            "Trained on 8-bit JPEG exports of slices from public collections; scanner volumes differ in sequence, "
+            "resolution and windowing (see the volumes guide for what was measured on healthy volumes).",
+            "The Kaggle collection's pituitary folder holds four figshare meningioma slices (neuroxai audit --against).",
+        ],
+        "trained": {
+            "date": str(spec.get("created") or dt.date.today().isoformat()),
+            "neuroxai": spec["versions"].get("neuroxai"),
+            "keras": spec["versions"].get("keras"),
+            "tensorflow": spec["versions"].get("tensorflow"),
+            "seconds": bench["train_seconds"],
+            "epochs": spec["epochs_trained"],
+            "machine": "2 CPU cores, no GPU",
+            "command": COMMANDS["train"],
+        },
+        "licence": "CC-BY-4.0 (the weights derive from the figshare data's CC BY 4.0 licence: attribute its authors)",
+    }
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:.2f}%" if pct else f"{v:.3f}"
+
+
+def card_rst(card: dict[str, Any], summary: dict[str, Any], ood: dict[str, Any] | None) -> str:
+    """The model card page's body (included by docs/model_card.rst)."""
+    head = summary["test"]
+    t = summary["targets"]
+
+    def row(label: str, key: str, pct: bool = False, ref: str = "") -> list[str]:
+        got = t.get(key, {})
+        verdict = "" if got.get("reached") is None else ("reached" if got["reached"] else "**not reached**")
+        return [
+            f"   * - {label}",
+            f"     - {_fmt(head.get(key), pct)}",
+            f"     - {ref}",
+            f"     - {got.get('target', '')} {verdict}",
+        ]
+
+    lines = [
+        ".. Generated by benchmarks/pretrained.py (stage report) from docs/results/pretrained/*.json; do not edit.",
+        "",
+        f"**{card['summary']}.** Architecture: the built-in ``{card['model']['name']}`` with options "
+        f"``{card['model']['options']}``; input {card['input']['shape']} in {card['input']['range']}: {card['input']['preprocessing']}.",
+        "",
+        f"**Intended use.** {card['intended_use']}",
+        "",
+        "Training data",
+        "-------------",
+        "",
+    ]
+    for d in card["training_data"]:
+        lines += [f"* **{d['name']}** ({d['licence']}): {d['used']}. *Cite:* {d['attribution']}.", ""]
+    lines += [
+        f"Licence of the weights: {card['licence']}.",
+        "",
+        "Results (test data, evaluated once)",
+        "-----------------------------------",
+        "",
+    ]
+    lines += [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "",
+        "   * - figure",
+        "     - value",
+        "     - reference (no model)",
+        "     - target",
+    ]
+    lines += row("Kaggle Testing accuracy (1311 images)", "kaggle_test_accuracy", True)
+    lines += row(f"... de-duplicated ({head['kaggle_test_images'][1]} images)", "kaggle_test_accuracy_dedup", True)
+    lines += row(
+        f"figshare test patients, 3 classes ({head['figshare_test_images']} slices, {head['figshare_test_patients']} patients)",
+        "figshare_test_accuracy_3_classes",
+        True,
+    )
+    lines += row(
+        "Grad-CAM pointing game", "gradcam_pointing_game", ref=f"centre prior {_fmt(head['center_prior_pointing_game'])}"
+    )
+    lines += row(
+        "Grad-CAM energy in the mask",
+        "gradcam_energy",
+        ref=f"centre {_fmt(head['center_prior_energy'])}, uniform {_fmt(head['uniform_energy'])}",
+    )
+    lines += row(
+        "Grad-CAM Dice (map at half its range)",
+        "gradcam_dice",
+        ref=f"centre {_fmt(head['center_prior_dice'])}, uniform {_fmt(head['uniform_dice'])}",
+    )
+    lines += row("tumour reliance (drop ratio)", "tumour_reliance_ratio", ref="1 when the tumour does not matter")
+    lines += row("ECE after temperature scaling, Kaggle", "kaggle_test_ece")
+    lines += row("ECE after temperature scaling, figshare", "figshare_test_ece")
+    sanity = "passed" if head["sanity_passed"] else "FAILED"
+    lines += [
+        "",
+        f"Randomization sanity check of Grad-CAM: {sanity} (Spearman to the trained map after randomizing every layer "
+        f"{head['sanity_spearman']}). Kaggle Testing without byte-identical copies *and* without images probably of the "
+        f"same patient as a training image (similarity >= 0.80): {_fmt(head['kaggle_test_accuracy_strict'], True)} on "
+        f"{head['kaggle_test_images'][2]} images.",
+        "",
+        "**By tumour size** (tertiles of the mask area, figshare test patients):",
+        "",
+        ".. list-table::",
+        "   :header-rows: 1",
+        "",
+        "   * - tumour size",
+        "     - slices",
+        "     - mask area (% of slice)",
+        "     - accuracy (3 classes)",
+        "     - Grad-CAM pointing game",
+        "     - centre prior",
+    ]
+    for name, b in head["by_size"].items():
+        lines += [
+            f"   * - {name}",
+            f"     - {b['n']}",
+            f"     - {b['area_percent'][0]:.2f}-{b['area_percent'][1]:.2f}",
+            f"     - {_fmt(b['accuracy_3_classes'], True)}",
+            f"     - {_fmt(b['pointing_game'])}",
+            f"     - {_fmt(b['center_prior_pointing_game'])}",
+        ]
+    if ood is not None:
+        lines += ["", "**Knowing what it does not know** (``benchmarks/ood.py``; :doc:`guide/volumes`):", ""]
+        for group, g in ood["slices"]["groups"].items():
+            lines.append(
+                f"* {group} ({g['n']} images): AUROC {g['auroc']:.3f} against the test slices, {g['flagged']:.0%} flagged;"
+            )
+        lines.append(
+            f"* healthy volumes: {sum(v['answer'] not in ('glioma', 'meningioma', 'pituitary') for v in ood['healthy_volumes'])} of "
+            f"{len(ood['healthy_volumes'])} got no tumour answer ("
+            + ", ".join(f"{v['name']}: {v['answer']}" for v in ood["healthy_volumes"])
+            + f"); figshare test patients stacked as volumes: {ood['sensitivity']:.1%} got a tumour answer."
+        )
+    lines += ["", "Known failure modes", "-------------------", ""]
+    lines += [f"* {text}" for text in card["limitations"]]
+    lines += [
+        "",
+        "Reproduce",
+        "---------",
+        "",
+        f"Trained {card['trained']['date']} with neuroxai {card['trained']['neuroxai']} "
+        f"(Keras {card['trained']['keras']}, TensorFlow {card['trained']['tensorflow']}) on {card['trained']['machine']}, "
+        f"{card['trained']['epochs']} epochs in {card['trained']['seconds'] / 60:.0f} min. From the repository root, with "
+        "``KAGGLE=../shared/data/brain-tumor-mri``, ``FIGSHARE=../shared/data/figshare-brain-tumor/manifest.csv`` and "
+        "``RUNS`` a folder outside the repository::",
+        "",
+    ]
+    lines += [f"    {c}" for c in COMMANDS.values()]
+    lines += [
+        "    python benchmarks/pretrained.py --stage report --kaggle KAGGLE --figshare FIGSHARE --runs RUNS --out docs/results/pretrained",
+        "    python benchmarks/pretrained.py --stage ship --kaggle KAGGLE --figshare FIGSHARE --runs RUNS --out docs/results/pretrained",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def ship(args: argparse.Namespace, t0: float) -> None:
+    """Stage ship: the chosen run's model, spec and card into the package, and their digests into the code."""
+    import shutil
+
+    from neuroxai.models import file_sha256
+    from neuroxai.runs import RunSpec
+
+    out = Path(args.out)
+    test = json.loads((out / "test-final.json").read_text())
+    run = Path(test["run"])
+    dest = PACKAGE / "pretrained" / NAME
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    shutil.copyfile(run / "model.keras", dest / "model.keras")
+    spec = RunSpec.from_dict(json.loads((run / "neuroxai.json").read_text()))
+    if spec.data is not None:  # the training data's local path means nothing on a user's machine
+        from dataclasses import replace
+
+        spec = replace(
+            spec, data=replace(spec.data, source="Kaggle Training + figshare training patients (benchmarks/pretrained.py)")
+        )
+    (dest / "neuroxai.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
+    shutil.copyfile(out / "model_card.json", dest / "model_card.json")
+    digests = {n: file_sha256(dest / n) for n in ("model.keras", "neuroxai.json", "model_card.json")}
+    card = json.loads((dest / "model_card.json").read_text())
+    module = PACKAGE / "builtin" / "_shipped.py"
+    module.write_text(
+        '"""Digests of the weights neuroxai ships: written by ``benchmarks/pretrained.py --stage ship``; do not edit."""\n\n'
+        "from __future__ import annotations\n\n"
+        '__all__ = ["SHIPPED"]\n\n'
+        "#: ``(name, summary, {file: SHA-256})`` of each pretrained model under ``neuroxai/models/pretrained/``.\n"
+        "SHIPPED: tuple[tuple[str, str, dict[str, str]], ...] = (\n"
+        f"    (\n        {NAME!r},\n        {card['summary']!r},\n        {{\n"
+        + "".join(f"            {k!r}: {v!r},\n" for k, v in digests.items())
+        + "        },\n    ),\n)\n"
+    )
+    size = sum(p.stat().st_size for p in dest.iterdir())
+    log(f"ship: {dest} ({size / 1e6:.2f} MB), digests in {module}", t0)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t0 = time.perf_counter()
@@ -582,6 +985,8 @@ def main(argv: list[str] | None = None) -> int:
         "train": lambda: train(args, t0),
         "evaluate": lambda: evaluate(args, t0),
         "finetune": lambda: finetune(args, t0),
+        "report": lambda: report(args, t0),
+        "ship": lambda: ship(args, t0),
     }
     for name, run in stages.items():
         if args.stage in ("all", name):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from neuroxai.models._pretrained import PretrainedModel
 from neuroxai.models._spec import ModelSpec
 from neuroxai.models.builtin import cnn, efficientnet
+from neuroxai.models.builtin._shipped import SHIPPED
 from neuroxai.plugins import hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,7 +57,7 @@ PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 
 #: The pretrained models neuroxai ships: ``(name, summary, {file: SHA-256})``. The digests are part of the code, so a
 #: damaged or replaced weights file is refused (:meth:`neuroxai.models.PretrainedModel.verified_folder`).
-BUILTIN_PRETRAINED: tuple[tuple[str, str, dict[str, str]], ...] = ()
+BUILTIN_PRETRAINED: tuple[tuple[str, str, dict[str, str]], ...] = SHIPPED
 
 
 @hookimpl(tryfirst=True)
