@@ -130,7 +130,9 @@ def test_demo_runs_end_to_end_on_tiny_phantoms(tmp_path, capsys):
     assert "Test accuracy" in text and str(out) in text and "not medical data" in text
     for name in ("model.keras", "neuroxai.json", "metrics.json", "confusion_matrix.png", "training_curves.png", "audit.json"):
         assert (out / name).is_file(), name
-    assert json.loads((out / "neuroxai.json").read_text())["model"] == "cnn"
+    spec = json.loads((out / "neuroxai.json").read_text())
+    assert spec["model"] == "cnn" and spec["settings"]["guidance"]["kind"] == "cam"  # the phantoms have masks: guided
+    assert "with mask guidance" in text
     # the demo explains and measures, not only trains
     assert (out / "gradcam.png").is_file()
     xai = json.loads((out / "xai_metrics.json").read_text())
@@ -148,4 +150,6 @@ def test_demo_on_a_data_folder(data_dir, tmp_path, capsys):
     assert "Reading" in text and "not medical data" not in text
     spec = json.loads((out / "neuroxai.json").read_text())
     assert spec["data"]["layout"] != "phantoms" and spec["input_shape"] == [32, 32, 1]
+    guided = spec["settings"]["guidance"] is not None
+    assert guided == spec["data"]["has_masks"] and ("with mask guidance" in text) == guided  # only where masks exist
     assert (out / "gradcam.png").is_file() and (out / "xai_metrics.json").is_file()
