@@ -14,7 +14,7 @@ export PYTHONHASHSEED ?= 0
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: demo test test-jax test-torch lint docs bench install install-jax install-torch clean
+.PHONY: demo test test-readme test-jax test-torch lint docs bench install install-jax install-torch clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,11 @@ demo: $(STAMP)
 	$(BIN)/neuroxai demo --overwrite
 
 test: $(STAMP)
-	$(PYTEST)
+	$(PYTEST) -m "not readme"
+
+# The README's and the quickstart page's code, run as written (trains for minutes: CI runs it after the suite).
+test-readme: $(STAMP)
+	$(PYTEST) -m readme tests/test_readme.py
 
 # The tests that run on Keras' JAX backend (a process runs the backend keras was first imported with).
 test-jax: $(JAX_STAMP)
