@@ -464,8 +464,37 @@ def _size_tertiles(predictor: Any, x: Any, y: Any, masks: Any) -> dict[str, Any]
     return out
 
 
-def evaluate(args: argparse.Namespace, t0: float, run: Path | None = None, name: str = "final") -> dict[str, Any]:
-    """Stage evaluate: the test data, once, for the record (every figure of the model card)."""
+def _light_figshare(predictor: Any, x: Any, y: Any, masks: Any, fig: Any, split: str, proba: Any) -> dict[str, Any]:
+    """Accuracy, Grad-CAM localization and tumour reliance only (in the layout of the full evaluation)."""
+    import numpy as np
+
+    from neuroxai.evaluation import Localization, TumourReliance, evaluate_explanations
+
+    names = list(predictor.class_names)
+    tumour = [names.index(n) for n in ("glioma", "meningioma", "pituitary")]
+    pred3 = np.asarray(tumour)[proba[:, tumour].argmax(1)]
+    report = evaluate_explanations(
+        predictor, x, masks, y, ["gradcam"], metrics=[Localization(), TumourReliance()], class_names=names, batch_size=64
+    )
+    return {
+        "n_images": len(x),
+        "n_patients": len(set(fig.groups(split))),
+        "accuracy": float((proba.argmax(1) == y).mean()),
+        "accuracy_3_classes": float((pred3 == y).mean()),
+        "localization": {"gradcam": report.localization["gradcam"].to_dict()},
+        "reliance": report.reliance.to_dict() if report.reliance is not None else None,
+        "faithfulness": {},
+        "sanity": {},
+    }
+
+
+def evaluate(
+    args: argparse.Namespace, t0: float, run: Path | None = None, name: str = "final", *, light: bool = False
+) -> dict[str, Any]:
+    """Stage evaluate: the test data, once, for the record (every figure of the model card).
+
+    ``light``: only accuracy, Grad-CAM localization and reliance on figshare (the fine-tuned models).
+    """
     import numpy as np
 
     import neuroxai
@@ -498,10 +527,13 @@ def evaluate(args: argparse.Namespace, t0: float, run: Path | None = None, name:
         None if predictor.ood is None else float(predictor.ood.flags(predictor.predict_with_ood(x, 64)[1]).mean())
     )
     result["by_size"] = _size_tertiles(predictor, x, y, masks)
-    from localization import evaluate_run  # the sibling benchmark: every method, reliance, faithfulness, sanity
+    if light:
+        result["figshare"] = _light_figshare(predictor, x, y, masks, fig, split, proba)
+    else:
+        from localization import evaluate_run  # the sibling benchmark: every method, reliance, faithfulness, sanity
 
-    loc_args = argparse.Namespace(split=split, n_faithfulness=96, n_sanity=16)
-    result["figshare"] = evaluate_run(run, name, fig, loc_args, t0)
+        loc_args = argparse.Namespace(split=split, n_faithfulness=96, n_sanity=16)
+        result["figshare"] = evaluate_run(run, name, fig, loc_args, t0)
     result["seconds"] = round(time.perf_counter() - start, 1)
     result["wrong_figshare"] = [
         {
@@ -559,7 +591,7 @@ def finetune(args: argparse.Namespace, t0: float) -> dict[str, Any]:
             start = time.perf_counter()
             trainer.fit(train_data, out_dir=run, overwrite=True)
             log(f"finetune {kind}: {time.perf_counter() - start:.0f} s", t0)
-        results["runs"][kind] = evaluate(args, t0, run=run, name=f"finetune-{kind}")
+        results["runs"][kind] = evaluate(args, t0, run=run, name=f"finetune-{kind}", light=True)
     write_json(dest, results)
     return results
 
@@ -695,6 +727,7 @@ def report(args: argparse.Namespace, t0: float) -> dict[str, Any]:
     card = model_card(spec, summary, ood, bench)
     write_json(out / "model_card.json", card)
     write_text(out / "model_card.rst", card_rst(card, summary, ood))
+    write_text(out / "summary.rst", summary_rst(summary))
     log(f"report: {out}/pretrained.json, model_card.json, model_card.rst", t0)
     return summary
 
@@ -838,6 +871,8 @@ def card_rst(card: dict[str, Any], summary: dict[str, Any], ood: dict[str, Any] 
         "Results (test data, evaluated once)",
         "-----------------------------------",
         "",
+        ".. results-start",
+        "",
     ]
     lines += [
         ".. list-table::",
@@ -912,7 +947,7 @@ def card_rst(card: dict[str, Any], summary: dict[str, Any], ood: dict[str, Any] 
             + ", ".join(f"{v['name']}: {v['answer']}" for v in ood["healthy_volumes"])
             + f"); figshare test patients stacked as volumes: {ood['sensitivity']:.1%} got a tumour answer."
         )
-    lines += ["", "Known failure modes", "-------------------", ""]
+    lines += ["", ".. results-end", "", "Known failure modes", "-------------------", ""]
     lines += [f"* {text}" for text in card["limitations"]]
     lines += [
         "",
@@ -932,6 +967,103 @@ def card_rst(card: dict[str, Any], summary: dict[str, Any], ood: dict[str, Any] 
         "    python benchmarks/pretrained.py --stage ship --kaggle KAGGLE --figshare FIGSHARE --runs RUNS --out docs/results/pretrained",
         "",
     ]
+    return "\n".join(lines)
+
+
+def summary_rst(summary: dict[str, Any]) -> str:
+    """The results page's tables: the copy audit, the runs tried on validation data, fine-tuning without masks."""
+    a = summary["audit"]
+    lines = [
+        ".. Generated by benchmarks/pretrained.py (stage report) from pretrained.json; do not edit.",
+        "",
+        f"**Kaggle images that are figshare slices** ({a['copies']} of {a['kaggle_images']}, similarity >= "
+        f"{a['copy_threshold']}; {a['related']} more probably of the same patient, >= {a['related_threshold']}; "
+        f"{a['seconds']:.0f} s for the full pair on 2 cores, {a['seconds_indexing']:.0f} s of it indexing):",
+        "",
+        ".. list-table::",
+        "   :header-rows: 1",
+        "",
+        "   * - Kaggle folder",
+        "     - glioma",
+        "     - meningioma",
+        "     - pituitary",
+        "     - of figshare train / val / test patients",
+    ]
+    for folder in ("Training", "Testing"):
+        c = a["copies_by_kaggle_folder_class"][folder]
+        sp = a["copies_by_kaggle_folder_figshare_split"][folder]
+        lines += [
+            f"   * - {folder}/",
+            f"     - {c['glioma']}",
+            f"     - {c['meningioma']}",
+            f"     - {c['pituitary']}",
+            f"     - {sp['train']} / {sp['val']} / {sp['test']}",
+        ]
+    pats = a["figshare_patients_with_copies_by_split"]
+    lines += [
+        "",
+        f"Figshare patients with a copy in the Kaggle set: train {pats['train']}, validation {pats['val']}, test {pats['test']}. "
+        f"Labels that disagree: {len(a['label_disagreements'])} (Kaggle pituitary images that are figshare meningioma slices).",
+        "",
+        f"**Settings tried on validation data** ({summary['tuning'][0]['epochs']} epochs each; chosen: ``{summary['chosen']}``). "
+        "Rule, written before the first run: " + " ".join(summary["rule"].split()),
+        "",
+        ".. list-table::",
+        "   :header-rows: 1",
+        "",
+        "   * - run",
+        "     - guidance weight",
+        "     - Kaggle val. accuracy",
+        "     - figshare val. accuracy (3 classes)",
+        "     - Grad-CAM pointing game",
+        "     - energy",
+        "     - Dice",
+        "     - reliance ratio",
+    ]
+    for r in summary["tuning"]:
+        v = r["val"]
+        lines += [
+            f"   * - {r['name']}",
+            f"     - {r['setting']['guidance_weight']:g}",
+            f"     - {_fmt(v['kaggle_accuracy'], True)}",
+            f"     - {_fmt(v['figshare_accuracy_3_classes'], True)}",
+            f"     - {_fmt(v['gradcam']['pointing_game'])}",
+            f"     - {_fmt(v['gradcam']['energy'])}",
+            f"     - {_fmt(v['gradcam']['dice'])}",
+            f"     - {_fmt((v.get('reliance') or {}).get('ratio'))}",
+        ]
+    centre = summary["tuning"][0]["val"]["center_prior"]
+    lines += [
+        "",
+        f"Centre prior on the same validation slices: pointing game {_fmt(centre['pointing_game'])}, energy {_fmt(centre['energy'])}.",
+        "",
+    ]
+    if summary.get("finetune"):
+        base = summary["test"]
+        lines += [
+            f"**Fine-tuning without masks** (the shipped model, {FINETUNE_EPOCHS} epochs at learning rate {FINETUNE_LR:g} on the "
+            "Kaggle part of its training data, no masks), test data:",
+            "",
+            ".. list-table::",
+            "   :header-rows: 1",
+            "",
+            "   * - model",
+            "     - Kaggle test accuracy",
+            "     - figshare accuracy (3 classes)",
+            "     - pointing game",
+            "     - energy",
+            "     - reliance ratio",
+        ]
+        for label, h in (("shipped model", base), *((f"fine-tuned, {k}", v) for k, v in summary["finetune"].items())):
+            lines += [
+                f"   * - {label}",
+                f"     - {_fmt(h['kaggle_test_accuracy'], True)}",
+                f"     - {_fmt(h['figshare_test_accuracy_3_classes'], True)}",
+                f"     - {_fmt(h['gradcam_pointing_game'])}",
+                f"     - {_fmt(h['gradcam_energy'])}",
+                f"     - {_fmt(h['tumour_reliance_ratio'])}",
+            ]
+        lines.append("")
     return "\n".join(lines)
 
 
