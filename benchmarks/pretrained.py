@@ -653,6 +653,7 @@ def headline(test: dict[str, Any]) -> dict[str, Any]:
         "kaggle_test_accuracy_dedup": _r(k["dedup"]["accuracy"]),
         "kaggle_test_accuracy_strict": _r(k["strict"]["accuracy"]),
         "kaggle_test_images": [k["plain"]["n"], k["dedup"]["n"], k["strict"]["n"]],
+        "kaggle_test_removed": k["removed"],
         "kaggle_test_ece": _r(k["plain"]["ece"]),
         "figshare_test_accuracy_3_classes": _r(fig["accuracy_3_classes"]),
         "figshare_test_accuracy_4_classes": _r(fig["accuracy"]),
@@ -907,7 +908,14 @@ def card_rst(card: dict[str, Any], summary: dict[str, Any], ood: dict[str, Any] 
     lines += row("ECE after temperature scaling, Kaggle", "kaggle_test_ece")
     lines += row("ECE after temperature scaling, figshare", "figshare_test_ece")
     sanity = "passed" if head["sanity_passed"] else "FAILED"
+    removed = head["kaggle_test_removed"]
     lines += [
+        "",
+        f"De-duplicated: without the {removed['near_copies']} test images that are byte-identical to a Kaggle training "
+        f"image ({removed['byte_identical']}) or a near copy (similarity >= 0.95, :func:`neuroxai.data.find_copies`) of any "
+        "image the model was fitted on (Kaggle and figshare, training and validation): the Kaggle folders hold many "
+        "re-encoded and shifted copies across Training and Testing, which the byte-identical count of earlier releases "
+        "missed.",
         "",
         f"Randomization sanity check of Grad-CAM: {sanity} (Spearman to the trained map after randomizing every layer "
         f"{head['sanity_spearman']}). Kaggle Testing without byte-identical copies *and* without images probably of the "
@@ -1099,8 +1107,8 @@ def ship(args: argparse.Namespace, t0: float) -> None:
         '__all__ = ["SHIPPED"]\n\n'
         "#: ``(name, summary, {file: SHA-256})`` of each pretrained model under ``neuroxai/models/pretrained/``.\n"
         "SHIPPED: tuple[tuple[str, str, dict[str, str]], ...] = (\n"
-        f"    (\n        {NAME!r},\n        {card['summary']!r},\n        {{\n"
-        + "".join(f"            {k!r}: {v!r},\n" for k, v in digests.items())
+        f"    (\n        {json.dumps(NAME)},\n        {json.dumps(card['summary'])},\n        {{\n"
+        + "".join(f"            {json.dumps(k)}: {json.dumps(v)},\n" for k, v in digests.items())
         + "        },\n    ),\n)\n"
     )
     size = sum(p.stat().st_size for p in dest.iterdir())
