@@ -53,7 +53,11 @@ def python_blocks(path: Path) -> list[str]:
 def command_lines(path: Path) -> list[str]:
     """The ``neuroxai ...`` lines of the shell blocks (comments after ``#`` dropped)."""
     text = path.read_text(encoding="utf-8")
-    shells = re.findall(r"```(?:sh|bash)\n(.*?)```", text, flags=re.S) if path.suffix == ".md" else re.findall(r"::\n\n((?:    .*\n)+)", text)
+    shells = (
+        re.findall(r"```(?:sh|bash)\n(.*?)```", text, flags=re.S)
+        if path.suffix == ".md"
+        else re.findall(r"::\n\n((?:    .*\n)+)", text)
+    )
     lines = []
     for block in shells:
         for line in block.splitlines():
@@ -75,7 +79,7 @@ def _materials(folder: Path) -> None:
 
     data = write_phantoms(folder / "phantom-data", n_per_class=6, image_size=64, seed=7)
     first = sorted((Path(data) / "Testing" / "glioma").glob("*.png"))
-    first = [p for p in first if "_mask" not in p.name][0]
+    first = next(p for p in first if "_mask" not in p.name)
     Image.open(first).convert("L").save(folder / "scan.jpg", quality=95)
 
 
@@ -90,7 +94,9 @@ def run_block(code: str, folder: Path, timeout: int = 900) -> str:
     script = folder / "block.py"
     script.write_text(_substitute(code), encoding="utf-8")
     proc = subprocess.run([sys.executable, str(script)], cwd=folder, env=_env(), capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"the block failed:\n{code}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"the block failed:\n{code}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+    )
     return proc.stdout
 
 
