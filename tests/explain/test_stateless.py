@@ -143,6 +143,24 @@ def test_occlusion_patch_grid_covers_every_pixel(height, width, patch, stride):
         assert units.sum(axis=-1).min() >= 1  # no gaps: every pixel is covered by some patch
 
 
+def test_occlusion_drops_within_rounding_of_the_score_give_an_all_zero_map():
+    """A model the patches do not change gives an all-zero map, also where the kernels of the clean and the
+    covered batches round the score differently (Eigen's softmax gives 1/3 one ulp apart): not its noise at full scale."""
+    x = tf.zeros((2, SIZE, SIZE, 1))
+    method = Occlusion(patch_size=8)
+    units = method.units(x, None)
+    clean = tf.constant([1 / 3, 0.9], tf.float32)
+    ulp = np.spacing(clean.numpy())
+    scores = clean[:, None] - tf.constant(ulp[:, None] * np.linspace(-2, 2, units.shape[-1]), tf.float32)
+    noise_only = normalize_maps(method.attribute(x, units, scores, clean), (SIZE, SIZE)).numpy()
+    np.testing.assert_array_equal(noise_only, 0.0)
+    real = scores.numpy().copy()
+    real[1, 3] -= 1e-3  # one patch that matters, in the second image only
+    maps = normalize_maps(method.attribute(x, units, tf.constant(real), clean), (SIZE, SIZE)).numpy()
+    np.testing.assert_array_equal(maps[0], 0.0)
+    assert maps[1].max() == 1.0
+
+
 @pytest.mark.parametrize("method, options", [("scorecam", {}), ("occlusion", {"patch_size": 6, "stride": 4})])
 def test_gradient_free_results_do_not_depend_on_batch_size(two_models, method, options):
     _, model = two_models
