@@ -38,3 +38,20 @@ def _fresh_plugin_host():
     from neuroxai.plugins import reset_plugin_manager
 
     reset_plugin_manager()
+
+
+#: Seconds the costliest test files take on 2 CPU cores (``--durations=0``, summed per file; issue 24). `make test`
+#: runs files whole in two processes (pytest-xdist ``--dist loadfile``) and hands them out in collection order
+#: (``--no-loadscope-reorder``): starting with the longest keeps the two processes busy to the end, where xdist's
+#: default (files with the most tests first) left the heavy one-test files for last and one process waiting. A stale
+#: number only costs balance, never a test.
+HEAVY_FILES = {}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest files first (:data:`HEAVY_FILES`), the others after them in their own order."""
+    order = {path: rank for rank, path in enumerate(sorted(HEAVY_FILES, key=HEAVY_FILES.__getitem__, reverse=True))}
+    first_seen = {}
+    for i, item in enumerate(items):
+        first_seen.setdefault(item.nodeid.split("::", 1)[0], i)
+    items.sort(key=lambda item: (order.get(item.nodeid.split("::", 1)[0], len(order)), first_seen[item.nodeid.split("::", 1)[0]]))

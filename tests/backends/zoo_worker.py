@@ -3,7 +3,8 @@
 Builds the named keras.applications backbones of the model zoo (tests/explain/zoo_models.py) in their nested form
 (the backbone as one layer under a GAP + Dense head, batch-norm statistics set from one batch), saves each to
 ``FOLDER/<constructor>.keras`` and writes the images and their TensorFlow Grad-CAM maps and probabilities to
-``FOLDER/tensorflow.npz`` (keys ``<constructor>/images``, ``/maps``, ``/probabilities``).
+``FOLDER/tensorflow.npz`` (keys ``<constructor>/images``, ``/maps``, ``/probabilities``), with the tolerances another
+correct computation meets (``/map_tol``, ``/probability_tol``: tests/numerics.py, from a GradientTape reference).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     folder, *wanted = argv
     os.environ["KERAS_BACKEND"] = "tensorflow"
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "explain"))
+    sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "explain"), str(Path(__file__).resolve().parents[1])]
     import keras
     import numpy as np
-    from zoo_models import APPLICATIONS, build_application, zoo_images
+    import tensorflow as tf
+    from zoo_models import APPLICATIONS, build_application, reference_gradcam, zoo_images
 
     from neuroxai.explain import Explainer
+    from numerics import DEEP_FORWARD_RTOL, forward_tol
 
     if keras.backend.backend() != "tensorflow":
         raise SystemExit(f"expected the tensorflow backend, got {keras.backend.backend()}")
@@ -33,13 +36,26 @@ def main(argv: list[str]) -> int:
     for _family, constructor, size, options in APPLICATIONS:
         if constructor not in wanted:
             continue
-        model = build_application(constructor, size, options).nested
+        forms = build_application(constructor, size, options)
+        model = forms.nested
         model.save(out / f"{constructor}.keras")
         x = zoo_images(size, n=2)
         explanation = Explainer(model, "gradcam").explain(x)
+
+        def forward(t, forms=forms):
+            feats, pooled = forms.pool_model(t, training=False)
+            return feats, tf.matmul(pooled, forms.dense.kernel) + forms.dense.bias
+
+        _, map_tol = reference_gradcam(forward, x, explanation.targets, DEEP_FORWARD_RTOL)
+        logits = forward(x)[1]
         results[f"{constructor}/images"] = x
         results[f"{constructor}/maps"] = explanation.maps
         results[f"{constructor}/probabilities"] = explanation.probabilities
+        results[f"{constructor}/map_tol"] = np.float64(map_tol)
+        # probabilities move by at most half the logits' error (softmax's slope)
+        results[f"{constructor}/probability_tol"] = np.float64(
+            forward_tol(max(1.0, float(np.abs(logits).max())), DEEP_FORWARD_RTOL)
+        )
     np.savez(out / "tensorflow.npz", **results)
     return 0
 

@@ -20,6 +20,7 @@ from neuroxai.evaluation import (
     XAIReport,
     evaluate_explanations,
 )
+from numerics import GRADIENT_MAP_TOL
 
 
 def _broken(model, images, targets):
@@ -196,6 +197,9 @@ def test_named_method_uses_the_explainer(trained_cnn, phantom_data):
     ours = evaluate_explanations(trained_cnn, x[:8], m[:8], y[:8], gradcam_fn, metrics=["localization"])
     a = r.localization["gradcam"].overall.method
     b = ours.localization["gradcam_fn"].overall.method
+    # the two Grad-CAMs agree to rounding (test_explainer.py), so the continuous metrics (energy, pixel AP) do to
+    # about that; a thresholded one (pointing game, IoU and Dice at 0.5) moves only where a pixel sits within
+    # rounding of the threshold: means over 8 images may move by a few pixels' worth, never by a flipped image (1/8)
     assert a.to_dict() == pytest.approx(b.to_dict(), abs=0.05)
 
 
@@ -232,4 +236,4 @@ def test_named_explain_fn_sees_weights_randomized_in_place(trained_cnn, phantom_
         _randomize(layer, np.random.default_rng(0))
     after = fn(clone, x[:6], y[:6])
     assert np.abs(after - before).max() > 0.1
-    np.testing.assert_allclose(after, gradcam_fn(clone, x[:6], y[:6]), atol=1e-4)
+    np.testing.assert_allclose(after, gradcam_fn(clone, x[:6], y[:6]), atol=GRADIENT_MAP_TOL)  # another graph

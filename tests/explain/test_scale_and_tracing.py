@@ -16,6 +16,7 @@ from neuroxai.data import check_pixel_range
 from neuroxai.errors import DataError, ExplainError
 from neuroxai.explain import Explainer
 from neuroxai.runs import Predictor
+from numerics import GRADIENT_MAP_TOL, forward_tol
 
 
 # ---- input scale -----------------------------------------------------------------------------------------------------
@@ -39,8 +40,9 @@ def test_convert_rescales_and_gives_the_maps_of_the_scaled_batch(gray):
     converted = Explainer(gray, "gradcam", input_range=(0, 1), input_scale="convert").explain(as_uint8)
     expected = Explainer(gray, "gradcam", input_range=(0, 1)).explain(as_uint8.astype(np.float32) / 255)
     np.testing.assert_allclose(converted.images, as_uint8 / 255.0, atol=1e-6)
-    np.testing.assert_allclose(converted.maps, expected.maps, atol=1e-5)
-    np.testing.assert_allclose(converted.probabilities, expected.probabilities, atol=1e-6)
+    # the images agree to one rounding of x / 255; the model sees them in another graph
+    np.testing.assert_allclose(converted.maps, expected.maps, atol=GRADIENT_MAP_TOL)
+    np.testing.assert_allclose(converted.probabilities, expected.probabilities, atol=forward_tol(1.0))
 
 
 def test_0_1_images_for_a_0_255_model_raise_or_convert(gray):

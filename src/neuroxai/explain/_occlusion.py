@@ -24,6 +24,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Occlusion"]
 
+#: Drops up to this fraction of the image's largest score are float32 rounding (2**-16, 128 ulps of the score):
+#: a map whose largest drop is no larger comes back all zero.
+_ROUNDING = 2.0**-16
+
 
 def _starts(n: Any, patch: Any, stride: Any) -> Any:
     """Patch start positions along one axis: every ``stride``, plus one flush with the far edge.
@@ -55,6 +59,9 @@ def _patch_and_stride(height: Any, width: Any, patch_size: int | None, stride: i
 
 class Occlusion(PerturbationMethod):
     """Occlusion sensitivity: each pixel's importance is the mean probability drop of the patches covering it.
+
+    A map whose largest mean drop is within float32 rounding of the score (2**-16 of it) is all zero, like the
+    map of a model that does not look at the image.
 
     Options:
         patch_size: Side of the square patch in pixels (default: 1/8 of the smaller image side, at least 1).
@@ -103,4 +110,10 @@ class Occlusion(PerturbationMethod):
         masks = units[0]  # [H, W, P]
         drop = clean[:, None] - scores  # [B, P]
         counts = ops.maximum(ops.sum(masks, axis=-1), 1.0)
-        return ops.einsum("bp,hwp->bhw", drop, masks) / counts[None]
+        raw = ops.einsum("bp,hwp->bhw", drop, masks) / counts[None]
+        # A drop within float32 rounding of the scores is no drop: the clean and the covered images run in batches of
+        # other sizes, where kernels may sum in another order (Eigen's softmax gives 1/3 one ulp apart), and dividing
+        # such noise by its own peak would paint a full-scale map for a model the patches do not change.
+        noise = _ROUNDING * ops.maximum(clean, ops.max(scores, axis=1))  # [B]
+        peak = ops.max(raw, axis=(1, 2))
+        return ops.where((peak > noise)[:, None, None], raw, ops.zeros_like(raw))
