@@ -66,7 +66,7 @@ def test_predict_images_and_volumes(run_dir, scans, tmp_path, capsys):
 def test_predict_to_stdout_and_a_foreign_volumes_csv(run_dir, scans, tmp_path, capsys):
     assert main(["predict", str(run_dir), str(scans / "scan.nii.gz"), "--window", WINDOW, "--volume-top-k", "1"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0].endswith(",slice") and "volume scan: glioma" in captured.err
+    assert captured.out.splitlines()[0].endswith(",slice,series") and "volume scan: glioma" in captured.err
 
     (tmp_path / "p.volumes.csv").write_text("someone's notes\n")
     code = main(["predict", str(run_dir), str(scans / "scan.nii.gz"), "--csv", str(tmp_path / "p.csv")])

@@ -338,9 +338,16 @@ def run_predict(args: argparse.Namespace) -> int:
     buf = io.StringIO()
     writer = SafeCSVWriter(buf if args.csv else sys.stdout)
     writer.writerow(
-        ["path", "predicted", "confidence", *[f"p_{c}" for c in names], *predict_header(args), *(["slice"] if n_volumes else [])]
+        [
+            "path",
+            "predicted",
+            "confidence",
+            *[f"p_{c}" for c in names],
+            *predict_header(args),
+            *(["slice", "series"] if n_volumes else []),
+        ]
     )
-    tail = [""] if n_volumes else []  # images have no slice index
+    tail = ["", ""] if n_volumes else []  # images have no slice index nor series
     n_ok = 0
     step = max(1, int(args.batch_size))
     bar = progress(total=len(files) + n_volumes, desc="Predicting", enabled=args.progress)
@@ -373,7 +380,9 @@ def run_predict(args: argparse.Namespace) -> int:
         extra = predict_columns(args, pred.probabilities, names, threshold)
         for z, pr, more in zip(pred.slices, pred.probabilities, extra):
             k = int(pr.argmax())
-            writer.writerow([volume.source, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr], *more, z])
+            writer.writerow(
+                [volume.source, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr], *more, z, pred.series or ""]
+            )
         n_ok += len(pred.slices)
         volume_rows.append(volume_row(pred, names, no_tumour))
         summaries.append(pred.summary())

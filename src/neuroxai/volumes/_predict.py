@@ -251,6 +251,17 @@ class VolumePrediction(Record):
         return f"{self.name}: {self.answer} (evidence {self.evidence[self.answer]:.2f} on slices {slices}; {counted})"
 
 
+#: Slices converted to model input and classified (or explained) at a time: bounds the model input held in memory
+#: (about 150 MB for 256 slices of 224 x 224 x 3), whatever the number of slices.
+_SLICES_PER_PASS = 256
+
+
+def _slice_passes(index: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """``index`` in parts of about ``_SLICES_PER_PASS`` slices (a whole number of batches each)."""
+    step = max(1, int(batch_size)) * max(1, _SLICES_PER_PASS // max(1, int(batch_size)))
+    return [index[i : i + step] for i in range(0, len(index), step)]
+
+
 def model_slices(
     slices: np.ndarray, input_shape: Sequence[int], input_range: Sequence[float], *, batch_size: int = 64
 ) -> np.ndarray:
@@ -328,11 +339,10 @@ def predict_volume(
     shown = volume.slices_uint8()
     brain = np.asarray(brain_slices(shown, level=level, min_fraction=min_fraction), dtype=bool)
     index = np.flatnonzero(brain)
-    x = model_slices(shown[index], predictor.input_shape, predictor.input_range, batch_size=batch_size)
-    if len(x):
-        proba = np.asarray(predictor.predict_batch(x, batch_size, calibrated=calibrated, tta=tta), np.float32)
-    else:
-        proba = np.zeros((0, len(names)), np.float32)
+    proba = np.zeros((0, len(names)), np.float32)
+    for part in _slice_passes(index, batch_size):  # the model input of a few hundred slices at a time, never the volume's
+        x = model_slices(shown[part], predictor.input_shape, predictor.input_range, batch_size=batch_size)
+        proba = np.concatenate([proba, predictor.predict_batch(x, batch_size, calibrated=calibrated, tta=tta)]).astype(np.float32)
     rule = volume_answer(proba, index, names, top_k=top_k, threshold=threshold, no_tumour=no_tumour)
     logger.info("%s: %d of %d slices classified; answer %s", volume.source, len(index), volume.n_slices, rule.answer)
     return VolumePrediction(
