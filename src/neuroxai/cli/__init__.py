@@ -93,8 +93,7 @@ def _warnings_as_log() -> Iterator[None]:
         if category.__name__ == "DecompressionBombWarning":
             log.warning("very large image (Pillow: %s); it is read, but needs much memory", message)
         else:  # any other library's warning (matplotlib's missing glyphs, pydicom's invalid values ...): one line
-            where = _module_of(filename)
-            log.warning("%s: %s (%s)", where, message, category.__name__)
+            log.warning("%s (%s in %s)", message, category.__name__, _module_of(filename))
 
     warnings.showwarning = show
     try:
@@ -104,14 +103,14 @@ def _warnings_as_log() -> Iterator[None]:
 
 
 def _module_of(filename: str) -> str:
-    """The top-level package a warning came from (``matplotlib``), from the file that raised it."""
+    """Where a warning was raised: the installed package (``matplotlib``), else the file's name."""
     import os
 
     parts = os.path.normpath(filename).split(os.sep)
     for marker in ("site-packages", "dist-packages"):
         if marker in parts and parts.index(marker) + 1 < len(parts):
             return parts[parts.index(marker) + 1].removesuffix(".py")
-    return os.path.splitext(os.path.basename(filename))[0] or "warning"
+    return os.path.basename(filename) or "?"
 
 
 def _own_handler(logger: logging.Logger, fmt: str) -> None:

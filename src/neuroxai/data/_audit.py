@@ -189,9 +189,10 @@ class AuditReport(Record):
             f"Audit of {display_path(self.source)} ({self.layout} layout)",
             f"  images read: {self.images}, skipped: {len(self.skipped)}",
         ]
-        names = [printable(c) for c in self.class_names]
-        width = max(max((len(c) for c in names), default=5), 6) + 2
-        lines.append("  " + "split".ljust(6) + "".join(c.rjust(width) for c in names) + "total".rjust(8))
+        names = self.class_names
+        shown = [printable(c) for c in names]
+        width = max(max((len(c) for c in shown), default=5), 6) + 2
+        lines.append("  " + "split".ljust(6) + "".join(c.rjust(width) for c in shown) + "total".rjust(8))
         for split, counts in self.classes.items():
             total = sum(counts.values())
             if total:

@@ -253,8 +253,9 @@ class ImageFiles(Record):
     Attributes:
         files: The image files, in a stable order (inputs in the order given;
             inside a folder, sorted by path); each file once.
-        missing: ``(path, reason)`` for each input that does not exist (or is a named
-            pipe, socket or device: never opened).
+        missing: ``(path, reason)`` for each input that does not exist, and each file,
+            named or found in a folder, that is a named pipe, socket or device (never
+            opened): the files a caller reports as skipped.
         ignored: Files inside the given folders that are not images (hidden,
             other extensions, masks), with the reason.
         volumes: Scanner files (NIfTI, DICOM) named or found: not images; read them with
@@ -311,7 +312,8 @@ def find_images(inputs: Iterable[str | os.PathLike[str]]) -> ImageFiles:
         elif p.is_dir():
             inside: list[tuple[tuple[str, ...], str]] = []
             for contents in walk_folder(given):
-                ignored.extend(contents.skipped)
+                for skip in contents.skipped:  # pipes, sockets, devices are reported; hidden files and the like are not
+                    (missing if special_file(skip.path) is not None else ignored).append(skip)
                 volumes.extend(contents.volumes)
                 ignored.extend(
                     SkippedFile(path, "mask file (<image>_mask.<ext>); not read as an image") for path in contents.masks.values()

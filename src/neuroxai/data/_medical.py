@@ -280,7 +280,23 @@ def _optional(package: str, needed_for: str) -> ModuleType:
 
 
 def _nibabel() -> ModuleType:
-    return _optional("nibabel", "Reading and writing NIfTI files")
+    nib = _optional("nibabel", "Reading and writing NIfTI files")
+    _propagate_nibabel_log()
+    return nib
+
+
+def _propagate_nibabel_log() -> None:
+    """Let nibabel's header warnings (``pixdim[1,2,3] should be positive ...``) propagate like any library's log.
+
+    nibabel gives its logger ``nibabel.global`` a handler of its own that prints each record raw on stderr, so
+    no logging configuration can route them; that handler is removed, and records propagate instead (without
+    any configuration Python still prints warnings on stderr; the ``neuroxai`` command shows them as one line).
+    """
+    log = logging.getLogger("nibabel.global")
+    for handler in list(log.handlers):
+        if type(handler) is logging.StreamHandler:  # nibabel's own default, not one a user configured
+            log.removeHandler(handler)
+    log.propagate = True
 
 
 def _pydicom() -> ModuleType:
@@ -1197,22 +1213,23 @@ def write_nifti(path: str | os.PathLike[str], stack: np.ndarray, volume: Volume,
         raise DataError(f"Expected the source shape {volume.source_shape} of {display_path(volume.source)}; got {data.shape}.")
     out = prepare_output_file(target, inputs=[volume.source], overwrite=overwrite, ours=_is_our_nifti, flag="path")
     try:
-        img = nib.Nifti1Image(data, affine=None)
-        hdr = img.header
-        geo = volume._nifti
-        if geo is not None:
-            img.set_qform(geo.qform, code=geo.qform_code)
-            img.set_sform(geo.sform, code=geo.sform_code)
-            hdr["xyzt_units"] = geo.xyzt_units
-        else:
-            img.set_qform(volume.affine, code=1)
-            img.set_sform(volume.affine, code=1)
-            hdr.set_xyzt_units("mm")
+        with np.errstate(invalid="ignore", divide="ignore"):  # a NaN affine: one clear error below, no warnings
+            img = nib.Nifti1Image(data, affine=None)
+            hdr = img.header
+            geo = volume._nifti
+            if geo is not None:
+                img.set_qform(geo.qform, code=geo.qform_code)
+                img.set_sform(geo.sform, code=geo.sform_code)
+                hdr["xyzt_units"] = geo.xyzt_units
+            else:
+                img.set_qform(volume.affine, code=1)
+                img.set_sform(volume.affine, code=1)
+                hdr.set_xyzt_units("mm")
     except (nib.spatialimages.HeaderDataError, ValueError, np.linalg.LinAlgError) as exc:
         raise DataError(
             f"Cannot write {display_path(target)}: the affine of {display_path(volume.source)} cannot be stored in a NIfTI "
-            f"header ({type(exc).__name__}: {exc}); its orientation is damaged (singular or not finite). Fix the scan's "
-            "header (e.g. fslorient or nibabel) or re-export it."
+            f"header ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0].rstrip(':')}); its orientation is damaged (singular or "
+            "not finite). Fix the scan's header (e.g. fslorient or nibabel) or re-export it."
         ) from exc
     hdr.set_data_dtype(np.float32)
     hdr["descrip"] = _NIFTI_MARK + b" " + volume.name.encode("utf-8", "replace")[:70]
