@@ -345,7 +345,7 @@ COMMANDS: tuple[Command, ...] = (
             "Scanner volumes (NIfTI .nii/.nii.gz, DICOM files or folders) get one class explained on every slice that "
             "holds brain (--target, else the volume's answer): OUT/<name>_heatmap.nii.gz on the scan's own grid and "
             "affine, OUT/<name>_montage.png (the slices that carried the decision), one row per slice in "
-            "predictions.csv (column slice) and one per volume in OUT/volumes.csv."
+            "predictions.csv (columns slice and series) and one per volume in OUT/volumes.csv."
         ),
         configure=_configure_explain,
         run=run,

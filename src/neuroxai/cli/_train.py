@@ -438,7 +438,7 @@ COMMANDS: tuple[Command, ...] = (
         "Probabilities follow the model's head (--head, default read from "
         "its last layer): logits are softmaxed, a single sigmoid unit gives two classes, independent sigmoid scores "
         "stay as they are. Scanner volumes (NIfTI .nii/.nii.gz, DICOM files or folders) add one row per axial slice "
-        "that holds brain (column slice; slices without brain are skipped) and one answer per volume (the per-volume "
+        "that holds brain (columns slice and series; slices without brain are skipped) and one answer per volume (the per-volume "
         "rule: --volume-top-k, --volume-threshold, --volume-no-tumour): a line on stderr and, with --csv, a row in "
         "<csv stem>.volumes.csv.",
         configure=_configure_predict,

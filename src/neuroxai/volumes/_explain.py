@@ -61,6 +61,10 @@ class VolumeOutputs(Record):
     montage: str | None
 
 
+#: Pixels of maps resized back to the slices' size at a time (16 MB as float32).
+_RESIZE_PIXELS = 1 << 22
+
+
 def _resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of maps ``[N, h, w]`` to ``size`` in one call (the way the slices were resized, reversed)."""
     if maps.shape[1:] == tuple(size) or len(maps) == 0:
@@ -328,10 +332,11 @@ def explain_volume(
         if ours:
             p = proba[start : start + len(part)]
             exp = dataclasses.replace(exp, probabilities=p, predicted=p.argmax(axis=1).astype(np.int64))
-        maps = _resize_maps(exp.maps, size)
-        if weighting == "probability":
-            maps = maps * np.clip(exp.probabilities[:, names.index(chosen)], 0.0, 1.0).astype(np.float32)[:, None, None]
-        heatmap[part] = maps
+        weights = np.clip(exp.probabilities[:, names.index(chosen)], 0.0, 1.0).astype(np.float32)
+        step = max(1, _RESIZE_PIXELS // max(1, size[0] * size[1]))
+        for i in range(0, len(part), step):  # maps back at the slices' size a few at a time: no pass-sized copies
+            maps = _resize_maps(exp.maps[i : i + step], size)
+            heatmap[part[i : i + step]] = maps * weights[i : i + step, None, None] if weighting == "probability" else maps
         parts.append(exp)
         start += len(part)
     return VolumeExplanation(volume, prediction, chosen, heatmap, _joined(parts), explainer.method.name, weighting)
