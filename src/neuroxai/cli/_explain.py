@@ -253,9 +253,9 @@ def _write_tables(
     tables: dict[str, list[Sequence[Any]]] = {"predictions.csv": [header, *rows], "skipped.csv": [["path", "reason"], *skipped]}
     if n_volumes:
         tables["volumes.csv"] = list(volume_rows)
-    folder.record(list(tables))
     for name, content in tables.items():
         try:
+            folder.record([name])
             write_text(folder.path / name, _csv(content))
         except OSError as exc:  # OutputError too
             if not quiet:

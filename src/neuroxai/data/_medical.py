@@ -668,8 +668,35 @@ class _Unusable(Exception):
 
 @dataclass
 class _Slice:
+    """One DICOM file of a series: its path and the header values the readers use (a plain dict, never the pixels)."""
+
     path: str
-    ds: Any
+    ds: dict[str, Any]
+
+
+#: The header values kept per DICOM file between the header pass and the pixel pass (a few KB per file, whatever
+#: else the file holds); the pixel data elements are only noted as present.
+_HEADER_TAGS = (
+    "SOPInstanceUID",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "NumberOfFrames",
+    "SamplesPerPixel",
+    "Rows",
+    "Columns",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "SpacingBetweenSlices",
+    "SliceThickness",
+    "WindowCenter",
+    "WindowWidth",
+    "PhotometricInterpretation",
+)
+_PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
 def _first(value: Any) -> float | None:
@@ -717,8 +744,8 @@ def _read_dicom_file(path: str, limit: int | None = None) -> _Slice:
 
     if (special := special_file(path)) is not None:  # never open a pipe: it would wait for a writer
         raise _Unusable(special)
-    try:
-        ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES)  # headers only: the pixel data is read slice by slice later
+    try:  # headers only: the pixel data stays on disk and is read slice by slice later
+        ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES, specific_tags=[*_HEADER_TAGS, *_PIXEL_TAGS])
     except InvalidDicomError as exc:
         raise _Unusable("not a DICOM file (no DICM marker at byte 128)") from exc
     except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError) as exc:
@@ -742,7 +769,9 @@ def _read_dicom_file(path: str, limit: int | None = None) -> _Slice:
         raise _Unusable(_over_limit(f"the header claims an image of {rows} x {cols} pixels", rows * cols, max_voxels))
     if (why := _rescale_problem(ds)) is not None:
         raise _Unusable(why)
-    return _Slice(path, ds)
+    header = {kw: ds.get(kw) for kw in _HEADER_TAGS if kw in ds}
+    header.update({kw: True for kw in _PIXEL_TAGS if kw in ds})  # present; reading the value would load the pixels
+    return _Slice(path, header)
 
 
 def _pixels(sl: _Slice, shape: tuple[int, int]) -> np.ndarray:
