@@ -44,6 +44,7 @@ __all__ = [
     "is_temp_file",
     "prepare_output_dir",
     "prepare_output_file",
+    "printable",
     "remove_temp_files",
     "save_figure",
     "write_bytes",
@@ -152,11 +153,30 @@ def _jsonable(obj: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------------------- messages and CSV
 def display_path(path: str | os.PathLike[str]) -> str:
-    """``path`` for a message: as it is, or as ``repr`` where it holds control characters (a newline cannot forge a line)."""
+    """``path`` for a message: as it is, or as ``repr`` where it holds control characters (a newline cannot forge a line).
+
+    Control characters include the invisible formatting marks (the right-to-left override U+202E turns
+    ``gpj.exe`` into what looks like ``exe.jpg``): any character that is not printable is shown escaped.
+    """
     text = os.fspath(path)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+    if not text.isprintable():
         return repr(text)
     return text
+
+
+def printable(text: object) -> str:
+    """``text`` with every non-printable character escaped (``\\n``, ``\\x1b``, ``\\u202e``), for names shown to people.
+
+    Unlike :func:`display_path` it adds no quotes: for class names in tables and reports.
+
+    Example:
+        >>> print(printable("glioma" + chr(0x202E) + "gpj"))
+        glioma\\u202egpj
+    """
+    value = str(text)
+    if value.isprintable():
+        return value
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in value)
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -355,7 +375,13 @@ def is_output_dir(path: str | os.PathLike[str]) -> bool:
 
 
 class OutputFolder:
-    """An output folder checked by :func:`prepare_output_dir`; :meth:`finish` records what was written.
+    """An output folder checked by :func:`prepare_output_dir`; :meth:`record` and :meth:`finish` keep its marker true.
+
+    The marker lists every file of ours that may be in the folder at any moment: the earlier run's files
+    (until this run removes them) and each file this run is about to write (:meth:`record`, called before the
+    file is written). So a run killed halfway leaves a marker that still names all its files, and the next
+    ``--overwrite`` removes the ones it does not write again: an overwrite always leaves exactly the new
+    run's files.
 
     Attributes:
         path: The folder.
@@ -370,23 +396,44 @@ class OutputFolder:
         self.previous = tuple(previous)
         self.overwrite = overwrite
         self._marked = marked
+        self._recorded: set[str] = set()
 
     def __repr__(self) -> str:
         return f"OutputFolder({str(self.path)!r}, command={self.command!r})"
 
-    def finish(self, written: Iterable[str | os.PathLike[str]]) -> None:
-        """Record the files written (paths inside the folder); with ``overwrite``, remove earlier outputs not written again."""
-        names = sorted(
-            {os.path.relpath(os.fspath(f), self.path) if os.path.isabs(os.fspath(f)) else os.fspath(f) for f in written}
-        )
-        if self.overwrite:
-            for old in set(self.previous) - set(names):
-                target = _resolve(self.path / old)
-                if _within(target, _resolve(self.path)) and target.is_file():
-                    with contextlib.suppress(OSError):
-                        target.unlink()
+    def _names(self, files: Iterable[str | os.PathLike[str]]) -> set[str]:
+        return {os.path.relpath(os.fspath(f), self.path) if os.path.isabs(os.fspath(f)) else os.fspath(f) for f in files}
+
+    def _write_marker(self, names: Iterable[str]) -> None:
         if self._marked:
-            write_json(self.path / OUTPUT_MARKER, {"command": self.command, "files": names})
+            write_json(self.path / OUTPUT_MARKER, {"command": self.command, "files": sorted(set(names))})
+
+    def record(self, files: Iterable[str | os.PathLike[str]]) -> None:
+        """Add files this run is about to write (paths inside the folder) to the marker, before writing them."""
+        new = self._names(files) - self._recorded
+        if not new:
+            return
+        self._recorded |= new
+        self._write_marker({*self.previous, *self._recorded})
+
+    def finish(self, written: Iterable[str | os.PathLike[str]]) -> None:
+        """Record the files written (paths inside the folder); with ``overwrite``, remove earlier outputs not written again.
+
+        Files recorded but not written (a volume that failed halfway) are removed with ``overwrite``; without it,
+        those still there stay in the marker, so a later ``--overwrite`` removes them.
+        """
+        names = self._names(written)
+        left = set()
+        for old in ({*self.previous, *self._recorded}) - names:
+            target = _resolve(self.path / old)
+            if not (_within(target, _resolve(self.path)) and target.is_file()):
+                continue
+            if self.overwrite or old not in self.previous:
+                with contextlib.suppress(OSError):
+                    target.unlink()
+            if target.exists():
+                left.add(old)
+        self._write_marker(names | left)
 
 
 def prepare_output_dir(

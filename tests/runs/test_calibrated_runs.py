@@ -26,7 +26,7 @@ def data_dir(tmp_path_factory):
 def fitted(data_dir, tmp_path_factory):
     from neuroxai import Dataset, Trainer
 
-    ds = Dataset(data_dir, val_fraction=0.3, seed=2, progress=False)
+    ds = Dataset(data_dir, val_fraction=0.4, seed=2, progress=False)  # 12 validation images: `calibrate` needs at least 10
     out = tmp_path_factory.mktemp("runs") / "run"
     trainer = Trainer("cnn", epochs=2, image_size=32, batch_size=8, progress=False, seed=2).fit(ds, out_dir=out)
     return trainer, ds, out

@@ -70,7 +70,7 @@ def test_predict_to_stdout_and_a_foreign_volumes_csv(run_dir, scans, tmp_path, c
     top_k = ["--volume-rule", "top-k", "--volume-top-k", "1"]  # the rule of earlier releases is still there
     assert main(["predict", str(run_dir), str(scans / "scan.nii.gz"), "--window", WINDOW, *top_k]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0].endswith(",slice") and "volume scan: glioma" in captured.err
+    assert captured.out.splitlines()[0].endswith(",slice,series") and "volume scan: glioma" in captured.err
 
     (tmp_path / "p.volumes.csv").write_text("someone's notes\n")
     code = main(["predict", str(run_dir), str(scans / "scan.nii.gz"), "--csv", str(tmp_path / "p.csv")])

@@ -13,7 +13,11 @@ status 1 that says so, and the traceback with ``-v``. Library messages go
 through :mod:`logging` (logger ``neuroxai``): the command shows warnings by
 default, ``-v`` adds progress information, ``-vv`` debugging detail, and
 ``-q`` shows errors only. Control characters in messages (a file name with a
-newline, say) are escaped, so no message can forge another line.
+newline, say) are escaped, so no message can forge another line. Warnings of
+the libraries the command uses (Python warnings such as matplotlib's missing
+glyphs, and the log records of nibabel, pydicom, Pillow and matplotlib) are
+shown the same way: one ``neuroxai:`` line each, never a raw traceback-style
+warning.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from neuroxai.cli._commands import Command, CommandRegistry
 __all__ = ["Command", "CommandRegistry", "build_parser", "main"]
 
 _LOG_FORMAT = "neuroxai: %(message)s"
+#: Loggers of the libraries the commands read and draw with: their records reach the terminal as one line each.
+_THIRD_PARTY_LOGGERS = ("nibabel", "pydicom", "PIL", "matplotlib")
 
 
 def build_parser(registry: CommandRegistry | None = None) -> argparse.ArgumentParser:
@@ -65,6 +71,18 @@ class _OneLineFormatter(logging.Formatter):
         return one_line(super().format(record))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever ``sys.stderr`` is when a record comes (not the one at set-up)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ sets it; the current sys.stderr is used instead
+        pass
+
+
 @contextmanager
 def _warnings_as_log() -> Iterator[None]:
     """Pillow's DecompressionBombWarning (and other library warnings) as one logged line instead of a raw warning."""
@@ -74,8 +92,8 @@ def _warnings_as_log() -> Iterator[None]:
     def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
         if category.__name__ == "DecompressionBombWarning":
             log.warning("very large image (Pillow: %s); it is read, but needs much memory", message)
-        else:
-            original(message, category, filename, lineno, file, line)
+        else:  # any other library's warning (matplotlib's missing glyphs, pydicom's invalid values ...): one line
+            log.warning("%s (%s in %s)", message, category.__name__, _module_of(filename))
 
     warnings.showwarning = show
     try:
@@ -84,16 +102,35 @@ def _warnings_as_log() -> Iterator[None]:
         warnings.showwarning = original
 
 
+def _module_of(filename: str) -> str:
+    """Where a warning was raised: the installed package (``matplotlib``), else the file's name."""
+    import os
+
+    parts = os.path.normpath(filename).split(os.sep)
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts and parts.index(marker) + 1 < len(parts):
+            return parts[parts.index(marker) + 1].removesuffix(".py")
+    return os.path.basename(filename) or "?"
+
+
+def _own_handler(logger: logging.Logger, fmt: str) -> None:
+    if not any(getattr(h, "_neuroxai_cli", False) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(_OneLineFormatter(fmt))
+        handler._neuroxai_cli = True  # type: ignore[attr-defined]  # marks the handler this function owns
+        logger.addHandler(handler)
+    logger.propagate = False
+
+
 def _configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logger = logging.getLogger("neuroxai")
     logger.setLevel(level)
-    if not any(getattr(h, "_neuroxai_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_OneLineFormatter(_LOG_FORMAT))
-        handler._neuroxai_cli = True  # type: ignore[attr-defined]  # marks the handler this function owns
-        logger.addHandler(handler)
-    logger.propagate = False
+    _own_handler(logger, _LOG_FORMAT)
+    for name in _THIRD_PARTY_LOGGERS:  # their warnings as one neuroxai line each; their chatter only with -vv
+        other = logging.getLogger(name)
+        other.setLevel(max(level, logging.WARNING) if verbose < 2 else level)
+        _own_handler(other, "neuroxai: %(name)s: %(message)s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -247,6 +247,19 @@ def _configure_calibrate(c: argparse.ArgumentParser) -> None:
     add_progress_option(c)
 
 
+def _check_enough(n: int, source: Any, what: str = "") -> None:
+    """Refuse to store a temperature fitted on fewer than ``MIN_CALIBRATION_SAMPLES`` validation images."""
+    from neuroxai.errors import DataError
+    from neuroxai.runs import MIN_CALIBRATION_SAMPLES
+
+    if 0 < n < MIN_CALIBRATION_SAMPLES:
+        raise DataError(
+            f"The validation split of {source} holds {n} {what}image(s); calibrating needs at least {MIN_CALIBRATION_SAMPLES} "
+            "(on fewer, the temperature fitted is a guess: one image gives the bound 20.0). Raise --val-fraction or add "
+            "images; nothing was stored."
+        )
+
+
 def run_calibrate(args: argparse.Namespace) -> int:
     """Fit the run's calibration on its validation split and store it (spec and ``metrics.json``). Returns 0."""
     import dataclasses
@@ -265,9 +278,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
     predictor = load(args.run_dir)
     ds = run_dataset(args, predictor)
     report_skipped("neuroxai calibrate", ((s.path, s.reason) for s in ds.skipped))
+    _check_enough(len(ds.labels("val")), ds.source)  # before the model runs
     calibration = fit_calibration(
         predictor.model, ds, input_shape=predictor.input_shape, input_range=predictor.input_range, batch_size=args.batch_size
     )
+    if calibration is not None:
+        _check_enough(calibration.n, ds.source, "readable ")  # some may have turned unreadable since indexing
     if calibration is None:
         raise DataError(
             f"Could not calibrate {args.run_dir}: the validation split of {ds.source} is empty or unreadable (or the model's "

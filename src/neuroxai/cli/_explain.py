@@ -116,7 +116,7 @@ def _parse_range(text: str | None) -> tuple[float, float] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Explain every readable image; returns 0 (2 via NeuroxaiError when nothing could be explained)."""
-    from neuroxai._io import display_path, prepare_output_dir, write_text
+    from neuroxai._io import display_path, prepare_output_dir
     from neuroxai._progress import progress
     from neuroxai.data import load_images
     from neuroxai.errors import ExplainError
@@ -154,48 +154,56 @@ def run(args: argparse.Namespace) -> int:
     ood = predictor.ood  # the run's out-of-distribution score: two more columns where it has one
     used: set[str] = set()
     rows: list[list[Any]] = []
-    tail = [""] if n_volumes else []  # the slice column, empty for images
-    bar: Any = progress(total=len(files) + n_volumes, desc=f"Explaining ({explainer.method.name})", enabled=args.progress)
-    for start in range(0, len(files), args.batch_size):
-        chunk = files[start : start + args.batch_size]
-        stems = {os.fspath(p): stem for p, stem in chunk}
-        x, ok, bad = load_images([p for p, _ in chunk], image_size=(height, width), channels=channels, input_range=input_range)
-        skipped.extend((s.path, s.reason) for s in bad)
-        if ok:
-            exp = explainer.explain(x, targets=target)
-            known = ood_columns(ood, _ood_scores(predictor, ood, x, args.batch_size), len(ok))
-            names = []
-            for path in ok:
-                stem = stems.get(path, Path(path).stem)
-                name, n = stem, 1
-                while name in used:
-                    name, n = f"{stem}_{n}", n + 1
-                used.add(name)
-                names.append(name)
-            # Pictures at each scan's own resolution: the original files, not the resized model input.
-            exp.save(out, names=names, originals=ok, alpha=args.alpha, cmap=args.cmap, scaling=args.scaling)
-            for i, (path, name) in enumerate(zip(ok, names)):
-                pred = int(exp.predicted[i])
-                rows.append(
-                    [path, f"{name}.png", exp.class_names[pred], f"{exp.probabilities[i, pred]:.6f}", exp.target_names[i]]
-                    + [f"{p:.6f}" for p in exp.probabilities[i]]
-                    + known[i]
-                    + tail
-                )
-        bar.update(len(chunk))
-    n_images = len(rows)
-    volume_rows, summaries, written = _explain_volumes(args, explainer, target, found, out, used, rows, skipped, bar)
-    bar.close()
-
+    tail = ["", ""] if n_volumes else []  # the slice and series columns, empty for images
     header = ["path", "overlay", "predicted", "confidence", "explained"] + [f"p_{c}" for c in explainer.class_names]
     header += ["ood_score", "ood"] if ood is not None else []
-    write_text(out / "predictions.csv", _csv([header + (["slice"] if n_volumes else []), *rows]))
-    write_text(out / "skipped.csv", _csv([["path", "reason"], *skipped]))
-    if n_volumes:
-        write_text(out / "volumes.csv", _csv(volume_rows))
-    folder.finish(
-        [*(row[1] for row in rows), *written, "predictions.csv", "skipped.csv", *(["volumes.csv"] if n_volumes else [])]
-    )
+    header += ["slice", "series"] if n_volumes else []
+    no_tumour = rule_no_tumour(list(explainer.class_names), args)
+    volume_rows = [[*volume_header(list(explainer.class_names), no_tumour), "explained", "heatmap", "montage"]]
+    summaries: list[str] = []
+    written: list[str] = []
+    done = False
+    bar: Any = progress(total=len(files) + n_volumes, desc=f"Explaining ({explainer.method.name})", enabled=args.progress)
+    try:
+        for start in range(0, len(files), args.batch_size):
+            chunk = files[start : start + args.batch_size]
+            stems = {os.fspath(p): stem for p, stem in chunk}
+            x, ok, bad = load_images(
+                [p for p, _ in chunk], image_size=(height, width), channels=channels, input_range=input_range
+            )
+            skipped.extend((s.path, s.reason) for s in bad)
+            if ok:
+                exp = explainer.explain(x, targets=target)
+                known = ood_columns(ood, _ood_scores(predictor, ood, x, args.batch_size), len(ok))
+                names = []
+                for path in ok:
+                    stem = stems.get(path, Path(path).stem)
+                    name, n = stem, 1
+                    while name in used:
+                        name, n = f"{stem}_{n}", n + 1
+                    used.add(name)
+                    names.append(name)
+                folder.record(f"{name}.png" for name in names)  # in the marker before they exist: a kill cannot orphan them
+                # Pictures at each scan's own resolution: the original files, not the resized model input.
+                exp.save(out, names=names, originals=ok, alpha=args.alpha, cmap=args.cmap, scaling=args.scaling)
+                for i, (path, name) in enumerate(zip(ok, names)):
+                    pred = int(exp.predicted[i])
+                    rows.append(
+                        [path, f"{name}.png", exp.class_names[pred], f"{exp.probabilities[i, pred]:.6f}", exp.target_names[i]]
+                        + [f"{p:.6f}" for p in exp.probabilities[i]]
+                        + known[i]
+                        + tail
+                    )
+            bar.update(len(chunk))
+        n_images = len(rows)
+        _explain_volumes(args, explainer, target, found, folder, used, rows, skipped, bar, volume_rows, summaries, written)
+        done = True
+    finally:
+        bar.close()
+        if not done:  # interrupted by an error: the tables of what was done are written all the same
+            _write_tables(folder, header, rows, skipped, volume_rows, n_volumes, quiet=True)
+    tables = _write_tables(folder, header, rows, skipped, volume_rows, n_volumes)
+    folder.finish([*(row[1] for row in rows), *written, *tables])
     report_skipped("neuroxai explain", skipped)
     for line in summaries:
         print(f"neuroxai explain: volume {line}", file=sys.stderr)
@@ -231,33 +239,67 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_tables(
+    folder: Any,
+    header: list[str],
+    rows: list[list[Any]],
+    skipped: list[tuple[str, str]],
+    volume_rows: list[list[Any]],
+    n_volumes: int,
+    *,
+    quiet: bool = False,
+) -> list[str]:
+    """Write predictions.csv, skipped.csv and (with volumes) volumes.csv; returns their names.
+
+    With ``quiet`` (the command is already failing) a table that cannot be written is logged, not raised, so the
+    error that stopped the command is the one reported.
+    """
+    import logging
+
+    from neuroxai._io import write_text
+
+    tables: dict[str, list[Sequence[Any]]] = {"predictions.csv": [header, *rows], "skipped.csv": [["path", "reason"], *skipped]}
+    if n_volumes:
+        tables["volumes.csv"] = list(volume_rows)
+    for name, content in tables.items():
+        try:
+            folder.record([name])
+            write_text(folder.path / name, _csv(content))
+        except OSError as exc:  # OutputError too
+            if not quiet:
+                raise
+            logging.getLogger("neuroxai.cli").warning("could not write %s: %s", name, exc)
+    return list(tables)
+
+
 def _explain_volumes(
     args: argparse.Namespace,
     explainer: Any,
     target: Any,
     found: Any,
-    out: Path,
+    folder: Any,
     used: set[str],
     rows: list[list[Any]],
     skipped: list[tuple[str, str]],
     bar: Any,
-) -> tuple[list[list[Any]], list[str], list[str]]:
+    table: list[list[Any]],
+    summaries: list[str],
+    written: list[str],
+) -> None:
     """Explain each volume: heatmap NIfTI + montage, per-slice rows (appended to ``rows``).
 
-    Returns:
-        ``(volumes.csv rows with header, one summary line per volume, files written)``.
+    Appends to ``table`` (volumes.csv, its header given), ``summaries`` (one line per volume) and ``written``
+    (files written), as it goes: what was done is there when a later volume stops the command.
     """
     from neuroxai.errors import NeuroxaiError
-    from neuroxai.volumes import explain_volume, predict_volume
+    from neuroxai.volumes import HEATMAP_SUFFIX, MONTAGE_SUFFIX, explain_volume, predict_volume
 
     names = list(explainer.class_names)
     no_tumour = rule_no_tumour(names, args)
-    table: list[list[Any]] = [[*volume_header(names, no_tumour), "explained", "heatmap", "montage"]]
-    summaries: list[str] = []
-    written: list[str] = []
+    out = folder.path
     taken: set[str] = set()
     if found is None:
-        return table, summaries, written
+        return
     predictor = explainer.predictor
     if explainer.input_range is not None and explainer.input_range != predictor.input_range:  # --input-range given
         predictor = copy.copy(predictor)
@@ -271,6 +313,7 @@ def _explain_volumes(
                 name, n = f"{volume.name}_{n}", n + 1
             taken.add(name)
             used.add(f"{name}_montage")
+            folder.record([f"{name}{HEATMAP_SUFFIX}", f"{name}{MONTAGE_SUFFIX}"])
             files = result.save(out, name=name, overwrite=True, alpha=args.alpha, cmap=args.cmap, scaling=args.scaling)
         except NeuroxaiError as exc:  # a volume that cannot be explained is reported like a bad image, never fatal
             skipped.append((volume.source, str(exc)))
@@ -283,12 +326,14 @@ def _explain_volumes(
         for z, pr, ood_cells in zip(pred.slices, pred.probabilities, known):
             k = int(pr.argmax())
             rows.append(
-                [volume.source, heat, names[k], f"{float(pr[k]):.6f}", t or ""] + [f"{p:.6f}" for p in pr] + ood_cells + [z]
+                [volume.source, heat, names[k], f"{float(pr[k]):.6f}", t or ""]
+                + [f"{p:.6f}" for p in pr]
+                + ood_cells
+                + [z, pred.series or ""]
             )
         table.append([*volume_row(pred, names, no_tumour), t or "", heat, montage])
         summaries.append(pred.summary())
         bar.update(1)
-    return table, summaries, written
 
 
 def _ood_scores(predictor: Any, ood: Any, x: Any, batch_size: int) -> Any:
@@ -315,7 +360,7 @@ COMMANDS: tuple[Command, ...] = (
             "Scanner volumes (NIfTI .nii/.nii.gz, DICOM files or folders) get one class explained on every slice that "
             "holds brain (--target, else the volume's answer): OUT/<name>_heatmap.nii.gz on the scan's own grid and "
             "affine, OUT/<name>_montage.png (the slices that carried the decision), one row per slice in "
-            "predictions.csv (column slice) and one per volume in OUT/volumes.csv."
+            "predictions.csv (columns slice and series) and one per volume in OUT/volumes.csv."
         ),
         configure=_configure_explain,
         run=run,

@@ -350,10 +350,10 @@ def run_predict(args: argparse.Namespace) -> int:
             *[f"p_{c}" for c in names],
             *(["ood_score", "ood"] if ood is not None else []),
             *predict_header(args),
-            *(["slice"] if n_volumes else []),
+            *(["slice", "series"] if n_volumes else []),
         ]
     )
-    tail = [""] if n_volumes else []  # images have no slice index
+    tail = ["", ""] if n_volumes else []  # images have no slice index nor series
     n_ok = 0
     step = max(1, int(args.batch_size))
     bar = progress(total=len(files) + n_volumes, desc="Predicting", enabled=args.progress)
@@ -390,8 +390,9 @@ def run_predict(args: argparse.Namespace) -> int:
         known = ood_columns(ood, pred.ood_scores, len(pred.slices))
         for z, pr, more, ood_cells in zip(pred.slices, pred.probabilities, extra, known):
             k = int(pr.argmax())
-            row = [volume.source, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr], *ood_cells, *more, z]
-            writer.writerow(row)
+            writer.writerow(
+                [volume.source, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr], *ood_cells, *more, z, pred.series or ""]
+            )
         n_ok += len(pred.slices)
         volume_rows.append(volume_row(pred, names, no_tumour))
         summaries.append(pred.summary())
@@ -447,7 +448,7 @@ COMMANDS: tuple[Command, ...] = (
         "Probabilities follow the model's head (--head, default read from "
         "its last layer): logits are softmaxed, a single sigmoid unit gives two classes, independent sigmoid scores "
         "stay as they are. Scanner volumes (NIfTI .nii/.nii.gz, DICOM files or folders) add one row per axial slice "
-        "that holds brain (column slice; slices without brain are skipped) and one answer per volume (the per-volume "
+        "that holds brain (columns slice and series; slices without brain are skipped) and one answer per volume (the per-volume "
         "rule: --volume-top-k, --volume-threshold, --volume-no-tumour): a line on stderr and, with --csv, a row in "
         "<csv stem>.volumes.csv.",
         configure=_configure_predict,

@@ -11,7 +11,9 @@
 - :func:`read_volume` / :func:`read_volumes` / :func:`find_volumes`: scanner files (NIfTI volumes,
   DICOM series; extra ``neuroxai[medical]``) as :class:`Volume` records of axial slices in one stated
   orientation, windowed to 8-bit with a :class:`Window`; :func:`brain_slices` (the foreground test) and
-  :func:`write_nifti` (results back onto the scan's grid and affine).
+  :func:`write_nifti` (results back onto the scan's grid and affine). A file claiming more than
+  :data:`MAX_VOLUME_VOXELS` voxels (or an image more than :data:`MAX_IMAGE_PIXELS` pixels) is refused from its
+  header, before anything is allocated; only regular files are opened.
 - :func:`load_images` / :func:`to_model_input`: read arbitrary image files or
   arrays into a model-ready batch (the same conversions as the pipeline).
 - :func:`check_image_size`, :func:`check_image_shape`, :func:`check_channels`,
@@ -40,6 +42,7 @@ from neuroxai.data._files import IMAGE_EXTENSIONS, MASK_SUFFIX, ImageFile, Image
 from neuroxai.data._images import MAX_IMAGE_PIXELS, load_images, to_model_input
 from neuroxai.data._index import GROUP_COLUMNS
 from neuroxai.data._medical import (
+    MAX_VOLUME_VOXELS,
     MEDICAL_EXTENSIONS,
     Volume,
     VolumeFiles,
@@ -65,6 +68,7 @@ __all__ = [
     "MASK_THRESHOLD",
     "MAX_IMAGE_PIXELS",
     "MAX_IMAGE_SIZE",
+    "MAX_VOLUME_VOXELS",
     "MEDICAL_EXTENSIONS",
     "NEAR_DUPLICATE_THRESHOLD",
     "PHANTOM_CLASSES",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from neuroxai._io import display_path, printable
 from neuroxai._progress import progress as _progress
 from neuroxai._records import Record
 from neuroxai.data._copies import CopyReport
@@ -183,13 +184,18 @@ class AuditReport(Record):
             max_groups: How many duplicate groups, straddling groups and skipped files to list.
 
         Returns:
-            The text, without a trailing newline.
+            The text, without a trailing newline. File and class names are shown with their control characters
+            escaped (:func:`~neuroxai._io.display_path`), so a name cannot forge a line or reverse the text around it.
         """
         dup = self.duplicates
-        lines = [f"Audit of {self.source} ({self.layout} layout)", f"  images read: {self.images}, skipped: {len(self.skipped)}"]
+        lines = [
+            f"Audit of {display_path(self.source)} ({self.layout} layout)",
+            f"  images read: {self.images}, skipped: {len(self.skipped)}",
+        ]
         names = self.class_names
-        width = max(max((len(c) for c in names), default=5), 6) + 2
-        lines.append("  " + "split".ljust(6) + "".join(c.rjust(width) for c in names) + "total".rjust(8))
+        shown = [printable(c) for c in names]
+        width = max(max((len(c) for c in shown), default=5), 6) + 2
+        lines.append("  " + "split".ljust(6) + "".join(c.rjust(width) for c in shown) + "total".rjust(8))
         for split, counts in self.classes.items():
             total = sum(counts.values())
             if total:
@@ -205,7 +211,7 @@ class AuditReport(Record):
         if self.skipped:
             lines.append("  skipped files:")
             for s in self.skipped[:max_groups]:
-                lines.append(f"    {s.path}: {s.reason}")
+                lines.append(f"    {display_path(s.path)}: {printable(s.reason)}")
             if len(self.skipped) > max_groups:
                 lines.append(f"    ... and {len(self.skipped) - max_groups} more (use --format json for all)")
         if self.groups is not None:
@@ -214,7 +220,7 @@ class AuditReport(Record):
             f"  exact duplicates (same bytes): {len(dup.exact_within_split)} groups within a split, "
             f"{len(dup.exact_cross_split)} groups across splits"
         )
-        by_class = ", ".join(f"{k} {v}" for k, v in dup.test_with_train_copy_by_class.items() if v)
+        by_class = ", ".join(f"{printable(k)} {v}" for k, v in dup.test_with_train_copy_by_class.items() if v)
         lines.append(
             f"  test files with a byte-identical copy in training: {dup.test_with_train_copy}"
             + (f" ({by_class})" if by_class else "")
@@ -226,10 +232,12 @@ class AuditReport(Record):
             f"within a split, {len(dup.near_cross_split)} groups across splits"
         )
         for g in dup.near_cross_split[:max_groups]:
-            lines.append("    " + "  ~  ".join(g))
+            lines.append("    " + "  ~  ".join(display_path(p) for p in g))
         lines.append(f"  duplicate groups whose labels disagree: {len(dup.label_conflicts)}")
         for c in dup.label_conflicts[:max_groups]:
-            lines.append(f"    [{c.kind}] " + ", ".join(f"{p} ({lab})" for p, lab in zip(c.paths, c.labels)))
+            lines.append(
+                f"    [{c.kind}] " + ", ".join(f"{display_path(p)} ({printable(lab)})" for p, lab in zip(c.paths, c.labels))
+            )
         if self.copies is not None:
             lines.append(self.copies.format(max_groups))
         return "\n".join(lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Collection
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "check_image_size",
     "check_input_range",
     "check_pixel_range",
+    "size_limit",
 ]
 
 #: Largest model input side accepted (pixels): far above any MRI classifier's input (224-600), far below a size whose
@@ -35,6 +37,32 @@ def _bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"  # pragma: no cover - the loop returns
+
+
+def size_limit(given: int | None, variable: str, default: int) -> int:
+    """A reader's size limit: ``given`` when set, else the environment variable ``variable``, else ``default``.
+
+    The environment variable lets command-line users raise a limit (``NEUROXAI_MAX_VOLUME_VOXELS=300000000
+    neuroxai predict ...``) where the Python API takes an argument.
+
+    Raises:
+        DataError: ``given`` or the variable's value is not a whole number >= 1.
+    """
+    if given is not None:
+        value = _as_int(given)
+        if value is None or value < 1:
+            raise DataError(f"A size limit must be a whole number >= 1; got {given!r}.")
+        return value
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return int(default)
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DataError(f"{variable}={text!r} is not a whole number >= 1; unset it, or give a limit such as {default}.")
+    return value
 
 
 def _as_int(value: Any) -> int | None:

@@ -14,7 +14,10 @@ A file found inside a folder is an image when
   e.g. ``Tr-gl-0001_mask.png`` or ``B_MASK.PNG``,
 - it is not inside a folder neuroxai wrote (a run directory or an output
   folder: :func:`neuroxai._io.is_output_dir`), nor reached through a symbolic
-  link to a folder (not followed; reported).
+  link to a folder (not followed; reported),
+- it is a regular file: named pipes (FIFOs), sockets and devices are never
+  opened (opening a pipe waits for a writer forever), found or named; they are
+  skipped and reported with what they are (:func:`special_file`).
 
 A file named explicitly (not found inside a folder) is always taken: the user
 asked for it, and reading it reports why it cannot be used. A scanner file named
@@ -24,6 +27,7 @@ explicitly is listed among the volumes instead of the images.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +48,7 @@ __all__ = [
     "find_images",
     "has_dicom_marker",
     "is_hidden",
+    "special_file",
     "walk_folder",
 ]
 
@@ -81,13 +86,43 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".") or name.lower() in _DEBRIS
 
 
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def special_file(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` must not be opened as a data file, or ``None`` for a regular file (or a link to one) and a folder.
+
+    Named pipes, sockets and devices are never opened: reading a pipe waits for a writer that may never come, and
+    a device may never end. A missing path also gives ``None`` (its reader reports it).
+
+    Example:
+        >>> special_file("/dev/null")
+        'a character device, not a regular file; skipped (only regular files are read)'
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # missing, a broken link, no permission, a NUL byte: the reader says why
+        return None
+    for test, what in _SPECIAL_KINDS:
+        if test(mode):
+            return f"{what}, not a regular file; skipped (only regular files are read)"
+    return None
+
+
 def has_dicom_marker(path: str | os.PathLike[str]) -> bool:
-    """True when the file holds the DICOM part-10 marker ``DICM`` at byte 128 (False when unreadable)."""
+    """True when the file holds the DICOM part-10 marker ``DICM`` at byte 128 (False when unreadable or not a regular file)."""
+    if special_file(path) is not None:  # never open a pipe: it would wait for a writer
+        return False
     try:
         with open(path, "rb") as fh:
             fh.seek(128)
             return fh.read(4) == b"DICM"
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
@@ -176,6 +211,8 @@ def walk_folder(folder: str | os.PathLike[str]) -> Iterator[FolderContents]:
             kind = file_kind(name)
             if kind == "hidden":
                 here.skipped.append(SkippedFile(full, "hidden file; not counted as a sample"))
+            elif (special := special_file(full)) is not None:  # before anything opens it (a pipe would hang)
+                here.skipped.append(SkippedFile(full, special))
             elif kind == "volume" or (kind == "other" and has_dicom_marker(full)):
                 here.volumes.append(full)
             elif kind == "other":
@@ -216,7 +253,9 @@ class ImageFiles(Record):
     Attributes:
         files: The image files, in a stable order (inputs in the order given;
             inside a folder, sorted by path); each file once.
-        missing: ``(path, reason)`` for each input that does not exist.
+        missing: ``(path, reason)`` for each input that does not exist, and each file,
+            named or found in a folder, that is a named pipe, socket or device (never
+            opened): the files a caller reports as skipped.
         ignored: Files inside the given folders that are not images (hidden,
             other extensions, masks), with the reason.
         volumes: Scanner files (NIfTI, DICOM) named or found: not images; read them with
@@ -262,7 +301,9 @@ def find_images(inputs: Iterable[str | os.PathLike[str]]) -> ImageFiles:
     for raw in inputs:
         given = os.fspath(raw)
         p = Path(given)
-        if p.is_file():
+        if (special := special_file(given)) is not None:
+            missing.append(SkippedFile(given, special))
+        elif p.is_file():
             kind = file_kind(given)
             if kind == "volume" or (kind == "other" and has_dicom_marker(given)):
                 volumes.append(given)
@@ -271,7 +312,8 @@ def find_images(inputs: Iterable[str | os.PathLike[str]]) -> ImageFiles:
         elif p.is_dir():
             inside: list[tuple[tuple[str, ...], str]] = []
             for contents in walk_folder(given):
-                ignored.extend(contents.skipped)
+                for skip in contents.skipped:  # pipes, sockets, devices are reported; hidden files and the like are not
+                    (missing if special_file(skip.path) is not None else ignored).append(skip)
                 volumes.extend(contents.volumes)
                 ignored.extend(
                     SkippedFile(path, "mask file (<image>_mask.<ext>); not read as an image") for path in contents.masks.values()

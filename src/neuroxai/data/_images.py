@@ -9,8 +9,19 @@ Memory stays bounded whatever the files hold: an image of more than
 :data:`MAX_IMAGE_PIXELS` pixels is refused from its header alone (skipped and
 reported, never decoded); one of more than :data:`REDUCE_ABOVE_PIXELS` is
 decoded reduced (JPEG's DCT scaling through ``Image.draft``, then an integer
-box ``Image.reduce``) to no less than the size it is needed at, one such
+box ``Image.reduce``; palette, bilevel and 16-bit images are first converted
+to the 8-bit pixels :func:`pil_to_array` gives, since a box average of palette
+indices means nothing) to no less than the size it is needed at, one such
 image at a time; and no full-resolution image is converted to float64.
+
+Orientation: an EXIF ``Orientation`` tag (a phone or camera photo of a film, a
+JPEG exported rotated) is applied, so the pixels are the image as viewers show
+it. Every reader applies it: the index, :func:`load_images`, ``neuroxai
+predict``/``explain`` and the tf.data pipeline (which decodes such files with
+PIL instead of TensorFlow's decoders, as those ignore the tag), so training and
+prediction see the same pixels.
+
+Only regular files are opened (a named pipe would wait for a writer forever).
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 import threading
 import warnings
 from collections.abc import Sequence
@@ -29,16 +41,18 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from neuroxai._progress import progress as _progress
-from neuroxai.data._checks import check_channels, check_image_size, check_input_range
-from neuroxai.data._files import SkippedFile
+from neuroxai.data._checks import check_channels, check_image_size, check_input_range, size_limit
+from neuroxai.data._files import SkippedFile, special_file
 from neuroxai.data._transforms import resize_batch, scale_to_range, to_channels
 from neuroxai.errors import DataError
 
 __all__ = [
     "MAX_IMAGE_PIXELS",
+    "MAX_IMAGE_PIXELS_VARIABLE",
     "REDUCE_ABOVE_PIXELS",
     "ImageInfo",
     "as_uint8",
+    "image_pixel_limit",
     "load_images",
     "open_image",
     "pil_to_array",
@@ -49,8 +63,12 @@ __all__ = [
 
 #: Largest image (width x height) neuroxai reads by default: 40 megapixels, well below Pillow's own
 #: decompression-bomb limit (about 89 megapixels warns, 179 fails). Larger files are skipped and reported
-#: from their header, never decoded. Change it per call (``max_pixels=``) or here for the process.
+#: from their header, never decoded. Change it per call (``max_pixels=``), here for the process, or with the
+#: environment variable :data:`MAX_IMAGE_PIXELS_VARIABLE` (for the command line).
 MAX_IMAGE_PIXELS = 40_000_000
+
+#: Environment variable that replaces :data:`MAX_IMAGE_PIXELS` where no ``max_pixels`` is given.
+MAX_IMAGE_PIXELS_VARIABLE = "NEUROXAI_MAX_IMAGE_PIXELS"
 
 #: Images above this many pixels (4096 x 4096) are decoded reduced towards the size they are needed at,
 #: one at a time; smaller ones (every MRI slice) are decoded whole, so their pixels are not changed.
@@ -76,20 +94,60 @@ def _big_pool() -> ThreadPoolExecutor:
         return _BIG_POOL
 
 
-def _load(img: Image.Image, want: tuple[int, int] | None) -> Image.Image:
-    """Decode ``img``; with ``want`` (width, height), reduced towards it (JPEG DCT scaling, then an integer box reduce)."""
+#: Modes ``Image.reduce`` refuses ("image has wrong mode") or would average meaninglessly (palette indices):
+#: converted to the 8-bit pixels :func:`pil_to_array` gives before a big image is reduced.
+_NO_REDUCE = frozenset({"1", "P", "PA", "I;16", "I;16B", "I;16L", "I;16N", "I;16S"})
+
+#: EXIF orientation -> the transpose that shows the image upright (the table of ``ImageOps.exif_transpose``).
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _exif_orientation(img: Image.Image) -> int:
+    """The image's EXIF orientation (1..8; 1 when absent, unreadable or out of range)."""
+    try:
+        value = img.getexif().get(0x0112, 1)
+    except (OSError, ValueError, SyntaxError, TypeError, KeyError, EOFError, struct.error):  # a damaged EXIF block
+        return 1
+    return int(value) if isinstance(value, int) and value in _ORIENTATIONS else 1
+
+
+def _load(img: Image.Image, want: tuple[int, int] | None) -> tuple[Image.Image, bool]:
+    """Decode ``img``, upright (its EXIF orientation applied); with ``want`` (width, height), reduced towards it.
+
+    Reduction is JPEG DCT scaling, then an integer box reduce (modes the reduce cannot average are converted
+    to 8 bit first). Returns the image and whether an orientation was applied.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        orientation = _exif_orientation(img)
+        if want is not None and orientation >= 5:  # turned by 90 degrees: the file's width is the picture's height
+            want = (want[1], want[0])
         if want is not None:
             img.draft(img.mode, want)  # JPEG: decode at 1/2, 1/4 or 1/8 scale; other formats: no-op
         img.load()
         if want is not None:
             factor = min(img.width // max(want[0], 1), img.height // max(want[1], 1))
             if factor >= 2:
-                reduced = img.reduce(factor)
-                img.close()
-                return reduced
-    return img
+                source = img
+                if img.mode in _NO_REDUCE:
+                    source = Image.fromarray(pil_to_array(img))
+                    img.close()
+                reduced = source.reduce(factor)
+                source.close()
+                img = reduced
+        if orientation != 1:
+            upright = img.transpose(_ORIENTATIONS[orientation])
+            img.close()
+            img = upright
+    return img, orientation != 1
 
 
 # Modes TensorFlow's own decoders handle exactly like PIL does; everything else
@@ -116,6 +174,7 @@ class ImageInfo:
         height: Height in pixels.
         digest: Hex BLAKE2b digest of the file's bytes (exact-duplicate key).
         thumb: ``THUMB_SIZE`` x ``THUMB_SIZE`` uint8 grayscale thumbnail (perceptual hash input).
+        oriented: The file has an EXIF orientation other than upright, which readers apply.
     """
 
     format: str
@@ -124,11 +183,17 @@ class ImageInfo:
     height: int
     digest: str
     thumb: np.ndarray
+    oriented: bool = False
 
     @property
     def tf_decodable(self) -> bool:
-        """True when ``tf.io.decode_image`` reads this file exactly (else PIL is used, also for big images: decoded reduced)."""
-        return self.mode in _TF_FORMATS.get(self.format, set()) and self.width * self.height <= REDUCE_ABOVE_PIXELS
+        """True when ``tf.io.decode_image`` reads this file exactly (else PIL is used: big images, decoded reduced, and
+        images with an EXIF orientation, which TensorFlow's decoders ignore)."""
+        return (
+            self.mode in _TF_FORMATS.get(self.format, set())
+            and self.width * self.height <= REDUCE_ABOVE_PIXELS
+            and not self.oriented
+        )
 
     @property
     def channels(self) -> int:
@@ -194,7 +259,13 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def _corrupt(exc: BaseException) -> str:
+def _corrupt(exc: BaseException, width: int = 0, height: int = 0) -> str:
+    if isinstance(exc, MemoryError):  # a valid image too big for the memory left, not a damaged file
+        return (
+            f"not enough memory to decode this {width}x{height} image ({width * height / 1e6:.0f} megapixels); free memory, "
+            "or lower the limit (max_pixels, or the environment variable "
+            f"{MAX_IMAGE_PIXELS_VARIABLE}) so images this large are refused from their header"
+        )
     text = str(exc) or type(exc).__name__
     if "truncated" in text.lower():
         return f"truncated image ({text}); the file was cut short, re-copy it from the source"
@@ -204,8 +275,14 @@ def _corrupt(exc: BaseException) -> str:
 def _too_big(width: int, height: int, max_pixels: int) -> str:
     return (
         f"image of {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is larger than the limit of "
-        f"{max_pixels / 1e6:g} megapixels, so it was not decoded; shrink it (e.g. to 1024x1024) or raise max_pixels"
+        f"{max_pixels / 1e6:g} megapixels, so it was not decoded; shrink it (e.g. to 1024x1024) or raise the limit "
+        f"(max_pixels=, or the environment variable {MAX_IMAGE_PIXELS_VARIABLE})"
     )
+
+
+def image_pixel_limit(max_pixels: int | None = None) -> int:
+    """The largest image read: ``max_pixels``, else ``$NEUROXAI_MAX_IMAGE_PIXELS``, else :data:`MAX_IMAGE_PIXELS`."""
+    return size_limit(max_pixels, MAX_IMAGE_PIXELS_VARIABLE, MAX_IMAGE_PIXELS)
 
 
 def open_image(
@@ -218,25 +295,41 @@ def open_image(
     more than ``max_pixels`` pixels is refused from its header. One of more
     than :data:`REDUCE_ABOVE_PIXELS` is decoded reduced to no less than
     ``size`` (JPEG DCT scaling, then an integer box reduction), one at a time.
+    An EXIF orientation is applied (the image upright, as viewers show it).
+    Named pipes, sockets and devices are refused without being opened.
 
     Args:
         path: The file.
         size: ``(height, width)`` the image is needed at (``None``: full size,
             or :data:`_PROBE_SIDE` for a big image).
-        max_pixels: Largest ``width * height`` read (default :data:`MAX_IMAGE_PIXELS`).
+        max_pixels: Largest ``width * height`` read (default :func:`image_pixel_limit`: :data:`MAX_IMAGE_PIXELS`
+            unless the environment variable ``NEUROXAI_MAX_IMAGE_PIXELS`` sets another).
 
     Returns:
         A loaded :class:`PIL.Image.Image` (close it), or the reason it cannot be used.
     """
     opened = _open(path, None, size, max_pixels)
-    return opened if isinstance(opened, str) else opened[0]
+    return opened if isinstance(opened, str) else opened.image
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A decoded image and what the file itself says (format, size and mode: also for an image decoded reduced)."""
+
+    image: Image.Image
+    format: str
+    size: tuple[int, int]
+    mode: str
+    oriented: bool
 
 
 def _open(
     path: str | os.PathLike[str], data: bytes | None, size: tuple[int, int] | None, max_pixels: int | None
-) -> tuple[Image.Image, str, tuple[int, int]] | str:
-    """:func:`open_image` (from ``data`` when given), also returning the file's own format and ``(width, height)``."""
-    limit = int(MAX_IMAGE_PIXELS if max_pixels is None else max_pixels)
+) -> _Opened | str:
+    """:func:`open_image` (from ``data`` when given), also returning the file's own format, ``(width, height)`` and mode."""
+    limit = image_pixel_limit(max_pixels)
+    if data is None and (special := special_file(path)) is not None:
+        return special
     try:
         if (len(data) if data is not None else os.path.getsize(path)) == 0:
             return "zero-byte file (empty); re-copy it from the source or delete it"
@@ -252,20 +345,20 @@ def _open(
             return f"cannot be read ({exc.strerror or exc}); check the path and the file's permissions"
         return _corrupt(exc)
     width, height = img.size
-    fmt = str(img.format)
+    fmt, mode = str(img.format), str(img.mode)
     if width * height > limit:
         img.close()
         return _too_big(width, height, limit)
     want_h, want_w = size if size is not None else (_PROBE_SIDE, _PROBE_SIDE)
     try:
         if width * height > REDUCE_ABOVE_PIXELS:
-            loaded = _big_pool().submit(_load, img, (int(want_w), int(want_h))).result()
+            loaded, oriented = _big_pool().submit(_load, img, (int(want_w), int(want_h))).result()
         else:
-            loaded = _load(img, None)
+            loaded, oriented = _load(img, None)
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         img.close()
-        return _corrupt(exc)
-    return loaded, fmt, (int(width), int(height))
+        return _corrupt(exc, width, height)
+    return _Opened(loaded, fmt, (int(width), int(height)), mode, oriented)
 
 
 def read_array(path: str | os.PathLike[str], *, size: tuple[int, int] | None = None, max_pixels: int | None = None) -> np.ndarray:
@@ -296,6 +389,8 @@ def probe_file(path: str, max_pixels: int | None = None) -> ImageInfo | str:
     Run at index time, so broken files never reach training. The size, mode
     and format are the file's own, also for an image decoded reduced.
     """
+    if (special := special_file(path)) is not None:  # never open a pipe: it would wait for a writer
+        return special
     try:
         small = os.path.getsize(path) <= _READ_WHOLE
         data = _read_bytes(path) if small else None  # one read for hash and decode; big files are streamed twice
@@ -305,11 +400,18 @@ def probe_file(path: str, max_pixels: int | None = None) -> ImageInfo | str:
     opened = _open(path, data, None, max_pixels)
     if isinstance(opened, str):
         return opened
-    img, fmt, (width, height) = opened  # the file's own format and size (a big image was decoded reduced)
-    with img:
-        mode = img.mode
+    width, height = opened.size  # the file's own format, size and mode (a big image was decoded reduced)
+    with opened.image as img:
         arr = pil_to_array(img)
-    return ImageInfo(format=fmt, mode=mode, width=width, height=height, digest=digest, thumb=thumbnail(arr))
+    return ImageInfo(
+        format=opened.format,
+        mode=opened.mode,
+        width=width,
+        height=height,
+        digest=digest,
+        thumb=thumbnail(arr),
+        oriented=opened.oriented,
+    )
 
 
 def _read_bytes(path: str) -> bytes:

@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuroxai._io import is_output_dir
+from neuroxai._io import display_path, is_output_dir
 from neuroxai.data._files import FolderContents, SkippedFile, file_kind, has_dicom_marker, is_hidden, walk_folder
 from neuroxai.data._slices import SliceRange, SliceRef, VolumeRequest
 from neuroxai.errors import DataError
@@ -277,6 +277,12 @@ def _scan_manifest(csv_path: Path, allow_outside_root: bool = False) -> RawIndex
         where = f"{csv_path.name} line {lineno}"
 
         rel, label = cell(row, col_path), cell(row, col_label)
+        for what, value in (("path", rel), ("mask", cell(row, col_mask))):
+            if "\x00" in value:  # no file name can hold one; os calls would fail with a bare ValueError
+                raise DataError(
+                    f"Manifest {display_path(csv_path)} line {lineno}: the {what} {value!r} holds a NUL byte, which no file "
+                    "name can contain (a damaged or binary manifest?); fix or delete the row."
+                )
         if not rel:
             skipped.append(SkippedFile(f"{csv_path}:{lineno}", f"{where}: empty path; fill in the image path"))
             continue

@@ -25,6 +25,15 @@ How the readers get there:
 
 Intensities become 8-bit pixels through a :class:`Window` (after rescale): by default the series' own
 window centre/width where a DICOM series has one, else percentiles of the non-zero voxels.
+
+Memory is bounded whatever a file claims. Before any voxel is decoded, the size the header claims (a NIfTI
+file's dimensions; a DICOM series' Rows x Columns x slices, from a first pass that reads headers only) is
+checked against :data:`MAX_VOLUME_VOXELS` (``max_voxels=``, or the environment variable
+``NEUROXAI_MAX_VOLUME_VOXELS``); a larger volume is refused with the claimed size and the limit named, never
+allocated. A volume within it is decoded slab by slab (NIfTI) or slice by slice (DICOM) straight into its
+float32 :attr:`Volume.voxels` (no second copy for the reordering), and windowing and the foreground test run
+block by block, so reading costs about 5 bytes per voxel (the float32 voxels and the uint8 slices). Only
+regular files are opened: named pipes, sockets and devices are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -34,7 +43,9 @@ import dataclasses
 import gzip
 import importlib
 import logging
+import math
 import os
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,12 +54,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from neuroxai._io import display_path, prepare_output_file, write_bytes
+from neuroxai._io import atomic_path, display_path, prepare_output_file
 from neuroxai._records import Record
-from neuroxai.data._files import MEDICAL_EXTENSIONS, SkippedFile, file_kind, has_dicom_marker, walk_folder
+from neuroxai.data._checks import size_limit
+from neuroxai.data._files import MEDICAL_EXTENSIONS, SkippedFile, file_kind, has_dicom_marker, special_file, walk_folder
 from neuroxai.errors import DataError
 
 __all__ = [
+    "MAX_VOLUME_VOXELS",
+    "MAX_VOLUME_VOXELS_VARIABLE",
     "MEDICAL_EXTENSIONS",
     "Volume",
     "VolumeFiles",
@@ -60,6 +74,7 @@ __all__ = [
     "iter_volumes",
     "read_volume",
     "read_volumes",
+    "volume_voxel_limit",
     "write_nifti",
 ]
 
@@ -74,6 +89,51 @@ _DICOM_ENDINGS = (".dcm", ".dicom", ".ima")
 _NIFTI_MARK = b"neuroxai"
 #: Percentiles are estimated from at most this many voxels (evenly strided), so windowing stays fast on big volumes.
 _PERCENTILE_SAMPLE = 1 << 21
+
+#: Largest volume read by default, in voxels: 2**26 = 67,108,864 (512 x 512 x 256, or 1024 slices of 256 x 256):
+#: above any brain MRI series (a 1 mm T1 is about 16 million voxels, a 0.5 mm 7 T scan about 70 million),
+#: and small enough that reading, predicting and explaining it stays within about 1 GB. A file claiming more
+#: is refused from its header, never decoded. Change it per call (``max_voxels=``), here for the process, or
+#: with the environment variable :data:`MAX_VOLUME_VOXELS_VARIABLE` (for the command line).
+MAX_VOLUME_VOXELS = 1 << 26
+
+#: Environment variable that replaces :data:`MAX_VOLUME_VOXELS` where no ``max_voxels`` is given.
+MAX_VOLUME_VOXELS_VARIABLE = "NEUROXAI_MAX_VOLUME_VOXELS"
+
+#: Voxels decoded, windowed or tested at a time (16 MB of float32): what bounds the temporary arrays of reading.
+_BLOCK_VOXELS = 1 << 22
+
+#: DICOM values longer than this (the pixel data) are left on disk by the header pass.
+_DEFER_BYTES = 4096
+
+
+def volume_voxel_limit(max_voxels: int | None = None) -> int:
+    """The largest volume read: ``max_voxels``, else ``$NEUROXAI_MAX_VOLUME_VOXELS``, else :data:`MAX_VOLUME_VOXELS`.
+
+    Raises:
+        DataError: The value given (or the variable's) is not a whole number >= 1.
+    """
+    return size_limit(max_voxels, MAX_VOLUME_VOXELS_VARIABLE, MAX_VOLUME_VOXELS)
+
+
+def _mb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.0f} MB"
+
+
+def _over_limit(claim: str, n_voxels: int, limit: int) -> str:
+    """Why a volume is refused before decoding: the size it claims and the limit, and how to raise the limit."""
+    return (
+        f"{claim} ({n_voxels:,} voxels, {_mb(4.0 * n_voxels)} as float32): more than the limit of {limit:,} voxels, "
+        f"so it was not read. If the scan really is this large, raise the limit (max_voxels=, or the environment "
+        f"variable {MAX_VOLUME_VOXELS_VARIABLE}); otherwise the header is damaged"
+    )
+
+
+def _blocks(n: int, per_item: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` ranges over ``n`` items of ``per_item`` voxels each, about :data:`_BLOCK_VOXELS` per range."""
+    step = max(1, _BLOCK_VOXELS // max(1, per_item))
+    for start in range(0, n, step):
+        yield start, min(n, start + step)
 
 
 @dataclass(frozen=True)
@@ -220,7 +280,23 @@ def _optional(package: str, needed_for: str) -> ModuleType:
 
 
 def _nibabel() -> ModuleType:
-    return _optional("nibabel", "Reading and writing NIfTI files")
+    nib = _optional("nibabel", "Reading and writing NIfTI files")
+    _propagate_nibabel_log()
+    return nib
+
+
+def _propagate_nibabel_log() -> None:
+    """Let nibabel's header warnings (``pixdim[1,2,3] should be positive ...``) propagate like any library's log.
+
+    nibabel gives its logger ``nibabel.global`` a handler of its own that prints each record raw on stderr, so
+    no logging configuration can route them; that handler is removed, and records propagate instead (without
+    any configuration Python still prints warnings on stderr; the ``neuroxai`` command shows them as one line).
+    """
+    log = logging.getLogger("nibabel.global")
+    for handler in list(log.handlers):
+        if type(handler) is logging.StreamHandler:  # nibabel's own default, not one a user configured
+            log.removeHandler(handler)
+    log.propagate = True
 
 
 def _pydicom() -> ModuleType:
@@ -283,7 +359,9 @@ def find_volumes(inputs: Iterable[str | os.PathLike[str]]) -> VolumeFiles:
     for raw in inputs:
         given = os.fspath(raw)
         p = Path(given)
-        if p.is_file():
+        if (special := special_file(given)) is not None:  # never opened: a pipe would wait for a writer
+            missing.append(SkippedFile(given, special))
+        elif p.is_file():
             if _is_nifti_name(given):
                 nifti.append(given)
             elif is_dicom_file(given):
@@ -375,12 +453,25 @@ def _display_mapping(
     return (axes[0], axes[1], axes[2]), (flips[0], flips[1], flips[2])
 
 
-def _to_display(data: np.ndarray, axes: tuple[int, int, int], flips: tuple[bool, bool, bool]) -> np.ndarray:
-    out = np.transpose(data, axes)
+def _source_view(display: np.ndarray, axes: tuple[int, int, int], flips: tuple[bool, bool, bool]) -> np.ndarray:
+    """A view of a display-orientation array in the source grid's axis order (writing to it fills ``display``)."""
+    arr = display
     flip_axes = tuple(d for d in range(3) if flips[d])
     if flip_axes:
-        out = np.flip(out, axis=flip_axes)
-    return np.ascontiguousarray(out, dtype=np.float32)
+        arr = np.flip(arr, axis=flip_axes)
+    return np.transpose(arr, tuple(int(a) for a in np.argsort(axes)))
+
+
+def _display_array(source_shape: tuple[int, int, int], axes: tuple[int, int, int]) -> np.ndarray:
+    """An uninitialised float32 array of the display shape, checked to fit in memory."""
+    shape = tuple(int(source_shape[a]) for a in axes)
+    try:
+        return np.empty(shape, dtype=np.float32)
+    except MemoryError as exc:  # within the limit, but more than this machine has free
+        raise DataError(
+            f"Not enough memory for a volume of {' x '.join(map(str, shape))} voxels ({_mb(4.0 * math.prod(shape))} as "
+            f"float32); free memory, or lower the limit ({MAX_VOLUME_VOXELS_VARIABLE}) so such volumes are refused."
+        ) from exc
 
 
 def _check_pixels(voxels: np.ndarray, affine: np.ndarray, axes: tuple[int, int, int], source: str) -> None:
@@ -398,15 +489,20 @@ def _check_pixels(voxels: np.ndarray, affine: np.ndarray, axes: tuple[int, int, 
 
 # ---------------------------------------------------------------------------------------------------- windowing
 def _apply_window(voxels: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """``voxels`` windowed to uint8, a block of slices at a time (the float temporaries stay small)."""
     low, high = float(window[0]), float(window[1])
+    out = np.zeros(voxels.shape, dtype=np.uint8)
     if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
-        return np.zeros(voxels.shape, dtype=np.uint8)
+        return out
     scale = np.float32(255.0 / (high - low))
-    scaled = (voxels - np.float32(low)) * scale
-    np.clip(scaled, 0.0, 255.0, out=scaled)
-    np.nan_to_num(scaled, copy=False, nan=0.0)
-    np.rint(scaled, out=scaled)
-    out: np.ndarray = scaled.astype(np.uint8)
+    if voxels.ndim == 0 or voxels.size == 0:
+        return out
+    for start, stop in _blocks(voxels.shape[0], int(np.prod(voxels.shape[1:], dtype=np.int64))):
+        scaled = (voxels[start:stop] - np.float32(low)) * scale
+        np.clip(scaled, 0.0, 255.0, out=scaled)
+        np.nan_to_num(scaled, copy=False, nan=0.0)
+        np.rint(scaled, out=scaled)
+        out[start:stop] = scaled
     return out
 
 
@@ -459,9 +555,43 @@ def _resolve_window(
 
 
 # ---------------------------------------------------------------------------------------------------- NIfTI
-def _read_nifti(path: str, window: Window, convention: Convention) -> Volume:
+def _fill_nifti(img: Any, target: np.ndarray, source_shape: tuple[int, int, int], shown: str) -> None:
+    """Decode a NIfTI image's voxels (scaled by scl_slope/scl_inter) into ``target`` (source axis order), slab by slab.
+
+    The data block is read in order, a few slices along the file's last axis at a time (NIfTI stores voxels
+    in Fortran order), so a gzip-compressed file is inflated once and no whole-volume temporary is made.
+    """
+    nib = _nibabel()
+    from nibabel.volumeutils import apply_read_scaling
+
+    proxy = img.dataobj
+    nx, ny, nz = source_shape
+    if not isinstance(proxy, nib.arrayproxy.ArrayProxy) or proxy.order != "F" or not isinstance(proxy.file_like, str):
+        target[...] = np.asarray(proxy, dtype=np.float32).reshape(source_shape)  # an unusual proxy: nibabel reads it
+        return
+    dtype = np.dtype(proxy.dtype)
+    with nib.openers.ImageOpener(proxy.file_like) as fh:
+        fh.seek(int(proxy.offset))
+        for k0, k1 in _blocks(nz, nx * ny):
+            want = nx * ny * (k1 - k0) * dtype.itemsize
+            raw = fh.read(want)
+            if len(raw) < want:
+                claimed = nx * ny * nz * dtype.itemsize
+                got = nx * ny * k0 * dtype.itemsize + len(raw)
+                raise DataError(
+                    f"{shown}: the voxel data is cut short: the header claims {nx} x {ny} x {nz} voxels of {dtype.name} "
+                    f"({claimed:,} bytes), the file holds {got:,}; the file is truncated or damaged: re-copy or re-export it."
+                )
+            block = np.frombuffer(raw, dtype=dtype).reshape((nx, ny, k1 - k0), order="F")
+            target[:, :, k0:k1] = apply_read_scaling(block, proxy.slope, proxy.inter)
+
+
+def _read_nifti(path: str, window: Window, convention: Convention, limit: int | None = None) -> Volume:
     nib = _nibabel()
     shown = display_path(path)
+    if (special := special_file(path)) is not None:  # never open a pipe: it would wait for a writer
+        raise DataError(f"{shown}: {special}.")
+    max_voxels = volume_voxel_limit(limit)
     try:
         img = nib.load(path)
     except FileNotFoundError as exc:
@@ -484,12 +614,11 @@ def _read_nifti(path: str, window: Window, convention: Convention) -> Volume:
     if dtype.kind == "c" or dtype.names is not None:
         raise DataError(f"{shown} stores {dtype} voxels (complex or RGB); expected one real intensity per voxel.")
     source_shape = (*shape[:3], *(1,) * (3 - len(shape)))
-    try:
-        data = np.asarray(img.dataobj, dtype=np.float32).reshape(source_shape)
-    except Exception as exc:  # truncated or damaged data block (OSError, ValueError, EOFError, zlib.error ...)
+    n_voxels = math.prod(source_shape)
+    if n_voxels > max_voxels:  # from the header alone: nothing allocated yet
         raise DataError(
-            f"{shown}: the voxel data cannot be read ({type(exc).__name__}: {exc}); the file is truncated or damaged."
-        ) from exc
+            f"{shown}: " + _over_limit(f"the header claims {' x '.join(map(str, shape))} voxels", n_voxels, max_voxels)
+        )
     affine = np.asarray(img.affine, dtype=np.float64)
     hdr = img.header
     qform, qcode = hdr.get_qform(coded=True)
@@ -504,7 +633,16 @@ def _read_nifti(path: str, window: Window, convention: Convention) -> Volume:
         xyzt_units=int(hdr["xyzt_units"]),
     )
     axes, flips = _display_mapping(affine, convention, path)
-    voxels = _to_display(data, axes, flips)
+    grid = (int(source_shape[0]), int(source_shape[1]), int(source_shape[2]))
+    voxels = _display_array(grid, axes)
+    try:
+        _fill_nifti(img, _source_view(voxels, axes, flips), grid, shown)
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zlib.error) as exc:  # a damaged data block (gzip, short read ...)
+        raise DataError(
+            f"{shown}: the voxel data cannot be read ({type(exc).__name__}: {exc}); the file is truncated or damaged."
+        ) from exc
     _check_pixels(voxels, affine, axes, path)
     name = os.path.basename(path)
     stem = name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else os.path.splitext(name)[0]
@@ -530,8 +668,35 @@ class _Unusable(Exception):
 
 @dataclass
 class _Slice:
+    """One DICOM file of a series: its path and the header values the readers use (a plain dict, never the pixels)."""
+
     path: str
-    ds: Any
+    ds: dict[str, Any]
+
+
+#: The header values kept per DICOM file between the header pass and the pixel pass (a few KB per file, whatever
+#: else the file holds); the pixel data elements are only noted as present.
+_HEADER_TAGS = (
+    "SOPInstanceUID",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "NumberOfFrames",
+    "SamplesPerPixel",
+    "Rows",
+    "Columns",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "SpacingBetweenSlices",
+    "SliceThickness",
+    "WindowCenter",
+    "WindowWidth",
+    "PhotometricInterpretation",
+)
+_PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
 def _first(value: Any) -> float | None:
@@ -558,12 +723,29 @@ def _floats(value: Any, n: int) -> np.ndarray | None:
     return arr if arr.shape == (n,) and np.all(np.isfinite(arr)) else None
 
 
-def _read_dicom_file(path: str) -> _Slice:
+def _rescale_problem(ds: Any) -> str | None:
+    """Why a slice's RescaleSlope/RescaleIntercept cannot be applied (present but not a finite number), or None."""
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        value = ds.get(keyword)
+        if value is None or (isinstance(value, (str, bytes)) and not value.strip()):
+            continue  # absent: slope 1, intercept 0
+        if _first(value) is None:
+            return (
+                f"{keyword} is {str(value)[:40]!r}, not a finite number, so the slice's intensities cannot be rescaled "
+                "(taking it as 1 or 0 would give wrong values); fix the header or remove the file"
+            )
+    return None
+
+
+def _read_dicom_file(path: str, limit: int | None = None) -> _Slice:
+    """A DICOM file's header (the pixel data stays on disk until :func:`_pixels`), checked; raises _Unusable."""
     pydicom = _pydicom()
     from pydicom.errors import InvalidDicomError
 
-    try:
-        ds = pydicom.dcmread(path)
+    if (special := special_file(path)) is not None:  # never open a pipe: it would wait for a writer
+        raise _Unusable(special)
+    try:  # headers only: the pixel data stays on disk and is read slice by slice later
+        ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES, specific_tags=[*_HEADER_TAGS, *_PIXEL_TAGS])
     except InvalidDicomError as exc:
         raise _Unusable("not a DICOM file (no DICM marker at byte 128)") from exc
     except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError) as exc:
@@ -581,11 +763,26 @@ def _read_dicom_file(path: str) -> _Slice:
         )
     if int(_first(ds.get("SamplesPerPixel")) or 1) != 1:
         raise _Unusable("a colour image (SamplesPerPixel > 1, e.g. a screenshot); expected a grayscale scan slice")
-    return _Slice(path, ds)
+    rows, cols = int(_first(ds.get("Rows")) or 0), int(_first(ds.get("Columns")) or 0)
+    max_voxels = volume_voxel_limit(limit)
+    if rows * cols > max_voxels:
+        raise _Unusable(_over_limit(f"the header claims an image of {rows} x {cols} pixels", rows * cols, max_voxels))
+    if (why := _rescale_problem(ds)) is not None:
+        raise _Unusable(why)
+    header = {kw: ds.get(kw) for kw in _HEADER_TAGS if kw in ds}
+    header.update({kw: True for kw in _PIXEL_TAGS if kw in ds})  # present; reading the value would load the pixels
+    return _Slice(path, header)
 
 
-def _pixels(sl: _Slice) -> np.ndarray:
-    ds = sl.ds
+def _pixels(sl: _Slice, shape: tuple[int, int]) -> np.ndarray:
+    """One slice's pixels, rescaled, as float32 ``[rows, cols]`` (the file read again, now with its pixel data)."""
+    pydicom = _pydicom()
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(sl.path)
+    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError, AttributeError) as exc:
+        raise _Unusable(f"{display_path(sl.path)} cannot be read any more ({type(exc).__name__}: {exc})") from exc
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     try:
         arr = ds.pixel_array
@@ -604,6 +801,10 @@ def _pixels(sl: _Slice) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.ndim != 2:
         raise _Unusable(f"pixel data of shape {arr.shape}; expected one 2-D grayscale slice")
+    if arr.shape != tuple(shape):
+        raise _Unusable(f"{display_path(sl.path)} changed while it was read (now {arr.shape[0]} x {arr.shape[1]} pixels)")
+    if (why := _rescale_problem(ds)) is not None:
+        raise _Unusable(why)
     slope = _first(ds.get("RescaleSlope"))
     intercept = _first(ds.get("RescaleIntercept"))
     out = arr.astype(np.float32)
@@ -629,8 +830,14 @@ def _geometry(sl: _Slice) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     return iop, ipp, spacing
 
 
-def _series_volume(slices: list[_Slice], source: str, name: str, window: Window, convention: Convention) -> Volume:
-    """One series' slices (any order) -> a Volume; raises _Unusable with the reason."""
+def _series_volume(
+    slices: list[_Slice], source: str, name: str, window: Window, convention: Convention, limit: int | None = None
+) -> Volume:
+    """One series' slices (any order) -> a Volume; raises _Unusable with the reason.
+
+    Everything but the pixels comes from the headers; the size is checked against the limit before the pixels are
+    decoded, one slice at a time, straight into the volume's display array.
+    """
     first = slices[0].ds
     rows, cols = int(_first(first.get("Rows")) or 0), int(_first(first.get("Columns")) or 0)
     for sl in slices[1:]:
@@ -640,6 +847,10 @@ def _series_volume(slices: list[_Slice], source: str, name: str, window: Window,
                 f"slices of different sizes ({rows}x{cols} in {display_path(slices[0].path)}, {r}x{c} in "
                 f"{display_path(sl.path)}); the series mixes images that do not form one volume"
             )
+    max_voxels = volume_voxel_limit(limit)
+    n_voxels = rows * cols * len(slices)
+    if n_voxels > max_voxels:
+        raise _Unusable(_over_limit(f"the series claims {len(slices)} slices of {rows} x {cols} pixels", n_voxels, max_voxels))
     geo: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for sl in slices:
         g = _geometry(sl)
@@ -686,7 +897,6 @@ def _series_volume(slices: list[_Slice], source: str, name: str, window: Window,
             )
     ordered = [slices[int(i)] for i in order]
     spacing = geo[int(order[0])][2]
-    stack = np.stack([_pixels(sl) for sl in ordered])  # [k, row j, col i]
     # LPS affine of the source grid (i: column index, along row_dir; j: row index, along col_dir; k: slice order)
     origin = positions[int(order[0])]
     if len(ordered) > 1:
@@ -700,9 +910,12 @@ def _series_volume(slices: list[_Slice], source: str, name: str, window: Window,
     lps[:3, 2] = step
     lps[:3, 3] = origin
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
-    data = np.transpose(stack, (2, 1, 0))  # source grid [i, j, k]
     axes, flips = _display_mapping(affine, convention, source)
-    voxels = _to_display(data, axes, flips)
+    grid = (cols, rows, len(ordered))  # source grid [i, j, k]: column, row, slice order
+    voxels = _display_array(grid, axes)
+    target = _source_view(voxels, axes, flips)
+    for k, sl in enumerate(ordered):  # one slice's pixels in memory at a time
+        target[:, :, k] = _pixels(sl, (rows, cols)).T
     _check_pixels(voxels, affine, axes, source)
     ds0 = ordered[0].ds
     center, width = _first(ds0.get("WindowCenter")), _first(ds0.get("WindowWidth"))
@@ -714,7 +927,7 @@ def _series_volume(slices: list[_Slice], source: str, name: str, window: Window,
         series=str(ds0.get("SeriesInstanceUID", "")) or None,
         voxels=voxels,
         affine=affine,
-        source_shape=(int(data.shape[0]), int(data.shape[1]), int(data.shape[2])),
+        source_shape=grid,
         window=_resolve_window(voxels, window, dicom_window, source),
         convention=convention,
         _axes=axes,
@@ -729,7 +942,7 @@ def _dicom_stem(path: str) -> str:
 
 
 def _read_dicom_group(
-    files: Sequence[str], source: str, window: Window, convention: Convention
+    files: Sequence[str], source: str, window: Window, convention: Convention, limit: int | None = None
 ) -> tuple[list[Volume], list[SkippedFile]]:
     """Every series among ``files`` (DICOM files of one folder, or one named file) as volumes; the rest reported."""
     skipped: list[SkippedFile] = []
@@ -737,7 +950,7 @@ def _read_dicom_group(
     seen_sop: set[str] = set()
     for f in files:
         try:
-            sl = _read_dicom_file(f)
+            sl = _read_dicom_file(f, limit)
         except _Unusable as why:
             skipped.append(SkippedFile(f, str(why)))
             continue
@@ -758,7 +971,7 @@ def _read_dicom_group(
         name = f"{stem}_s{label}" if several else stem
         what = f"series {label}" + (f" ({uid})" if uid else "")
         try:
-            volumes.append(_series_volume(slices, source, name, window, convention))
+            volumes.append(_series_volume(slices, source, name, window, convention, limit))
         except _Unusable as why:
             skipped.append(SkippedFile(source, f"DICOM {what}: {why}"))
         except DataError as exc:
@@ -767,7 +980,13 @@ def _read_dicom_group(
 
 
 # ---------------------------------------------------------------------------------------------------- public readers
-def read_volume(path: str | os.PathLike[str], *, window: Window | None = None, convention: Convention = "radiological") -> Volume:
+def read_volume(
+    path: str | os.PathLike[str],
+    *,
+    window: Window | None = None,
+    convention: Convention = "radiological",
+    max_voxels: int | None = None,
+) -> Volume:
     """Read one NIfTI file, one DICOM file, or a folder holding exactly one DICOM series.
 
     Args:
@@ -775,14 +994,18 @@ def read_volume(path: str | os.PathLike[str], *, window: Window | None = None, c
             grouped by SeriesInstanceUID) form one series.
         window: How intensities become 8-bit pixels (:class:`Window`); default ``Window()`` (``"auto"``).
         convention: ``"radiological"`` (patient's right on the image's left) or ``"neurological"``.
+        max_voxels: Largest volume read (default :func:`volume_voxel_limit`: :data:`MAX_VOLUME_VOXELS` unless
+            the environment variable ``NEUROXAI_MAX_VOLUME_VOXELS`` sets another); a file claiming more is
+            refused from its header, before anything is allocated.
 
     Returns:
         The :class:`Volume`, in display orientation.
 
     Raises:
         DataError: The file is unreadable or unsupported (4-D, compressed transfer syntax without a decoder,
-            missing pixel data, several series in a folder ...): the message names the file and the fix.
-            Also when pydicom/nibabel (the extra ``neuroxai[medical]``) is missing.
+            missing pixel data, several series in a folder, larger than ``max_voxels``, not a regular file ...):
+            the message names the file and the fix. Also when pydicom/nibabel (the extra ``neuroxai[medical]``)
+            is missing.
 
     Example:
         >>> vol = read_volume("brats/BraTS-001_t1ce.nii.gz")  # doctest: +SKIP
@@ -792,10 +1015,13 @@ def read_volume(path: str | os.PathLike[str], *, window: Window | None = None, c
     given = os.fspath(path)
     shown = display_path(given)
     win = _check_settings(window, convention)
+    limit = volume_voxel_limit(max_voxels)
     p = Path(given)
+    if (special := special_file(given)) is not None:
+        raise DataError(f"{shown}: {special}.")
     if p.is_file():
         if _is_nifti_name(given):
-            return _read_nifti(given, win, convention)
+            return _read_nifti(given, win, convention, limit)
         if not is_dicom_file(given):
             raise DataError(
                 f"{shown} is not a scanner file: expected a NIfTI file ({', '.join(MEDICAL_EXTENSIONS[:2])}), a DICOM file "
@@ -818,7 +1044,7 @@ def read_volume(path: str | os.PathLike[str], *, window: Window | None = None, c
             )
     else:
         raise DataError(f"{shown}: no such file or folder; give a NIfTI file, a DICOM file or a folder of one DICOM series.")
-    volumes, skipped = _read_dicom_group(files, source, win, convention)
+    volumes, skipped = _read_dicom_group(files, source, win, convention, limit)
     if len(volumes) > 1:
         raise DataError(
             f"{shown} holds {len(volumes)} DICOM series ({', '.join(v.name for v in volumes)}); read_volume reads one: "
@@ -845,7 +1071,11 @@ def _unique_names(volumes: list[Volume]) -> list[Volume]:
 
 
 def read_volumes(
-    inputs: Iterable[str | os.PathLike[str]], *, window: Window | None = None, convention: Convention = "radiological"
+    inputs: Iterable[str | os.PathLike[str]],
+    *,
+    window: Window | None = None,
+    convention: Convention = "radiological",
+    max_voxels: int | None = None,
 ) -> tuple[list[Volume], list[SkippedFile]]:
     """Every volume in ``inputs`` (a folder with several DICOM series gives several); bad ones skipped and reported.
 
@@ -858,6 +1088,7 @@ def read_volumes(
         inputs: NIfTI files, DICOM files and folders.
         window: How intensities become 8-bit pixels; default ``Window()``.
         convention: ``"radiological"`` or ``"neurological"`` columns.
+        max_voxels: Largest volume read (see :func:`read_volume`); larger ones are skipped with the reason.
 
     Returns:
         ``(volumes, skipped)``: the volumes in a stable order, and each missing input, unreadable file or
@@ -868,13 +1099,14 @@ def read_volumes(
         DataError: A setting is invalid, or pydicom/nibabel (the extra ``neuroxai[medical]``) is missing.
     """
     _check_settings(window, convention)  # before any file is looked at
+    volume_voxel_limit(max_voxels)
     given = [os.fspath(i) for i in inputs]
     found = find_volumes(given)
     for s in found.ignored:
         logger.info("%s: %s", display_path(s.path), s.reason)
     volumes: list[Volume] = []
     skipped: list[SkippedFile] = list(found.missing)
-    for vols, bad in iter_volumes(found, window=window, convention=convention, named=given):
+    for vols, bad in iter_volumes(found, window=window, convention=convention, named=given, max_voxels=max_voxels):
         volumes.extend(vols)
         skipped.extend(bad)
     return _unique_names(volumes), skipped
@@ -886,33 +1118,37 @@ def iter_volumes(
     window: Window | None = None,
     convention: Convention = "radiological",
     named: Iterable[str | os.PathLike[str]] = (),
+    max_voxels: int | None = None,
 ) -> Iterator[tuple[list[Volume], list[SkippedFile]]]:
     """Read what :func:`find_volumes` found one unit at a time: ``(volumes, skipped)`` per NIfTI file or DICOM group.
 
     For long jobs that must not hold every volume in memory (``neuroxai predict``/``explain`` read one
     unit while the model works on the last). A DICOM group's source is its folder, except a single file
-    named on its own in ``named`` (then the file). Unreadable units are skipped with the reason (and
-    logged); nothing raises for a bad file. Names are not made unique across units (:func:`read_volumes` does).
+    named on its own in ``named`` (then the file). Unreadable units (also those larger than ``max_voxels``,
+    see :func:`read_volume`) are skipped with the reason, which the caller reports (it is logged at debug
+    level only, so it is not said twice); nothing raises for a bad file. Names are not made unique across
+    units (:func:`read_volumes` does).
 
     Raises:
         DataError: A setting is invalid, or pydicom/nibabel (the extra ``neuroxai[medical]``) is missing.
     """
     win = _check_settings(window, convention)
+    limit = volume_voxel_limit(max_voxels)
     explicit = {os.path.realpath(g) for g in (os.fspath(n) for n in named) if os.path.isfile(g)}
     for f in found.nifti:
         try:
-            vols, bad = [_read_nifti(f, win, convention)], []
+            vols, bad = [_read_nifti(f, win, convention, limit)], []
         except DataError as exc:
             if "optional extra" in str(exc):
                 raise
             vols, bad = [], [SkippedFile(f, str(exc))]
-        _log_skipped(bad)
+        _log_skipped(bad, logging.DEBUG)  # returned: the caller reports them
         yield vols, bad
     for group in found.dicom:
         # a DICOM file named on its own is its own source; files found in a folder (or named with others) belong to the folder
         source = group[0] if len(group) == 1 and os.path.realpath(group[0]) in explicit else (os.path.dirname(group[0]) or ".")
-        vols, bad = _read_dicom_group(group, source, win, convention)
-        _log_skipped(bad)
+        vols, bad = _read_dicom_group(group, source, win, convention, limit)
+        _log_skipped(bad, logging.DEBUG)
         yield vols, bad
 
 
@@ -924,9 +1160,9 @@ def _check_settings(window: Window | None, convention: str) -> Window:
     return win
 
 
-def _log_skipped(skipped: list[SkippedFile]) -> None:
+def _log_skipped(skipped: list[SkippedFile], level: int = logging.WARNING) -> None:
     for s in skipped:
-        logger.warning("Skipped %s: %s", display_path(s.path), s.reason)
+        logger.log(level, "Skipped %s: %s", display_path(s.path), s.reason)
 
 
 # ---------------------------------------------------------------------------------------------------- slices and writing
@@ -963,8 +1199,11 @@ def brain_slices(slices: np.ndarray, *, level: int = 25, min_fraction: float = 0
         )
     if arr.shape[0] == 0 or arr.shape[1] * arr.shape[2] == 0:
         return np.zeros(arr.shape[0], dtype=bool)
-    counts = np.count_nonzero(arr.reshape(arr.shape[0], -1) > level, axis=1)
-    return np.asarray(counts >= min_fraction * arr.shape[1] * arr.shape[2], dtype=bool)
+    per_slice = arr.shape[1] * arr.shape[2]
+    counts = np.zeros(arr.shape[0], dtype=np.int64)
+    for start, stop in _blocks(arr.shape[0], per_slice):  # a block of slices at a time: no volume-sized mask
+        counts[start:stop] = np.count_nonzero(arr[start:stop].reshape(stop - start, -1) > level, axis=1)
+    return np.asarray(counts >= min_fraction * per_slice, dtype=bool)
 
 
 def _is_our_nifti(path: Path) -> bool:
@@ -980,7 +1219,8 @@ def write_nifti(path: str | os.PathLike[str], stack: np.ndarray, volume: Volume,
     The file overlays the scan it came from in 3D Slicer, ITK-SNAP or FSLeyes: it has the source grid's
     shape (:attr:`Volume.source_shape`) and affine; for a NIfTI input, the input's own qform and sform
     (with their codes) and spatial units. Voxels are float32. The file is written to a temporary name and
-    renamed into place, never over an input.
+    renamed into place, never over an input; the voxels are written a slab at a time from ``stack`` (no
+    reordered or serialised copy of the whole volume in memory).
 
     Args:
         path: The file to write: ``.nii`` or ``.nii.gz`` (gzip-compressed).
@@ -989,31 +1229,42 @@ def write_nifti(path: str | os.PathLike[str], stack: np.ndarray, volume: Volume,
         overwrite: Replace a NIfTI file neuroxai wrote earlier (a file neuroxai did not write is never replaced).
 
     Raises:
-        DataError: ``stack`` does not match ``volume``, or ``path`` is not a NIfTI name.
+        DataError: ``stack`` does not match ``volume``, ``path`` is not a NIfTI name, or the volume's affine
+            cannot be stored in a NIfTI header (singular or not finite: a scan whose orientation is damaged).
         OutputError: ``path`` is an input, exists (without ``overwrite``) or cannot be written.
     """
     nib = _nibabel()
     target = os.fspath(path)
     if not _is_nifti_name(target):
         raise DataError(f"write_nifti writes .nii or .nii.gz files; got {display_path(target)}. Add one of these endings.")
-    data = np.asarray(volume.to_source(np.asarray(stack, dtype=np.float32)), dtype=np.float32)
+    data = volume.to_source(np.asarray(stack, dtype=np.float32))  # a view: the source grid's axis order, not a copy
     if data.shape != tuple(volume.source_shape):
         raise DataError(f"Expected the source shape {volume.source_shape} of {display_path(volume.source)}; got {data.shape}.")
     out = prepare_output_file(target, inputs=[volume.source], overwrite=overwrite, ours=_is_our_nifti, flag="path")
-    img = nib.Nifti1Image(np.ascontiguousarray(data), affine=None)
-    hdr = img.header
-    geo = volume._nifti
-    if geo is not None:
-        img.set_qform(geo.qform, code=geo.qform_code)
-        img.set_sform(geo.sform, code=geo.sform_code)
-        hdr["xyzt_units"] = geo.xyzt_units
-    else:
-        img.set_qform(volume.affine, code=1)
-        img.set_sform(volume.affine, code=1)
-        hdr.set_xyzt_units("mm")
+    try:
+        with np.errstate(invalid="ignore", divide="ignore"):  # a NaN affine: one clear error below, no warnings
+            img = nib.Nifti1Image(data, affine=None)
+            hdr = img.header
+            geo = volume._nifti
+            if geo is not None:
+                img.set_qform(geo.qform, code=geo.qform_code)
+                img.set_sform(geo.sform, code=geo.sform_code)
+                hdr["xyzt_units"] = geo.xyzt_units
+            else:
+                img.set_qform(volume.affine, code=1)
+                img.set_sform(volume.affine, code=1)
+                hdr.set_xyzt_units("mm")
+    except (nib.spatialimages.HeaderDataError, ValueError, np.linalg.LinAlgError) as exc:
+        raise DataError(
+            f"Cannot write {display_path(target)}: the affine of {display_path(volume.source)} cannot be stored in a NIfTI "
+            f"header ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0].rstrip(':')}); its orientation is damaged (singular or "
+            "not finite). Fix the scan's header (e.g. fslorient or nibabel) or re-export it."
+        ) from exc
     hdr.set_data_dtype(np.float32)
     hdr["descrip"] = _NIFTI_MARK + b" " + volume.name.encode("utf-8", "replace")[:70]
-    raw = img.to_bytes()
-    if target.lower().endswith(".gz"):
-        raw = gzip.compress(raw, compresslevel=6, mtime=0)
-    write_bytes(out, raw)
+    with atomic_path(out) as tmp, open(tmp, "wb") as raw:
+        if target.lower().endswith(".gz"):
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as packed:
+                img.to_file_map({"image": nib.FileHolder(fileobj=packed)})  # the header, then the voxels slab by slab
+        else:
+            img.to_file_map({"image": nib.FileHolder(fileobj=raw)})

@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from neuroxai._io import display_path
 from neuroxai._records import Record
 from neuroxai.data._files import SkippedFile
 
@@ -64,7 +65,7 @@ class GroupReport(Record):
         lines = [f"  {self.noun} ({self.column} column): {self.groups} ({split_text}){extra}"]
         lines.append(f"  {self.noun} on more than one side of the splits: {len(self.straddling)}")
         for g in self.straddling[:max_groups]:
-            lines.append(f"    {g.group}: " + ", ".join(f"{s} {n}" for s, n in g.counts.items()))
+            lines.append(f"    {display_path(g.group)}: " + ", ".join(f"{s} {n}" for s, n in g.counts.items()))
         if len(self.straddling) > max_groups:
             lines.append(f"    ... and {len(self.straddling) - max_groups} more (use --format json for all)")
         if self.straddling:

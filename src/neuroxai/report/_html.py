@@ -75,6 +75,17 @@ def _version() -> str:
         return "0.0.0+unknown"
 
 
+def _visible(value: Any) -> Any:
+    """Text as shown in the report: invisible control and formatting characters escaped (``\\u202e``).
+
+    HTML escaping does not neutralise a right-to-left override (U+202E) in a class or file name, which would
+    reverse the text after it on the page; line breaks and tabs are kept.
+    """
+    if not isinstance(value, str) or value.isprintable():
+        return value
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else ch.encode("unicode_escape").decode("ascii") for ch in value)
+
+
 def _environment() -> Any:
     import jinja2
 
@@ -84,6 +95,7 @@ def _environment() -> Any:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_visible,  # every {{ value }}: class and file names cannot reverse or hide the text around them
     )
     env.filters["num"] = _num
     env.filters["pct"] = _pct

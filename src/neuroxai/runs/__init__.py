@@ -86,7 +86,7 @@ from neuroxai.runs._run import (
     data_inputs,
     history_to_csv,
 )
-from neuroxai.runs._uncertainty import apply_temperature, fit_calibration, tta_probabilities
+from neuroxai.runs._uncertainty import MIN_CALIBRATION_SAMPLES, apply_temperature, fit_calibration, tta_probabilities
 
 __all__ = [
     "CONFORMAL_METHODS",
@@ -94,6 +94,7 @@ __all__ = [
     "DEFAULT_FLAG_RATE",
     "ECE_BINS",
     "FEATURE_LAYER",
+    "MIN_CALIBRATION_SAMPLES",
     "MODEL_FILE",
     "RUN_FORMAT",
     "RUN_FORMAT_VERSION",

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from neuroxai._io import printable
+
 __all__ = ["plot_confusion_matrix", "plot_training_curves"]
 
 
@@ -58,8 +60,9 @@ def plot_confusion_matrix(
     ax = fig.add_subplot(1, 1, 1)
     im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1.0 if normalize else max(1.0, float(cm.max())))
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xticks(range(k), labels=list(class_names), rotation=35, ha="right")
-    ax.set_yticks(range(k), labels=list(class_names))
+    labels = [printable(c) for c in class_names]  # a right-to-left override in a name has no glyph: shown escaped
+    ax.set_xticks(range(k), labels=labels, rotation=35, ha="right")
+    ax.set_yticks(range(k), labels=labels)
     ax.set_xlabel("Predicted")
     ax.set_ylabel("True")
     ax.set_title(title)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import weakref
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.runs._calibration import Calibration, CalibrationReport
     from neuroxai.runs._metrics import EvaluationReport
     from neuroxai.runs._ood import OODDetector
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Predictor", "evaluate_model", "load", "predict_array", "pretrained", "read_split_for_model"]
 
@@ -494,15 +499,99 @@ def _model_head(model: keras.Model, head: Head | None) -> Head:
     return detect_head(model)[0]
 
 
+#: Largest ``config.json`` read from a ``.keras`` archive to name the layers safe mode refused.
+_MAX_CONFIG_BYTES = 64 << 20
+
+
+def _layers(config: Any, is_layer: bool = True) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """``(name, class_name, entry)`` of the model and every layer in a Keras config (nested models' layers included)."""
+    if isinstance(config, dict):
+        cls, inner = config.get("class_name"), config.get("config")
+        if is_layer and isinstance(cls, str) and isinstance(inner, dict):
+            yield str(config.get("name") or inner.get("name") or "?"), cls, config
+        for key, value in config.items():
+            if key == "layers" and isinstance(value, list):
+                for item in value:
+                    yield from _layers(item, True)
+            else:
+                yield from _layers(value, False)
+    elif isinstance(config, list):
+        for value in config:
+            yield from _layers(value, False)
+
+
+def _code_layers(model_file: Path) -> list[str]:
+    """The layers of a ``.keras`` archive that need code to load (``Lambda``, classes not registered here), described.
+
+    Read from the archive's ``config.json`` as plain JSON: nothing is deserialised.
+    """
+    import keras
+
+    try:
+        with zipfile.ZipFile(model_file) as archive:
+            if archive.getinfo("config.json").file_size > _MAX_CONFIG_BYTES:
+                return []
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return []
+    found: list[str] = []
+    for name, cls, entry in _layers(config):
+        module = entry.get("module")
+        registered = entry.get("registered_name") or cls
+        if cls == "Lambda":
+            found.append(f"layer {name!r} is a Lambda layer (Python code)")
+        elif not (isinstance(module, str) and module.startswith("keras")) and (
+            keras.saving.get_registered_object(str(registered)) is None
+        ):
+            found.append(f"layer {name!r} is of class {str(registered)!r}, which no installed package registers")
+    return list(dict.fromkeys(found))
+
+
+def _load_problem(model_file: Path, exc: Exception) -> str:
+    """Why Keras could not load ``model_file``, in one line (Keras' own message can hold kilobytes of config)."""
+    code = _code_layers(model_file)
+    if code:
+        more = f" (and {len(code) - 1} more)" if len(code) > 1 else ""
+        return (
+            f"it needs code to load: {code[0]}{more}. neuroxai loads models in Keras safe mode, so a model file cannot run "
+            "code. Rebuild the model with built-in layers (e.g. Rescaling instead of a Lambda), or install and import the "
+            "package that registers the class."
+        )
+    text = " ".join(str(exc).split())
+    for cut in (" config=", " Full object config", " Exception encountered"):
+        text = text.split(cut)[0]
+    return f"{type(exc).__name__}: {text[:300]}{'...' if len(text) > 300 else ''}"
+
+
+def _not_an_archive(model_file: Path) -> str | None:
+    """Why ``model_file`` is not a ``.keras`` archive (a zip file), or None when it is one."""
+    try:
+        with open(model_file, "rb") as fh:
+            head = fh.read(8)
+        if zipfile.is_zipfile(model_file):
+            return None
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not head:
+        return "is empty (0 bytes)"
+    if head.startswith(b"\x89HDF"):
+        return "is an HDF5 file (a legacy .h5 model), not a .keras archive; load it in Keras and save it as .keras"
+    return "is not a Keras archive (a .keras file is a zip archive written by model.save('name.keras'))"
+
+
 def load(path: str | os.PathLike[str], *, head: Head | None = None) -> Predictor:
     """Load a trained model from a run directory or a ``.keras`` file.
 
     The model is loaded with Keras safe mode (``safe_mode=True``): a model
     file cannot run code (no ``Lambda`` deserialisation of arbitrary
     Python). Class names, input shape and range and the explanation target
-    layer come from ``neuroxai.json`` beside the model; for a bare
-    ``.keras`` file without one, the input shape comes from the model, the
-    range is (0, 1) and classes are named ``class_0``, ``class_1`` ...
+    layer come from ``neuroxai.json`` beside the model. A run directory
+    without one is refused: its classes and input range are unknown, and a
+    guess (``class_0`` ..., the range 0..1) silently gives wrong results for a
+    model trained on 0..255. A bare ``.keras`` file named on its own may lack
+    it: then the input shape comes from the model, the range is (0, 1),
+    classes are named ``class_0``, ``class_1`` ... and there is no calibration
+    (logged at info level).
 
     Args:
         path: A run directory (with ``model.keras``) or a ``.keras`` file.
@@ -513,8 +602,9 @@ def load(path: str | os.PathLike[str], *, head: Head | None = None) -> Predictor
         A :class:`Predictor`.
 
     Raises:
-        ModelError: Nothing to load at ``path``, or the file is not a valid
-            Keras model (or would need unsafe deserialisation), or the spec
+        ModelError: Nothing to load at ``path``, a run directory without
+            ``neuroxai.json``, or the file is not a Keras archive (or would
+            need unsafe deserialisation: the layer is named), or the spec
             beside it does not fit the model.
 
     Example:
@@ -537,13 +627,15 @@ def load(path: str | os.PathLike[str], *, head: Head | None = None) -> Predictor
             f"Expected a run directory with {MODEL_FILE} or a .keras file, but {model_file} does not exist. "
             "Train one with `neuroxai train` or Trainer(...).fit(dataset, out_dir=...)."
         )
+    if (why := _not_an_archive(model_file)) is not None:
+        raise ModelError(f"Could not load the Keras model {model_file}: it {why}.")
     for _attempt in range(3):  # a run committed while we read it is read again: never its model beside another's spec
         run.ready_for_reading()
         before = run.snapshot()
         try:
             model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
         except Exception as exc:  # Keras raises many types for a bad file; all mean "not loadable"
-            raise ModelError(f"Could not load the Keras model {model_file}: {type(exc).__name__}: {exc}") from exc
+            raise ModelError(f"Could not load the Keras model {model_file}: {_load_problem(model_file, exc)}") from exc
         spec = run.read_spec()
         if not run.commit_pending() and run.snapshot() == before:
             break
@@ -552,6 +644,16 @@ def load(path: str | os.PathLike[str], *, head: Head | None = None) -> Predictor
     if spec is None:
         shape = [int(d) for d in model.input_shape[1:]]
         names = [f"class_{i}" for i in range(head_classes(used, k))]
+        assumed = f"classes {names[0]}..{names[-1]}, input range 0..1, no calibration"
+        if p.is_dir():  # a run directory always has its spec: without it, a guess could be silently wrong
+            raise ModelError(
+                f"{p} holds {MODEL_FILE} but no neuroxai.json, so the model's class names, input range and calibration "
+                f"are unknown (guessing {assumed} gives wrong results for a model trained on 0..255). Restore the run's "
+                f"neuroxai.json; or, for a model from elsewhere, load the file itself ({model_file}: {assumed}) and give its "
+                "input range and classes (explain --input-range; Explainer(model, class_names=..., input_range=...) or "
+                "Predictor(model, class_names, input_shape, input_range) in Python)."
+            )
+        log.info("%s has no neuroxai.json beside it: %s (assumed)", model_file, assumed)
         return Predictor(model, class_names=names, input_shape=shape, path=p, head=used)
     check_spec_against_model(spec, model, spec_file=run.spec_file, model_file=model_file)
     return Predictor(

@@ -370,7 +370,9 @@ class RunDirectory:
             raise RunBusyError(self._busy_message(owner))
         if self.is_finished() and not overwrite:
             raise RunError(self._finished_message(flag))
+        created = _missing_parents(self.path)
         check_writable_dir(self.path, flag=flag)
+        _remove_empty(created)  # a check leaves no trace: a command refused later leaves no empty --out behind
 
     def _finished_message(self, flag: str) -> str:
         return (
@@ -397,17 +399,22 @@ class RunDirectory:
         """
         inputs = list(inputs)
         self.check(inputs=inputs, overwrite=overwrite, flag=flag)
-        with self.locked():
-            self.recover()
-            for stale in remove_temp_files(self.path, recursive=True):
-                log.info("Removed %s, left by an interrupted write", display_path(stale))
-            if self.is_finished() and not overwrite:  # again, under the lock
-                raise RunError(self._finished_message(flag))
-            self._overwrite = bool(overwrite)
-            try:
-                yield self
-            finally:
-                self._overwrite = False
+        created = _missing_parents(self.path)
+        try:
+            with self.locked():
+                self.recover()
+                for stale in remove_temp_files(self.path, recursive=True):
+                    log.info("Removed %s, left by an interrupted write", display_path(stale))
+                if self.is_finished() and not overwrite:  # again, under the lock
+                    raise RunError(self._finished_message(flag))
+                self._overwrite = bool(overwrite)
+                try:
+                    yield self
+                finally:
+                    self._overwrite = False
+        except BaseException:
+            _remove_empty(created)  # refused or failed before writing anything (a bad --image-size): no empty folder left
+            raise
 
     def recover(self) -> None:
         """Finish a commit a killed writer passed the commit point of; delete an unfinished one (needs the lock)."""
@@ -822,6 +829,25 @@ def data_inputs(dataset: Any) -> list[Path]:
 #: Runs this process holds: resolved path -> (re-entry count, lock token).
 _HELD: dict[str, tuple[int, str]] = {}
 _HELD_GUARD = threading.Lock()
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first (what creating it would create)."""
+    missing: list[Path] = []
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    """Remove the folders (deepest first) that are empty: those a refused command created and left unused."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (it holds something now), or already gone
+            return
 
 
 def _key(path: Path) -> str:

@@ -16,16 +16,29 @@ import numpy as np
 
 from neuroxai._cache import PerModel
 from neuroxai.errors import DataError
-from neuroxai.runs._calibration import Calibration, calibrate, log_probabilities, softmax
+from neuroxai.runs._calibration import TEMPERATURE_BOUNDS, Calibration, calibrate, log_probabilities, softmax
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
     from neuroxai.data import Dataset
 
-__all__ = ["TTA_SHIFT", "apply_temperature", "fit_calibration", "has_dropout", "tta_passes", "tta_probabilities"]
+__all__ = [
+    "MIN_CALIBRATION_SAMPLES",
+    "TTA_SHIFT",
+    "apply_temperature",
+    "fit_calibration",
+    "has_dropout",
+    "tta_passes",
+    "tta_probabilities",
+]
 
 log = logging.getLogger(__name__)
+
+#: Fewest validation images a temperature is fitted on without a warning; ``neuroxai calibrate`` refuses fewer.
+#: One image can always be made "perfectly calibrated" by an extreme temperature (1 image gives the bound 20.0),
+#: so a fit on a handful of images says little; 10 is the least for which the fit is more than a guess.
+MIN_CALIBRATION_SAMPLES = 10
 
 #: Shift of the test-time augmentation passes, as a fraction of the image's shorter side.
 TTA_SHIFT = 0.03
@@ -81,7 +94,9 @@ def fit_calibration(
 
     Returns:
         A :class:`~neuroxai.runs.Calibration`, or ``None`` when the split is empty or the head is ``"sigmoid"``
-        (the reason is logged).
+        (the reason is logged). A fit on fewer than :data:`MIN_CALIBRATION_SAMPLES` images, or one whose
+        temperature ends on a bound of the search (0.05 or 20), is returned with a warning
+        that gives the count (``neuroxai calibrate`` refuses fewer images).
     """
     from neuroxai.models._heads import output_probabilities
     from neuroxai.runs._predictor import predict_array, read_split_for_model
@@ -99,6 +114,25 @@ def fit_calibration(
         return None
     proba = output_probabilities(predict_array(model, x, batch_size), head)  # type: ignore[arg-type]  # a Head string
     calibration = calibrate(y, log_probabilities(proba), split=split)
+    if calibration.n < MIN_CALIBRATION_SAMPLES:
+        log.warning(
+            "Calibrated %s on only %d %s image(s), fewer than %d: its temperature %.3f is little more than a guess; "
+            "calibrate on more images (`neuroxai calibrate RUN --data DIR --val-fraction ...`)",
+            model.name,
+            calibration.n,
+            split,
+            MIN_CALIBRATION_SAMPLES,
+            calibration.temperature,
+        )
+    elif min(abs(calibration.temperature - b) for b in TEMPERATURE_BOUNDS) < 1e-3 * calibration.temperature:
+        log.warning(
+            "Calibrating %s on %d %s images ended on the temperature bound %.3f (of %s): the fit did not converge",
+            model.name,
+            calibration.n,
+            split,
+            calibration.temperature,
+            TEMPERATURE_BOUNDS,
+        )
     log.info(
         "Calibrated %s on %d %s images: temperature %.3f, NLL %.4f -> %.4f, ECE %.4f -> %.4f",
         model.name,

@@ -32,6 +32,7 @@ from neuroxai.volumes._predict import (
     NO_TUMOUR_CLASS,
     REFER,
     VolumePrediction,
+    _slice_passes,
     model_slices,
     predict_volume,
 )
@@ -64,6 +65,10 @@ class VolumeOutputs(Record):
 
     heatmap: str
     montage: str | None
+
+
+#: Pixels of maps resized back to the slices' size at a time (16 MB as float32).
+_RESIZE_PIXELS = 1 << 22
 
 
 def _resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -360,14 +365,37 @@ def explain_volume(
     if chosen is None or len(index) == 0:
         return VolumeExplanation(volume, prediction, chosen, heatmap, None, explainer.method.name, weighting)
     input_range = explainer.input_range or predictor.input_range  # the explainer's when it states one
-    x = model_slices(shown[index], predictor.input_shape, input_range, batch_size=explainer.batch_size)
-    exp = explainer.explain(x, targets=chosen)
     proba = np.asarray(prediction.probabilities, np.float32)
-    if proba.shape == exp.probabilities.shape:  # one set of numbers: the CSV's (temperature-scaled where calibrated)
-        exp = dataclasses.replace(exp, probabilities=proba, predicted=proba.argmax(axis=1).astype(np.int64))
-    maps = _resize_maps(exp.maps, (int(shown.shape[1]), int(shown.shape[2])))
-    if weighting == "probability":
+    ours = proba.shape == (len(index), len(names))  # one set of numbers: the CSV's (temperature-scaled where calibrated)
+    size = (int(shown.shape[1]), int(shown.shape[2]))
+    parts: list[Explanation] = []
+    start = 0
+    for part in _slice_passes(index, explainer.batch_size):  # a few hundred slices at a time: bounded temporaries
+        x = model_slices(shown[part], predictor.input_shape, input_range, batch_size=explainer.batch_size)
+        exp = explainer.explain(x, targets=chosen)
+        del x
+        if ours:
+            p = proba[start : start + len(part)]
+            exp = dataclasses.replace(exp, probabilities=p, predicted=p.argmax(axis=1).astype(np.int64))
         weights = np.clip(exp.probabilities[:, names.index(chosen)], 0.0, 1.0).astype(np.float32)
-        maps = maps * weights[:, None, None]
-    heatmap[index] = maps
-    return VolumeExplanation(volume, prediction, chosen, heatmap, exp, explainer.method.name, weighting)
+        step = max(1, _RESIZE_PIXELS // max(1, size[0] * size[1]))
+        for i in range(0, len(part), step):  # maps back at the slices' size a few at a time: no pass-sized copies
+            maps = _resize_maps(exp.maps[i : i + step], size)
+            heatmap[part[i : i + step]] = maps * weights[i : i + step, None, None] if weighting == "probability" else maps
+        parts.append(exp)
+        start += len(part)
+    return VolumeExplanation(volume, prediction, chosen, heatmap, _joined(parts), explainer.method.name, weighting)
+
+
+def _joined(parts: list[Explanation]) -> Explanation:
+    """One :class:`~neuroxai.explain.Explanation` of the slices explained in ``parts`` (in order)."""
+    if len(parts) == 1:
+        return parts[0]
+    return dataclasses.replace(
+        parts[0],
+        maps=np.concatenate([e.maps for e in parts]),
+        probabilities=np.concatenate([e.probabilities for e in parts]),
+        predicted=np.concatenate([e.predicted for e in parts]),
+        targets=np.concatenate([e.targets for e in parts]),
+        images=np.concatenate([e.images for e in parts]),
+    )

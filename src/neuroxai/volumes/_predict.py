@@ -451,6 +451,17 @@ class VolumePrediction(Record):
         return f"{self.name}: {self.answer} ({self.reason}; {counted})"
 
 
+#: Slices converted to model input and classified (or explained) at a time: bounds the model input held in memory
+#: (about 150 MB for 256 slices of 224 x 224 x 3), whatever the number of slices.
+_SLICES_PER_PASS = 256
+
+
+def _slice_passes(index: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """``index`` in parts of about ``_SLICES_PER_PASS`` slices (a whole number of batches each)."""
+    step = max(1, int(batch_size)) * max(1, _SLICES_PER_PASS // max(1, int(batch_size)))
+    return [index[i : i + step] for i in range(0, len(index), step)]
+
+
 def model_slices(
     slices: np.ndarray, input_shape: Sequence[int], input_range: Sequence[float], *, batch_size: int = 64
 ) -> np.ndarray:
@@ -540,14 +551,14 @@ def predict_volume(
     shown = volume.slices_uint8()
     brain = np.asarray(brain_slices(shown, level=level, min_fraction=min_fraction), dtype=bool)
     index = np.flatnonzero(brain)
-    x = model_slices(shown[index], predictor.input_shape, predictor.input_range, batch_size=batch_size)
-    scores: np.ndarray | None = None
-    if len(x):
-        proba, scores = predictor.predict_with_ood(x, batch_size, calibrated=calibrated, tta=tta)
-        proba = np.asarray(proba, np.float32)
-    else:
-        proba = np.zeros((0, len(names)), np.float32)
-        scores = np.zeros(0, np.float32) if predictor.ood is not None else None
+    proba = np.zeros((0, len(names)), np.float32)
+    scores: np.ndarray | None = np.zeros(0, np.float32) if predictor.ood is not None else None
+    for part in _slice_passes(index, batch_size):  # the model input of a few hundred slices at a time, never the volume's
+        x = model_slices(shown[part], predictor.input_shape, predictor.input_range, batch_size=batch_size)
+        part_proba, part_scores = predictor.predict_with_ood(x, batch_size, calibrated=calibrated, tta=tta)
+        proba = np.concatenate([proba, np.asarray(part_proba, np.float32)])
+        if scores is not None and part_scores is not None:
+            scores = np.concatenate([scores, np.asarray(part_scores, np.float32)])
     flags = predictor.ood.flags(scores) if predictor.ood is not None and scores is not None else None
     answer = volume_answer(
         proba,
