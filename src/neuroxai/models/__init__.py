@@ -7,8 +7,11 @@
 * :func:`structure_only` / :func:`is_structure_only`: build for inspection only
   (factories skip weight downloads).
 * :class:`TracedModel`, :func:`resolve_target_layer`, :func:`feature_layer_candidates`:
-  reach any Keras model's feature map (nested backbones too) and pre-softmax
-  scores in one forward pass; explanations and mask-guided training build on it.
+  reach any Keras model's feature map or token sequence (nested backbones too) and
+  pre-softmax scores in one forward pass; explanations and mask-guided training build on it.
+* :class:`FeatureLayout`, :class:`TokenGrid`, :func:`token_layout`: where a target layer's
+  output lies on the input (a 2-D or 3-D feature map, or transformer tokens on a grid).
+* :class:`ModelOutput`: what a callable explanation target receives.
 * :data:`Head`, :func:`detect_head`, :func:`output_probabilities`: what a model outputs (softmax
   probabilities, logits, independent sigmoids, one sigmoid unit) and its class probabilities.
 
@@ -21,32 +24,53 @@ Example:
 from __future__ import annotations
 
 from neuroxai.models._graph import (
+    AttentionCall,
     ForwardResult,
     LayerPath,
+    ModelOutput,
     ScoreSource,
     TracedModel,
     detect_head,
     feature_layer_candidates,
     resolve_output,
     resolve_target_layer,
+    token_layout,
 )
 from neuroxai.models._heads import HEADS, Head, check_head, head_classes, output_probabilities
+from neuroxai.models._layout import (
+    MAX_EXTRA_TOKENS,
+    MAX_INFERRED_EXTRA,
+    ExtraPosition,
+    FeatureKind,
+    FeatureLayout,
+    TokenGrid,
+    check_token_grid,
+)
 from neuroxai.models._registry import ModelDescription, ModelRegistry, PluginSummary, is_structure_only, structure_only
 from neuroxai.models._spec import ModelSpec, TransferSpec, validate_input_range, validate_input_shape
 
 __all__ = [
     "HEADS",
+    "MAX_EXTRA_TOKENS",
+    "MAX_INFERRED_EXTRA",
+    "AttentionCall",
+    "ExtraPosition",
+    "FeatureKind",
+    "FeatureLayout",
     "ForwardResult",
     "Head",
     "LayerPath",
     "ModelDescription",
+    "ModelOutput",
     "ModelRegistry",
     "ModelSpec",
     "PluginSummary",
     "ScoreSource",
+    "TokenGrid",
     "TracedModel",
     "TransferSpec",
     "check_head",
+    "check_token_grid",
     "detect_head",
     "feature_layer_candidates",
     "head_classes",
@@ -55,6 +79,7 @@ __all__ = [
     "resolve_output",
     "resolve_target_layer",
     "structure_only",
+    "token_layout",
     "validate_input_range",
     "validate_input_shape",
 ]
