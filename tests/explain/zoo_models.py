@@ -121,12 +121,13 @@ def zoo_images(size: int, n: int = 2, seed: int = 0, scale: float = 255.0) -> np
     return (x * scale).astype(np.float32)
 
 
-def reference_gradcam(forward: Any, x: np.ndarray, targets: Any) -> np.ndarray:
+def reference_gradcam(forward: Any, x: np.ndarray, targets: Any, to_grid: Any = None) -> np.ndarray:
     """Grad-CAM written out plainly, as the Keras example does: one GradientTape around ``forward``.
 
     ``forward(x)`` returns the target feature map and the class scores (pre-activation) of a batch.
     Channel weights are the spatially averaged gradients; maps are ReLU'd, resized bilinearly to the
-    input and divided by their maximum, as neuroxai documents.
+    input and divided by their maximum, as neuroxai documents. ``to_grid`` (for tokens) reshapes the
+    features and their gradient into a feature map after differentiating.
     """
     import tensorflow as tf
 
@@ -135,6 +136,8 @@ def reference_gradcam(forward: Any, x: np.ndarray, targets: Any) -> np.ndarray:
         picked = tf.gather(tf.cast(scores, tf.float32), tf.constant(np.asarray(targets), tf.int32), axis=1, batch_dims=1)
     grads = tf.cast(tape.gradient(picked, feats), tf.float32)
     feats = tf.cast(feats, tf.float32)
+    if to_grid is not None:
+        feats, grads = to_grid(feats), to_grid(grads)
     cam = tf.nn.relu(tf.reduce_sum(tf.reduce_mean(grads, axis=[1, 2], keepdims=True) * feats, axis=-1))
     up = tf.nn.relu(tf.image.resize(cam[..., None], x.shape[1:3], method="bilinear")[..., 0]).numpy()
     peak = up.max(axis=(1, 2), keepdims=True)
@@ -172,18 +175,18 @@ CAM_METHODS = {"gradcam", "gradcam++", "layercam", "hirescam", "scorecam"}
 
 
 def _spread(maps: np.ndarray) -> float:
-    return float((maps.max(axis=(1, 2)) - maps.min(axis=(1, 2))).max())
+    flat = maps.reshape(len(maps), -1)
+    return float((flat.max(axis=1) - flat.min(axis=1)).max())
 
 
 def check_maps(exp: Any, x: np.ndarray, explainer: Any = None) -> None:
-    """The promises every map keeps: float32, finite, in [0, 1], input height and width, not all constant.
+    """The promises every map keeps: float32, finite, in [0, 1], input height and width (and depth), not all constant.
 
     A random-weight model may raise the predicted class's probability wherever it is occluded (an
     all-zero map, rightly); its probabilities sum to 1, so another class then falls: with ``explainer``,
     every class is explained before a batch of constant maps counts as a failure.
     """
-    n, h, w = x.shape[:3]
-    assert exp.maps.shape == (n, h, w) and exp.maps.dtype == np.float32
+    assert exp.maps.shape == x.shape[:-1] and exp.maps.dtype == np.float32
     assert np.all(np.isfinite(exp.maps))
     assert exp.maps.min() >= 0.0 and exp.maps.max() <= 1.0
     spread = _spread(exp.maps)
