@@ -335,7 +335,27 @@ class Explainer:
             return self.traced
         twin = self.traced.with_objective(objective)
         key = twin.objective_key
-        return self._objective_traced.setdefault(key, twin)
+        if key not in self._objective_traced:
+            self._check_objective(objective)
+            self._objective_traced[key] = twin
+        return self._objective_traced[key]
+
+    def _check_objective(self, objective: Callable[..., Any]) -> None:
+        """Call a callable target once on a made-up output of two images: one value per image, or a clear error
+        now (inside a compiled step the error would come wrapped in the backend's tracing errors)."""
+        from keras import ops
+
+        from neuroxai.models._graph import ModelOutput
+
+        k = len(self.class_names)
+        probe = ModelOutput(scores=ops.zeros((2, k), "float32"), probabilities=ops.full((2, k), 1.0 / max(k, 1), "float32"))
+        shape = tuple(getattr(objective(probe), "shape", ()))
+        if shape != (2,):
+            raise ExplainError(
+                f"A callable target must return one value per image, shape [batch]; {objective_name(objective)} returned "
+                f"shape {shape} for a batch of 2 (scores {(2, k)}). Reduce over the classes, e.g. "
+                "lambda out: out.scores[:, 0] - out.scores[:, 1]."
+            )
 
     def _run(self, traced: TracedModel, x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Maps, probabilities and targets of a batch, in compiled calls of ``batch_size`` forward passes."""
