@@ -1,9 +1,11 @@
-"""Run on TensorFlow by tests/backends/test_zoo_backends.py: ``python zoo_worker.py FOLDER CONSTRUCTOR...``.
+"""Run on TensorFlow by tests/backends/test_zoo_backends.py: ``python zoo_worker.py FOLDER NAME...``.
 
 Builds the named keras.applications backbones of the model zoo (tests/explain/zoo_models.py) in their nested form
 (the backbone as one layer under a GAP + Dense head, batch-norm statistics set from one batch), saves each to
 ``FOLDER/<constructor>.keras`` and writes the images and their TensorFlow Grad-CAM maps and probabilities to
-``FOLDER/tensorflow.npz`` (keys ``<constructor>/images``, ``/maps``, ``/probabilities``).
+``FOLDER/tensorflow.npz`` (keys ``<constructor>/images``, ``/maps``, ``/probabilities``). Names of the token and
+3-D cases (``token_models.BACKEND_CASES``) are built, saved and explained with each of their methods the same way
+(keys ``<name>/images``, ``/probabilities``, ``<name>/<method>/maps``).
 """
 
 from __future__ import annotations
@@ -19,17 +21,29 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "explain"))
     import keras
     import numpy as np
+    from token_models import BACKEND_CASES
     from zoo_models import APPLICATIONS, build_application, zoo_images
 
     from neuroxai.explain import Explainer
 
     if keras.backend.backend() != "tensorflow":
         raise SystemExit(f"expected the tensorflow backend, got {keras.backend.backend()}")
-    unknown = set(wanted) - {constructor for _family, constructor, _size, _options in APPLICATIONS}
+    unknown = set(wanted) - {constructor for _family, constructor, _size, _options in APPLICATIONS} - set(BACKEND_CASES)
     if unknown:
         raise SystemExit(f"not in the zoo: {sorted(unknown)}")
     out = Path(folder)
     results: dict[str, np.ndarray] = {}
+    for name, (build, images, methods) in BACKEND_CASES.items():
+        if name not in wanted:
+            continue
+        model = build()
+        model.save(out / f"{name}.keras")
+        x = images()
+        results[f"{name}/images"] = x
+        for method, options in methods.items():
+            explanation = Explainer(model, method, **options).explain(x)
+            results[f"{name}/{method}/maps"] = explanation.maps
+            results[f"{name}/probabilities"] = explanation.probabilities
     for _family, constructor, size, options in APPLICATIONS:
         if constructor not in wanted:
             continue

@@ -188,3 +188,19 @@ def volumes_and_masks(n: int = 2, seed: int = 0, size: int = VOLUME) -> tuple[np
         masks[i, z0 : z0 + side, y0 : y0 + side, x0 : x0 + side] = True
     x[masks] += 0.7
     return x, masks
+
+
+#: The token and 3-D cases of the cross-backend zoo (tests/backends/test_zoo_backends.py): name -> (builder, images,
+#: {method: options}). Each code path once: Grad-CAM at a token layer with and without a class token, through window
+#: attention, inside a nested backbone; both rollouts; Grad-CAM, input gradients and occlusion on a Conv3D model.
+BACKEND_CASES: dict[str, tuple[Any, Any, dict[str, dict[str, Any]]]] = {
+    "vit_cls": (
+        lambda: vit(class_token=True),
+        lambda: token_images(2, seed=8),
+        {"gradcam": {}, "attention_rollout": {}, "grad_rollout": {}},
+    ),
+    "vit_gap": (lambda: vit(class_token=False), lambda: token_images(2, seed=8), {"gradcam": {}, "grad_rollout": {}}),
+    "swin": (swin, lambda: token_images(2, seed=8), {"gradcam": {}}),
+    "nested_vit": (nested_vit, lambda: token_images(2, seed=8), {"gradcam": {}}),
+    "cnn3d": (cnn3d, lambda: volumes(2, seed=8), {"gradcam": {}, "saliency": {}, "occlusion": {"patch_size": 8, "stride": 8}}),
+}
