@@ -40,7 +40,7 @@ if keras.backend.backend() == "tensorflow":
 from neuroxai.explain import Explainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "explain"))
-from token_models import BACKEND_CASES
+from token_models import BACKEND_CASES, explain_case  # also registers the ViT custom layers (safe-mode loading)
 
 CROSS_BACKEND = ("VGG16", "ResNet50V2", "Xception", "MobileNet", "MobileNetV3Small", "EfficientNetB0", "EfficientNetV2B0")
 WORKER = Path(__file__).resolve().parent / "zoo_worker.py"
@@ -55,7 +55,7 @@ ZOO_PROB_ATOL = 1e-4
 #: probabilities below 1.2e-7.
 TOKEN_MAP_ATOL = 1e-4
 TOKEN_PROB_ATOL = 1e-5
-TOKEN_CASES = [(name, method) for name, (_, _, methods) in BACKEND_CASES.items() for method in methods]
+TOKEN_CASES = [(name, label) for name, (_, _, cases) in BACKEND_CASES.items() for label in cases]
 
 
 @pytest.fixture(scope="module")
@@ -96,15 +96,15 @@ def tokens_on_tensorflow(tmp_path_factory):
         return folder, dict(results), {}  # the models loaded here, by name (each loaded once)
 
 
-@pytest.mark.parametrize(("name", "method"), TOKEN_CASES)
-def test_token_and_3d_maps_agree_with_tensorflow(tokens_on_tensorflow, name, method):
+@pytest.mark.parametrize(("name", "label"), TOKEN_CASES)
+def test_token_and_3d_maps_agree_with_tensorflow(tokens_on_tensorflow, name, label):
     folder, reference, loaded = tokens_on_tensorflow
     if name not in loaded:
         loaded[name] = keras.saving.load_model(folder / f"{name}.keras", compile=False, safe_mode=True)
     model = loaded[name]
     x = reference[f"{name}/images"]
-    explanation = Explainer(model, method, **BACKEND_CASES[name][2][method]).explain(x)
+    explanation = explain_case(model, x, BACKEND_CASES[name][2][label])
     np.testing.assert_allclose(explanation.probabilities, reference[f"{name}/probabilities"], rtol=0, atol=TOKEN_PROB_ATOL)
-    expected = reference[f"{name}/{method}/maps"]
+    expected = reference[f"{name}/{label}/maps"]
     assert expected.shape == x.shape[:-1] and expected.max() == pytest.approx(1.0)  # a real map at the input's size
-    np.testing.assert_allclose(explanation.maps, expected, rtol=0, atol=TOKEN_MAP_ATOL, err_msg=f"{name} {method}")
+    np.testing.assert_allclose(explanation.maps, expected, rtol=0, atol=TOKEN_MAP_ATOL, err_msg=f"{name} {label}")

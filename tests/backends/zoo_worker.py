@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "explain"))
     import keras
     import numpy as np
-    from token_models import BACKEND_CASES
+    from token_models import BACKEND_CASES, explain_case
     from zoo_models import APPLICATIONS, build_application, zoo_images
 
     from neuroxai.explain import Explainer
@@ -40,9 +40,9 @@ def main(argv: list[str]) -> int:
         model.save(out / f"{name}.keras")
         x = images()
         results[f"{name}/images"] = x
-        for method, options in methods.items():
-            explanation = Explainer(model, method, **options).explain(x)
-            results[f"{name}/{method}/maps"] = explanation.maps
+        for label, case in methods.items():
+            explanation = explain_case(model, x, case)
+            results[f"{name}/{label}/maps"] = explanation.maps
             results[f"{name}/probabilities"] = explanation.probabilities
     for _family, constructor, size, options in APPLICATIONS:
         if constructor not in wanted:

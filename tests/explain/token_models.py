@@ -191,16 +191,52 @@ def volumes_and_masks(n: int = 2, seed: int = 0, size: int = VOLUME) -> tuple[np
 
 
 #: The token and 3-D cases of the cross-backend zoo (tests/backends/test_zoo_backends.py): name -> (builder, images,
-#: {method: options}). Each code path once: Grad-CAM at a token layer with and without a class token, through window
-#: attention, inside a nested backbone; both rollouts; Grad-CAM, input gradients and occlusion on a Conv3D model.
-BACKEND_CASES: dict[str, tuple[Any, Any, dict[str, dict[str, Any]]]] = {
+#: {label: (method, options, targets)}). Each code path once: Grad-CAM at a token layer with and without a class token,
+#: through window attention, inside a nested backbone; both rollouts; a margin target (a callable on the output) through
+#: gradients and through occlusion; Grad-CAM, input gradients and occlusion on a Conv3D model.
+def _margin() -> Any:
+    from neuroxai.explain import Margin
+
+    return Margin(0, 2)
+
+
+BACKEND_CASES: dict[str, tuple[Any, Any, dict[str, tuple[str, dict[str, Any], Any]]]] = {
     "vit_cls": (
         lambda: vit(class_token=True),
         lambda: token_images(2, seed=8),
-        {"gradcam": {}, "attention_rollout": {}, "grad_rollout": {}},
+        {
+            "gradcam": ("gradcam", {}, None),
+            "attention_rollout": ("attention_rollout", {}, None),
+            "grad_rollout": ("grad_rollout", {}, None),
+        },
     ),
-    "vit_gap": (lambda: vit(class_token=False), lambda: token_images(2, seed=8), {"gradcam": {}, "grad_rollout": {}}),
-    "swin": (swin, lambda: token_images(2, seed=8), {"gradcam": {}}),
-    "nested_vit": (nested_vit, lambda: token_images(2, seed=8), {"gradcam": {}}),
-    "cnn3d": (cnn3d, lambda: volumes(2, seed=8), {"gradcam": {}, "saliency": {}, "occlusion": {"patch_size": 8, "stride": 8}}),
+    "vit_gap": (
+        lambda: vit(class_token=False),
+        lambda: token_images(2, seed=8),
+        {
+            "gradcam": ("gradcam", {}, None),
+            "grad_rollout": ("grad_rollout", {}, None),
+            "gradcam_margin": ("gradcam", {}, _margin),
+        },
+    ),
+    "swin": (swin, lambda: token_images(2, seed=8), {"gradcam": ("gradcam", {}, None)}),
+    "nested_vit": (nested_vit, lambda: token_images(2, seed=8), {"gradcam": ("gradcam", {}, None)}),
+    "cnn3d": (
+        cnn3d,
+        lambda: volumes(2, seed=8),
+        {
+            "gradcam": ("gradcam", {}, None),
+            "saliency": ("saliency", {}, None),
+            "occlusion": ("occlusion", {"patch_size": 8, "stride": 8}, None),
+            "occlusion_margin": ("occlusion", {"patch_size": 8, "stride": 8}, _margin),
+        },
+    ),
 }
+
+
+def explain_case(model: Any, x: np.ndarray, case: tuple[str, dict[str, Any], Any]) -> Any:
+    """The explanation of one :data:`BACKEND_CASES` entry ``(method, options, targets factory or None)``."""
+    from neuroxai.explain import Explainer
+
+    method, options, targets = case
+    return Explainer(model, method, **options).explain(x, targets=None if targets is None else targets())

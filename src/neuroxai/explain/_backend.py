@@ -306,7 +306,7 @@ Attend = Callable[[Any, Callable[..., Any], tuple[Any, ...], dict[str, Any], Cal
 
 def attention_weights(traced: TracedModel, x: Tensor, attend: Attend) -> tuple[ForwardResult, list[Tensor]]:
     """One forward pass, and every attention matrix ``[B, heads, T, S]`` in the order the ops ran (no gradients)."""
-    found: list[Tensor] = []
+    found = list[Tensor]()  # not an annotated name: AutoGraph cannot convert closures over those
 
     def hook(attention: Tensor) -> None:
         found.append(attention)
@@ -333,8 +333,8 @@ def attention_gradients(
         return _torch_attention_gradients(traced, x, targets, attend)
     import tensorflow as tf
 
-    offsets: list[Tensor] = []
-    found: list[Tensor] = []
+    offsets = list[Tensor]()  # not annotated names: AutoGraph cannot convert closures over those
+    found = list[Tensor]()
     with tf.GradientTape(watch_accessed_variables=False) as tape:
 
         def hook(attention: Tensor) -> Tensor:
