@@ -348,9 +348,17 @@ def _both(args) -> None:
             cmd += ["--batch", str(args.batch), "--size", str(args.size), "--repeats", str(args.repeats)]
             cmd += ["--methods", args.methods]
             cmd += ["--no-extra"] if args.no_extra else _extra_args(args)
+            cmd += ["--no-builtin"] if args.no_builtin else []
             subprocess.run(cmd, check=True, env=dict(os.environ, KERAS_BACKEND=backend))
             with open(out, encoding="utf-8") as fh:
                 results[backend] = json.load(fh)
+    if not args.no_builtin:
+        _print_builtin(results, backends, args)
+    _print_extra({backend: [tuple(r) for r in results[backend].get("extra", [])] for backend in backends})
+
+
+def _print_builtin(results: dict, backends: list[str], args) -> None:
+    """The built-in models' Grad-CAM table and the gradient-free methods' table, one row per backend."""
     n = args.batch
     print(f"\nGrad-CAM on each backend, batch of {n} images at {args.size}x{args.size}, best of {args.repeats}")
     for backend in backends:
@@ -362,7 +370,6 @@ def _both(args) -> None:
             print(f"{backend:<12}{name:<16}{n / fwd:>11.1f}{n / ours:>12.1f}{ours / fwd:>9.2f}x{tf_ours[name] / ours:>11.2f}x")
     print("targets: ours/fwd <= 1.2x on each backend; 'ours vs TF' is the ratio of Grad-CAM throughputs (>1: faster than TF)")
     _print_methods({backend: results[backend]["rows"] for backend in backends}, n)
-    _print_extra({backend: [tuple(r) for r in results[backend].get("extra", [])] for backend in backends})
 
 
 def _extra_args(args) -> list[str]:

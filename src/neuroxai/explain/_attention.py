@@ -205,8 +205,7 @@ class AttentionRollout(AttentionMethod):
 
     Options:
         head_fusion: How a layer's heads combine: ``"mean"`` (default), ``"max"`` or ``"min"``.
-        discard_ratio: Fraction of each layer's lowest attention weights set to zero before chaining, 0 to
-            below 1 (default 0.0: none; Gildenblat's variant uses 0.9 to sharpen the map).
+        discard_ratio: Fraction of each layer's lowest attention weights zeroed before chaining, in [0, 1) (default 0.0).
 
     Example:
         >>> Explainer(vit, "attention_rollout").explain(images)  # doctest: +SKIP

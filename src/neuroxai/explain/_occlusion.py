@@ -78,8 +78,7 @@ class Occlusion(PerturbationMethod):
     Works on images and on volumes (a cube of side ``patch_size``).
 
     Options:
-        patch_size: Side of the square (cubic) patch in pixels (default: 1/8 of the smaller image side, 1/4
-            of the smallest volume side; at least 1).
+        patch_size: Side of the square (cubic) patch in pixels (default: 1/8 of an image's, 1/4 of a volume's smallest side).
         stride: Step between patches (default: half the patch size, at least 1).
         fill: Value written into the patch, in the model's input range (default 0.0).
     """
