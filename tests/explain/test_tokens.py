@@ -29,8 +29,7 @@ from neuroxai.errors import ExplainError
 from neuroxai.explain import Explainer, MethodRegistry, TokenGrid
 
 _REGISTRY = MethodRegistry(autoload=False)
-METHODS = [m for m in _REGISTRY.names() if m != "gradcampp"]
-ATTENTION_METHODS = [m for m in METHODS if _REGISTRY.get(m).needs_attention]
+ATTENTION_METHODS = [m for m in _REGISTRY.names() if _REGISTRY.get(m).needs_attention]
 #: Largest difference between neuroxai's maps and the references (maps in [0, 1], divided by their peak). Both sum
 #: the same float32 products of a two-block model in another order; measured below 7e-7
 #: by default, under ONEDNN_MAX_CPU_ISA=AVX2 and under TF_ENABLE_ONEDNN_OPTS=0 (the kernels other CPUs pick).
@@ -103,8 +102,17 @@ def test_gradcam_on_token_models_matches_a_gradient_tape_reference(models, name)
     assert fingerprint(model) == before
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("name", ["vit_cls", "swin"])
+#: One method per code path on the class-token ViT (tracing a transformer's gradient costs seconds: LayerCAM differs from
+#: Grad-CAM++ and HiResCAM in ``weigh`` only, SmoothGrad and integrated gradients from saliency in their samples only,
+#: and all of them are checked on every other kind of model); on the Swin-style model the paths it adds (Score-CAM's
+#: channel masks from a token grid, the rollouts' refusal of window attention): its Grad-CAM is compared above.
+TOKEN_PATHS = ("gradcam++", "hirescam", "scorecam", "saliency", "occlusion", *ATTENTION_METHODS)
+EVERY_METHOD_CASES = [("vit_cls", m) for m in TOKEN_PATHS] + [("swin", m) for m in ("scorecam", *ATTENTION_METHODS)]
+#: Cheap options (few samples, steps, channels; occlusion: four 16 px patches).
+OPTIONS = {**FAST, "occlusion": {"patch_size": 16, "stride": 16}}
+
+
+@pytest.mark.parametrize(("name", "method"), EVERY_METHOD_CASES)
 def test_every_method_on_token_models(models, name, method):
     model = models[name]
     x = token_images(2, seed=2)
@@ -113,7 +121,7 @@ def test_every_method_on_token_models(models, name, method):
             Explainer(model, method)
         return
     before = fingerprint(model)
-    explainer = Explainer(model, method, batch_size=16, **FAST.get(method, {}))
+    explainer = Explainer(model, method, batch_size=16, **OPTIONS.get(method, {}))
     exp = explainer.explain(x)
     check_maps(exp, x, explainer)
     np.testing.assert_allclose(exp.probabilities, np.asarray(model(x, training=False)), atol=1e-5)
