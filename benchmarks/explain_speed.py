@@ -33,6 +33,15 @@ TensorFlow's.
 methods with their default options on the built-in models: images/second and cost in forward passes
 (``method/forward``; Score-CAM scores one masked copy per selected channel, occlusion one per patch, so
 their cost is that many forward passes, batched), per backend in ``both``.
+
+Then the transformer and 3-D rows (issue 29; ``--no-extra`` skips them), per backend in ``all``:
+
+- ``3-D CNN``: a small Conv3D classifier (16-32-64 channels, two poolings) on ``--volume-batch`` volumes of
+  ``--volume-size``^3 (default 4 at 64^3): the compiled forward pass against Grad-CAM (maps at the full
+  64^3 resolution; target <= 1.3x) and saliency;
+- ``ViT``: a ViT built from Keras layers (16 px patches, a class token, ``--vit-depth`` blocks of width 192,
+  three heads) on ``--vit-batch`` images of ``--vit-size`` px (default 8 at 224, 6 blocks): Grad-CAM at the
+  token layer, attention rollout and its gradient-weighted variant.
 """
 
 from __future__ import annotations
@@ -161,6 +170,100 @@ def zoo_table(size: int, batch: int, repeats: int):
     return rows
 
 
+def _conv3d_model(size: int):
+    """A small Conv3D classifier of one-channel volumes ``size``^3 (random weights)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((size, size, size, 1))
+    x = layers.Conv3D(16, 3, padding="same", activation="relu")(inputs)
+    x = layers.MaxPooling3D(2)(x)
+    x = layers.Conv3D(32, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling3D(2)(x)
+    x = layers.Conv3D(64, 3, padding="same", activation="relu", name="conv3")(x)
+    x = layers.Dense(4, activation="softmax")(layers.GlobalAveragePooling3D()(x))
+    return keras.Model(inputs, x, name="cnn3d")
+
+
+def _vit_model(size: int, depth: int, dim: int = 192, heads: int = 3, patch: int = 16):
+    """A ViT from Keras layers: patch-embedding Conv2D, a learned class token, pre-norm blocks, a class-token head."""
+    import keras
+    from keras import layers, ops
+
+    class ClassToken(layers.Layer):
+        def build(self, input_shape):
+            self.token = self.add_weight(shape=(1, 1, input_shape[-1]), initializer="random_normal")
+
+        def call(self, x):
+            return ops.concatenate([ops.broadcast_to(self.token, (ops.shape(x)[0], 1, ops.shape(x)[-1])), x], axis=1)
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((size, size, 3))
+    x = layers.Conv2D(dim, patch, strides=patch)(inputs)
+    x = ClassToken()(layers.Reshape(((size // patch) ** 2, dim))(x))
+    for _ in range(depth):
+        y = layers.LayerNormalization(epsilon=1e-6)(x)
+        x = layers.Add()([x, layers.MultiHeadAttention(heads, dim // heads)(y, y)])
+        y = layers.LayerNormalization(epsilon=1e-6)(x)
+        x = layers.Add()([x, layers.Dense(dim)(layers.Dense(4 * dim, activation="gelu")(y))])
+    x = layers.LayerNormalization(epsilon=1e-6)(x)
+    return keras.Model(inputs, layers.Dense(4, activation="softmax")(x[:, 0]), name="vit")
+
+
+def _extra_rows(args) -> list[tuple[str, str, float, dict[str, float]]]:
+    """``(model, input, forward time, {method: time})`` for the 3-D CNN and the ViT, each measured alternately."""
+    import numpy as np
+
+    from neuroxai._keras_backend import to_numpy
+    from neuroxai.explain import Explainer
+
+    rng = np.random.default_rng(0)
+    cases = [
+        (
+            "3-D CNN",
+            f"{args.volume_batch} x {args.volume_size}^3",
+            _conv3d_model(args.volume_size),
+            rng.random((args.volume_batch, *(args.volume_size,) * 3, 1), dtype=np.float32),
+            ("gradcam", "saliency"),
+        ),
+        (
+            f"ViT ({args.vit_depth} blocks)",
+            f"{args.vit_batch} x {args.vit_size} px",
+            _vit_model(args.vit_size, args.vit_depth),
+            rng.random((args.vit_batch, args.vit_size, args.vit_size, 3), dtype=np.float32),
+            ("gradcam", "attention_rollout", "grad_rollout"),
+        ),
+    ]
+    rows = []
+    for name, shape, model, x, methods in cases:
+        compiled = _compiled_forward(model, x)
+        times = {}
+        t_fwd = float("inf")
+        for method in methods:
+            explainer = Explainer(model, method, batch_size=len(x))
+            fwd, ours = _time_pair(
+                lambda c=compiled, b=x: to_numpy(c(b)), lambda e=explainer, b=x: e.explain(b), max(2, args.repeats - 2)
+            )
+            t_fwd, times[method] = min(t_fwd, fwd), ours
+        rows.append((name, shape, t_fwd, times))
+    return rows
+
+
+def _print_extra(rows_by_backend: dict[str, list]) -> None:
+    """The 3-D and transformer table: items/second of the forward pass and of each method, and their ratio."""
+    if not any(rows_by_backend.values()):
+        return
+    print("\nTransformers and 3-D networks: the compiled forward pass against each method (best of the repeats)")
+    print(f"{'backend':<12}{'model':<18}{'batch':<16}{'fwd items/s':>12}  methods (items/s, method/forward)")
+    for backend, rows in rows_by_backend.items():
+        for name, shape, t_fwd, times in rows:
+            n = int(shape.split(" x ")[0])
+            cells = ", ".join(f"{m} {n / t:.2f} ({t / t_fwd:.2f}x)" for m, t in times.items())
+            print(f"{backend:<12}{name:<18}{shape:<16}{n / t_fwd:>12.2f}  {cells}")
+    print("target: 3-D CNN Grad-CAM/forward <= 1.3x")
+
+
 def _backend_info() -> str:
     """``"TensorFlow 2.x, devices: [...]"`` or ``"JAX 0.x, devices: [...]"`` for the running Keras backend."""
     import keras
@@ -244,9 +347,18 @@ def _both(args) -> None:
             cmd = [sys.executable, os.path.abspath(__file__), "--backend", backend, "--json", out, "--no-zoo", "--no-textbook"]
             cmd += ["--batch", str(args.batch), "--size", str(args.size), "--repeats", str(args.repeats)]
             cmd += ["--methods", args.methods]
+            cmd += ["--no-extra"] if args.no_extra else _extra_args(args)
+            cmd += ["--no-builtin"] if args.no_builtin else []
             subprocess.run(cmd, check=True, env=dict(os.environ, KERAS_BACKEND=backend))
             with open(out, encoding="utf-8") as fh:
                 results[backend] = json.load(fh)
+    if not args.no_builtin:
+        _print_builtin(results, backends, args)
+    _print_extra({backend: [tuple(r) for r in results[backend].get("extra", [])] for backend in backends})
+
+
+def _print_builtin(results: dict, backends: list[str], args) -> None:
+    """The built-in models' Grad-CAM table and the gradient-free methods' table, one row per backend."""
     n = args.batch
     print(f"\nGrad-CAM on each backend, batch of {n} images at {args.size}x{args.size}, best of {args.repeats}")
     for backend in backends:
@@ -258,6 +370,13 @@ def _both(args) -> None:
             print(f"{backend:<12}{name:<16}{n / fwd:>11.1f}{n / ours:>12.1f}{ours / fwd:>9.2f}x{tf_ours[name] / ours:>11.2f}x")
     print("targets: ours/fwd <= 1.2x on each backend; 'ours vs TF' is the ratio of Grad-CAM throughputs (>1: faster than TF)")
     _print_methods({backend: results[backend]["rows"] for backend in backends}, n)
+
+
+def _extra_args(args) -> list[str]:
+    return [
+        *("--volume-size", str(args.volume_size), "--volume-batch", str(args.volume_batch)),
+        *("--vit-size", str(args.vit_size), "--vit-batch", str(args.vit_batch), "--vit-depth", str(args.vit_depth)),
+    ]
 
 
 def main() -> None:
@@ -276,6 +395,13 @@ def main() -> None:
     )
     parser.add_argument("--no-textbook", action="store_true", help="skip the (slow) textbook column")
     parser.add_argument("--methods", default="scorecam,occlusion", help="gradient-free methods to time too ('' for none)")
+    parser.add_argument("--no-extra", action="store_true", help="skip the 3-D CNN and ViT rows")
+    parser.add_argument("--no-builtin", action="store_true", help="skip the built-in models (only the other tables)")
+    parser.add_argument("--volume-size", type=int, default=64)
+    parser.add_argument("--volume-batch", type=int, default=4)
+    parser.add_argument("--vit-size", type=int, default=224)
+    parser.add_argument("--vit-batch", type=int, default=8)
+    parser.add_argument("--vit-depth", type=int, default=6)
     parser.add_argument("--json", help=argparse.SUPPRESS)  # used by --backend both: write the rows there, print nothing
     args = parser.parse_args()
     if args.backend in ("all", "both"):
@@ -283,13 +409,17 @@ def main() -> None:
         return
     os.environ["KERAS_BACKEND"] = args.backend  # before keras is first imported
 
-    rows = _builtin_rows(args)
+    rows = [] if args.no_builtin else _builtin_rows(args)
+    extra = [] if args.no_extra else _extra_rows(args)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"info": _backend_info(), "rows": [[r[0], str(r[1]), *r[2:]] for r in rows]}, fh)
+            json.dump({"info": _backend_info(), "rows": [[r[0], str(r[1]), *r[2:]] for r in rows], "extra": extra}, fh)
         return
 
     n = args.batch
+    _print_extra({args.backend: extra})
+    if args.no_builtin:
+        return
     print(f"\nGrad-CAM speed, batch of {n} images at {args.size}x{args.size}, {_backend_info()}")
     print(
         f"{'model':<16}{'layer':<18}{'forward img/s':>14}{'ours img/s':>12}{'textbook img/s':>16}"

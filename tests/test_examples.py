@@ -32,8 +32,10 @@ def test_every_example_script_is_covered_here():
         "evaluate_explanations.py",
         "guided_training.py",
         "explain_volume.py",
+        "explain_vit_and_3d.py",
     }
     assert scripts == tested, "add a test for each new example script"
+    assert {p.name for p in EXAMPLES.glob("*.ipynb")} == {"notebook.ipynb"}, "add a test for each new notebook"
 
 
 def test_quickstart(tmp_path):
@@ -99,3 +101,51 @@ def test_explain_volume(tmp_path):
     heat = nib.load(tmp_path / "v" / "explanations" / "scan_heatmap.nii.gz")
     assert heat.shape == nib.load(tmp_path / "v" / "scan.nii.gz").shape and np.isfinite(heat.get_fdata()).all()
     assert (tmp_path / "v" / "explanations" / "scan_montage.png").is_file()
+
+
+def test_explain_vit_and_3d(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    out = run_example("explain_vit_and_3d.py", "--out", "out", cwd=tmp_path)
+    assert "ViT: layer block1_norm1, tokens (17) -> 4 x 4 grid" in out
+    assert "attention_rollout maps (4, 32, 32)" in out and "glioma - meningioma" in out
+    assert "3-D model: maps (1, 16, 16, 16)" in out
+    heat = nib.load(tmp_path / "out" / "scan_heatmap.nii.gz")
+    assert heat.shape == nib.load(tmp_path / "out" / "scan.nii.gz").shape and np.isfinite(heat.get_fdata()).all()
+    assert (tmp_path / "out" / "scan_views.png").is_file()
+
+
+def test_notebook_runs_and_its_results_show_themselves(tmp_path, monkeypatch):
+    """The example notebook's code cells run in order (smaller settings); each cell's last expression draws itself.
+
+    Run without Jupyter: the cells are plain Python (no magics), executed in one namespace the way a kernel would,
+    and the objects a notebook would display are rendered with their ``_repr_html_``.
+    """
+    import ast
+    import re
+
+    notebook = json.loads((EXAMPLES / "notebook.ipynb").read_text(encoding="utf-8"))
+    assert notebook["nbformat"] == 4
+    cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert all(not cell.get("outputs") for cell in notebook["cells"] if cell["cell_type"] == "code"), "strip the outputs"
+    quick = {"N_PER_CLASS": 12, "IMAGE_SIZE": 32, "EPOCHS": 1}
+    for name, value in quick.items():
+        cells[0], count = re.subn(rf"^{name} = \d+", f"{name} = {value}", cells[0], flags=re.MULTILINE)
+        assert count == 1, name
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    shown = []
+    for source in cells:
+        tree = ast.parse(source)
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        exec(compile(tree, "<cell>", "exec"), namespace)
+        value = None if last is None else eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace)
+        if value is not None:  # what Jupyter displays (a print() returns None and shows nothing more)
+            shown.append(value)
+    kinds = [type(obj).__name__ for obj in shown]
+    assert kinds == ["Explanation", "Explanation", "XAIReport"]
+    for obj in shown:
+        page = obj._repr_html_()
+        assert "data:image/png;base64," in page and len(page) < 2_000_000
+    assert shown[1].target_names[0] == "glioma - meningioma"

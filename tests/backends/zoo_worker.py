@@ -1,10 +1,12 @@
-"""Run on TensorFlow by tests/backends/test_zoo_backends.py: ``python zoo_worker.py FOLDER CONSTRUCTOR...``.
+"""Run on TensorFlow by tests/backends/test_zoo_backends.py: ``python zoo_worker.py FOLDER NAME...``.
 
 Builds the named keras.applications backbones of the model zoo (tests/explain/zoo_models.py) in their nested form
 (the backbone as one layer under a GAP + Dense head, batch-norm statistics set from one batch), saves each to
 ``FOLDER/<constructor>.keras`` and writes the images and their TensorFlow Grad-CAM maps and probabilities to
 ``FOLDER/tensorflow.npz`` (keys ``<constructor>/images``, ``/maps``, ``/probabilities``), with the tolerances another
 correct computation meets (``/map_tol``, ``/probability_tol``: tests/numerics.py, from a GradientTape reference).
+Names of the token and 3-D cases (``token_models.BACKEND_CASES``) are built, saved and explained with each of their
+methods the same way (keys ``<name>/images``, ``/probabilities``, ``<name>/<method>/maps``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ def main(argv: list[str]) -> int:
     import keras
     import numpy as np
     import tensorflow as tf
+    from token_models import BACKEND_CASES, explain_case
     from zoo_models import APPLICATIONS, build_application, reference_gradcam, zoo_images
 
     from neuroxai.explain import Explainer
@@ -28,11 +31,22 @@ def main(argv: list[str]) -> int:
 
     if keras.backend.backend() != "tensorflow":
         raise SystemExit(f"expected the tensorflow backend, got {keras.backend.backend()}")
-    unknown = set(wanted) - {constructor for _family, constructor, _size, _options in APPLICATIONS}
+    unknown = set(wanted) - {constructor for _family, constructor, _size, _options in APPLICATIONS} - set(BACKEND_CASES)
     if unknown:
         raise SystemExit(f"not in the zoo: {sorted(unknown)}")
     out = Path(folder)
     results: dict[str, np.ndarray] = {}
+    for name, (build, images, methods) in BACKEND_CASES.items():
+        if name not in wanted:
+            continue
+        model = build()
+        model.save(out / f"{name}.keras")
+        x = images()
+        results[f"{name}/images"] = x
+        for label, case in methods.items():
+            explanation = explain_case(model, x, case)
+            results[f"{name}/{label}/maps"] = explanation.maps
+            results[f"{name}/probabilities"] = explanation.probabilities
     for _family, constructor, size, options in APPLICATIONS:
         if constructor not in wanted:
             continue

@@ -265,7 +265,7 @@ def test_explain_api_with_a_float_target_is_a_clear_error(run_dir):
     from neuroxai.errors import ExplainError
 
     explainer = neuroxai.Explainer(neuroxai.load(run_dir), "gradcam")
-    with pytest.raises(ExplainError, match="Target 1.0 is neither a class index nor a class name"):
+    with pytest.raises(ExplainError, match="Target 1.0 is neither a class index, a class name, None .* nor a callable"):
         explainer.explain(np.zeros((1, 32, 32, 1), np.float32), targets=1.0)
 
 

@@ -123,7 +123,9 @@ def test_center_prior_peaks_in_the_middle():
 def test_shape_mismatch_is_a_clear_error():
     with pytest.raises(DataError, match="same shape"):
         iou(np.ones((2, 4, 4)), np.ones((2, 5, 5), bool))
-    with pytest.raises(DataError, match=r"\[N, H, W\]"):
+    with pytest.raises(DataError, match=r"\[N, H, W\].*\[N, D, H, W\] for volumes"):
+        pointing_game(np.ones((2, 3, 4, 4, 2)), np.ones((2, 4, 4), bool))
+    with pytest.raises(DataError, match="same shape"):  # a map of volumes against masks of images
         pointing_game(np.ones((2, 3, 4, 4, 1)), np.ones((2, 4, 4), bool))
 
 
@@ -218,3 +220,37 @@ def test_scores_invariant_to_positive_scaling(data, scale):
     b = localization_scores(noise * scale, mask)
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-9, err_msg=name)
+
+
+def test_localization_on_volumes():
+    """Maps and masks of volumes [N, D, H, W] (a 3-D model's): voxels count as pixels, the tolerance is a ball."""
+    masks = np.zeros((3, 8, 16, 16), bool)
+    masks[0, 2:4, 4:8, 4:8] = True
+    masks[1, 5:7, 10:14, 2:6] = True  # image 2 has no tumour
+    perfect = masks.astype(np.float32)
+    np.testing.assert_array_equal(iou(perfect[:2], masks[:2]), [1.0, 1.0])
+    np.testing.assert_array_equal(dice(perfect[:2], masks[:2]), [1.0, 1.0])
+    np.testing.assert_array_equal(energy_pointing_game(perfect[:2], masks[:2]), [1.0, 1.0])
+    np.testing.assert_allclose(pixel_average_precision(perfect[:2], masks[:2]), [1.0, 1.0])
+    near = np.zeros_like(perfect[:1])
+    near[0, 4, 8, 8] = 1.0  # one voxel off the cube on each axis: outside it, sqrt(3) from it (within a ball of radius 2)
+    assert pointing_game(near, masks[:1], tolerance=0)[0] == 0.0
+    assert pointing_game(near, masks[:1], tolerance=2 * 224 / 16)[0] == 1.0
+    ball = _dilate_ball_reference(masks[:1], 2)
+    assert pointing_game(near, ball, tolerance=0)[0] == 1.0
+    report = localization_report(perfect, masks, [0, 1, 1], class_names=["glioma", "notumor"])
+    assert report.n_excluded_no_mask == 1 and report.overall.method.iou == 1.0
+    assert report.overall.uniform.energy == pytest.approx(masks[:2].reshape(2, -1).mean(axis=1).mean())
+    prior = center_prior_map((1, 7, 9, 9))
+    assert prior.shape == (1, 7, 9, 9) and prior[0, 3, 4, 4] == 1.0 and prior[0, 0, 0, 0] < prior[0, 3, 4, 0]
+
+
+def _dilate_ball_reference(masks, radius):
+    """Each mask grown by every voxel within ``radius`` (a plain loop over offsets)."""
+    out = masks.copy()
+    for dz in range(-radius, radius + 1):
+        for dy in range(-radius, radius + 1):
+            for dx in range(-radius, radius + 1):
+                if dz * dz + dy * dy + dx * dx <= radius * radius:
+                    out |= np.roll(masks, (dz, dy, dx), axis=(1, 2, 3))
+    return out

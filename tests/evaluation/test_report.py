@@ -77,6 +77,23 @@ def test_report_holds_typed_results(report):
     assert report.reliance.overall.tumour_drop > report.reliance.overall.control_drop
 
 
+def test_report_shows_itself_in_a_notebook(report):
+    import base64
+    import re
+
+    from neuroxai.evaluation import REPR_MAX_FIGURES
+
+    page = report._repr_html_()
+    assert page.startswith("<div class='neuroxai-xai-report'>") and page.endswith("</div>")
+    assert "<code>gradcam</code>" in page and "<code>edges</code>" in page and "<b>FAIL</b>" in page  # edges fails sanity
+    assert "error: broken: ExplainError: this explainer is broken" in page
+    assert "tumour reliance (model, no explainer): ratio" in page
+    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert 1 <= len(images) <= REPR_MAX_FIGURES
+    assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert len(page) < 2_000_000  # small enough for a notebook cell
+
+
 def test_report_round_trips_through_json(report):
     d = report.to_dict()
     text = json.dumps(d, allow_nan=False)

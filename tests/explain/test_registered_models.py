@@ -10,7 +10,9 @@ from neuroxai.models import ModelRegistry
 
 REGISTRY = ModelRegistry(autoload=False)
 MODEL_NAMES = REGISTRY.names()
-METHODS = [m for m in MethodRegistry(autoload=False).names() if m != "gradcampp"]
+#: Every registered method once (``gradcampp`` is an alias of ``gradcam++``; attention rollout reads transformers only).
+_REGISTRY = MethodRegistry(autoload=False)
+METHODS = [m for m in _REGISTRY.names() if m != "gradcampp" and not _REGISTRY.get(m).needs_attention]
 FAST = {
     "smoothgrad": {"samples": 2},
     "integrated_gradients": {"steps": 2},

@@ -152,13 +152,15 @@ def test_occlusion_matches_reference(two_models, patch, stride):
     stride=st.integers(1, 20),
 )
 def test_occlusion_patch_grid_covers_every_pixel(height, width, patch, stride):
-    x = tf.zeros((1, height, width, 1))
-    units = Occlusion(patch_size=patch, stride=stride).units(x, None).numpy()[0]  # [H, W, P]
-    np.testing.assert_array_equal(np.transpose(units, (2, 0, 1)), _reference_patch_masks(height, width, patch, stride))
-    assert set(np.unique(units)) <= {0.0, 1.0}
-    assert np.all(units.sum(axis=(0, 1)) == min(patch, height) * min(patch, width))  # whole patches, inside the image
+    x = tf.ones((1, height, width, 1))
+    occlusion = Occlusion(patch_size=patch, stride=stride)
+    units = occlusion.units(x, None)  # [1, 2, P]: each patch's start along each axis
+    masks = 1.0 - occlusion.perturb(x, units).numpy()[0, ..., 0]  # [P, H, W]: a patch filled with 0 on ones
+    np.testing.assert_array_equal(masks, _reference_patch_masks(height, width, patch, stride))
+    assert set(np.unique(masks)) <= {0.0, 1.0}
+    assert np.all(masks.sum(axis=(1, 2)) == min(patch, height) * min(patch, width))  # whole patches, inside the image
     if stride <= patch:
-        assert units.sum(axis=-1).min() >= 1  # no gaps: every pixel is covered by some patch
+        assert masks.sum(axis=0).min() >= 1  # no gaps: every pixel is covered by some patch
 
 
 def test_occlusion_drops_within_rounding_of_the_score_give_an_all_zero_map():

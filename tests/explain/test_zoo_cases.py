@@ -35,8 +35,9 @@ from neuroxai.errors import ExplainError
 from neuroxai.explain import Explainer, MethodRegistry
 from numerics import DEEP_FORWARD_RTOL, FORWARD_RTOL, MIXED_FORWARD_RTOL, forward_tol
 
-#: Every registered method once (``gradcampp`` is an alias of ``gradcam++``).
-METHODS = [m for m in MethodRegistry(autoload=False).names() if m != "gradcampp"]
+#: Every registered method once (``gradcampp`` is an alias of ``gradcam++``; attention rollout reads transformers only).
+_REGISTRY = MethodRegistry(autoload=False)
+METHODS = [m for m in _REGISTRY.names() if m != "gradcampp" and not _REGISTRY.get(m).needs_attention]
 
 
 @pytest.fixture(scope="module")
@@ -352,5 +353,5 @@ def test_no_feature_map_on_the_output_path_names_the_candidates():
     side = keras.layers.Conv2D(4, 3, name="side_conv")(inputs)  # a 4-D layer the output does not depend on
     pooled = keras.layers.GlobalAveragePooling2D(name="gap")(inputs)
     model = keras.Model(inputs, [keras.layers.Dense(2, activation="softmax", name="head")(pooled), side])
-    with pytest.raises(ExplainError, match=r"no layer with a 4-D .* on the path .*candidate 4-D layers.*side_conv"):
+    with pytest.raises(ExplainError, match=r"no layer with a feature map .* on the path .*candidate layers .*side_conv"):
         Explainer(model, "gradcam", output=0)

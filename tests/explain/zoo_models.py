@@ -128,32 +128,38 @@ def zoo_images(size: int, n: int = 2, seed: int = 0, scale: float = 255.0) -> np
     return (x * scale).astype(np.float32)
 
 
-def reference_gradcam(forward: Any, x: np.ndarray, targets: Any, rtol: float) -> tuple[np.ndarray, float]:
+def reference_gradcam(
+    forward: Any, x: np.ndarray, targets: Any, rtol: float | None = None, to_grid: Any = None
+) -> tuple[np.ndarray, float]:
     """Grad-CAM written out plainly, as the Keras example does: one GradientTape around ``forward``.
 
     ``forward(x)`` returns the target feature map and the class scores (pre-activation) of a batch.
     Channel weights are the spatially averaged gradients; maps are ReLU'd, resized bilinearly to the
-    input and divided by their maximum, as neuroxai documents.
+    input and divided by their maximum, as neuroxai documents. ``to_grid`` (for tokens) reshapes the
+    features and their gradient into a feature map after differentiating.
 
     Returns:
         The maps, and the tolerance another correct computation of them meets with a forward pass of relative
-        precision ``rtol`` (``numerics.cam_tol``: from the sizes of the terms the channel sum cancels).
+        precision ``rtol`` (default ``numerics.FORWARD_RTOL``; ``numerics.cam_tol``: from the sizes of the terms the
+        channel sum cancels).
     """
     import tensorflow as tf
 
-    from numerics import cam_tol
+    from numerics import FORWARD_RTOL, cam_tol
 
     with tf.GradientTape() as tape:
         feats, scores = forward(tf.constant(x))
         picked = tf.gather(tf.cast(scores, tf.float32), tf.constant(np.asarray(targets), tf.int32), axis=1, batch_dims=1)
     grads = tf.cast(tape.gradient(picked, feats), tf.float32)
     feats = tf.cast(feats, tf.float32)
+    if to_grid is not None:
+        feats, grads = to_grid(feats), to_grid(grads)
     terms = tf.reduce_mean(grads, axis=[1, 2], keepdims=True) * feats
     cam = tf.nn.relu(tf.reduce_sum(terms, axis=-1))
     up = tf.nn.relu(tf.image.resize(cam[..., None], x.shape[1:3], method="bilinear")[..., 0]).numpy()
     peak = up.max(axis=(1, 2), keepdims=True)
     maps = np.where(peak > 1e-12, up / np.where(peak > 1e-12, peak, 1.0), 0.0).astype(np.float32)
-    return maps, cam_tol(terms.numpy(), rtol)
+    return maps, cam_tol(terms.numpy(), FORWARD_RTOL if rtol is None else rtol)
 
 
 def fingerprint(model: Any) -> tuple[Any, ...]:
@@ -187,18 +193,18 @@ CAM_METHODS = {"gradcam", "gradcam++", "layercam", "hirescam", "scorecam"}
 
 
 def _spread(maps: np.ndarray) -> float:
-    return float((maps.max(axis=(1, 2)) - maps.min(axis=(1, 2))).max())
+    flat = maps.reshape(len(maps), -1)
+    return float((flat.max(axis=1) - flat.min(axis=1)).max())
 
 
 def check_maps(exp: Any, x: np.ndarray, explainer: Any = None) -> None:
-    """The promises every map keeps: float32, finite, in [0, 1], input height and width, not all constant.
+    """The promises every map keeps: float32, finite, in [0, 1], input height and width (and depth), not all constant.
 
     A random-weight model may raise the predicted class's probability wherever it is occluded (an
     all-zero map, rightly); its probabilities sum to 1, so another class then falls: with ``explainer``,
     every class is explained before a batch of constant maps counts as a failure.
     """
-    n, h, w = x.shape[:3]
-    assert exp.maps.shape == (n, h, w) and exp.maps.dtype == np.float32
+    assert exp.maps.shape == x.shape[:-1] and exp.maps.dtype == np.float32
     assert np.all(np.isfinite(exp.maps))
     assert exp.maps.min() >= 0.0 and exp.maps.max() <= 1.0
     spread = _spread(exp.maps)

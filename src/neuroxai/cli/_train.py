@@ -391,7 +391,16 @@ def run_predict(args: argparse.Namespace) -> int:
         for z, pr, more, ood_cells in zip(pred.slices, pred.probabilities, extra, known):
             k = int(pr.argmax())
             writer.writerow(
-                [volume.source, names[k], f"{float(pr[k]):.6f}", *[f"{float(v):.6f}" for v in pr], *ood_cells, *more, z, pred.series or ""]
+                [
+                    volume.source,
+                    names[k],
+                    f"{float(pr[k]):.6f}",
+                    *[f"{float(v):.6f}" for v in pr],
+                    *ood_cells,
+                    *more,
+                    z,
+                    pred.series or "",
+                ]
             )
         n_ok += len(pred.slices)
         volume_rows.append(volume_row(pred, names, no_tumour))

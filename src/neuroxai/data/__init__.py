@@ -15,7 +15,8 @@
   :data:`MAX_VOLUME_VOXELS` voxels (or an image more than :data:`MAX_IMAGE_PIXELS` pixels) is refused from its
   header, before anything is allocated; only regular files are opened.
 - :func:`load_images` / :func:`to_model_input`: read arbitrary image files or
-  arrays into a model-ready batch (the same conversions as the pipeline).
+  arrays into a model-ready batch (the same conversions as the pipeline);
+  :func:`resize_volume`: the same resize for a volume (3-D models).
 - :func:`check_image_size`, :func:`check_image_shape`, :func:`check_channels`,
   :func:`check_input_range`: the one validation of these settings; :func:`check_pixel_range`: a batch's
   values against a model's input range.
@@ -57,7 +58,7 @@ from neuroxai.data._medical import (
 from neuroxai.data._phantoms import PHANTOM_CLASSES, phantoms, write_phantoms
 from neuroxai.data._slices import SliceRef
 from neuroxai.data._summary import DatasetSummary, DuplicateSummary, GroupReport, StraddlingGroup
-from neuroxai.data._transforms import LUMA_WEIGHTS, MASK_THRESHOLD, binarize_mask, resize_masks
+from neuroxai.data._transforms import LUMA_WEIGHTS, MASK_THRESHOLD, binarize_mask, resize_masks, resize_volume
 
 __all__ = [
     "COPY_THRESHOLD",
@@ -111,6 +112,7 @@ __all__ = [
     "read_volume",
     "read_volumes",
     "resize_masks",
+    "resize_volume",
     "to_model_input",
     "write_nifti",
     "write_phantoms",

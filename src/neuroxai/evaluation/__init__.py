@@ -70,6 +70,7 @@ from neuroxai.evaluation.reliance import (
     tumour_reliance,
 )
 from neuroxai.evaluation.report import (
+    REPR_MAX_FIGURES,
     EvaluationSettings,
     MethodSummary,
     MetricFailure,
@@ -92,6 +93,7 @@ from neuroxai.evaluation.sanity import (
 
 __all__ = [
     "LOCALIZATION_METRICS",
+    "REPR_MAX_FIGURES",
     "REQUIREMENTS",
     "ControlRegions",
     "CurveSummary",

@@ -3,7 +3,10 @@
 Every function takes a batch of maps ``[N, H, W]`` (any non-negative scores;
 only their order and relative size matter) and a batch of boolean masks
 ``[N, H, W]`` and returns one score per image as a float64 array ``[N]``.
-They are vectorised over the batch (no per-image Python loop).
+They are vectorised over the batch (no per-image Python loop). Maps and
+masks of volumes (``[N, D, H, W]``, a 3-D model's) work the same way: a
+voxel is a pixel, the pointing-game tolerance is a ball, the centre prior a
+3-D Gaussian.
 
 Ties and constant maps are handled the same way everywhere: a map that gives
 every pixel the same score (for example the *uniform* reference map, or an
@@ -186,12 +189,12 @@ def tolerance_pixels(image_size: Sequence[int], tolerance: float = 15.0) -> int:
 
 
 def _dilate(masks: np.ndarray, radius: int) -> np.ndarray:
-    """Dilate each mask of ``[N, H, W]`` by a disk of ``radius`` pixels (not across images)."""
+    """Dilate each mask of ``[N, H, W]`` by a disk of ``radius`` pixels (a ball for ``[N, D, H, W]``; not across images)."""
     if radius <= 0:
         return masks
-    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-    disk = (yy**2 + xx**2) <= radius**2
-    return np.asarray(ndimage.binary_dilation(masks, structure=disk[None]), dtype=bool)
+    grid = np.mgrid[tuple(slice(-radius, radius + 1) for _ in range(masks.ndim - 1))]
+    ball = (grid**2).sum(axis=0) <= radius**2
+    return np.asarray(ndimage.binary_dilation(masks, structure=ball[None]), dtype=bool)
 
 
 def _area_fraction(masks: np.ndarray) -> np.ndarray:
@@ -211,9 +214,9 @@ def pointing_game(maps: Any, masks: Any, *, tolerance: float = 15.0) -> np.ndarr
     the dilated mask's area fraction.
 
     Args:
-        maps: Explanation maps ``[N, H, W]``.
-        masks: Boolean masks ``[N, H, W]``.
-        tolerance: Tolerance in pixels at a 224 px image; 0 for none.
+        maps: Explanation maps ``[N, H, W]`` (or ``[N, D, H, W]``).
+        masks: Boolean masks of the same shape.
+        tolerance: Tolerance in pixels at a 224 px image; 0 for none (a ball for volumes).
 
     Returns:
         float64 ``[N]`` in [0, 1]: 1 for a hit, 0 for a miss.
@@ -224,8 +227,8 @@ def pointing_game(maps: Any, masks: Any, *, tolerance: float = 15.0) -> np.ndarr
         >>> pointing_game(m, m > 0, tolerance=0)
         array([1.])
     """
-    maps = as_maps(maps)
-    masks = as_masks(masks, maps.shape)
+    maps = as_maps(maps, volumes=True)
+    masks = as_masks(masks, maps.shape, volumes=True)
     target = _dilate(masks, tolerance_pixels(maps.shape[1:], tolerance))
     flat = maps.reshape(len(maps), -1)
     is_max = flat == flat.max(axis=1, keepdims=True)
@@ -253,8 +256,8 @@ def energy_pointing_game(maps: Any, masks: Any) -> np.ndarray:
         >>> energy_pointing_game(m, np.array([[[True, False], [False, False]]]))
         array([0.75])
     """
-    maps = np.clip(as_maps(maps), 0.0, None)
-    masks = as_masks(masks, maps.shape)
+    maps = np.clip(as_maps(maps, volumes=True), 0.0, None)
+    masks = as_masks(masks, maps.shape, volumes=True)
     flat = maps.reshape(len(maps), -1)
     total = flat.sum(axis=1)
     inside = (flat * masks.reshape(len(maps), -1)).sum(axis=1)
@@ -281,8 +284,8 @@ def _binarize(maps: np.ndarray, threshold: float | None, top_k: float | None) ->
 
 
 def _overlap(maps: Any, masks: Any, threshold: float | None, top_k: float | None) -> tuple[np.ndarray, ...]:
-    maps = as_maps(maps)
-    masks = as_masks(masks, maps.shape)
+    maps = as_maps(maps, volumes=True)
+    masks = as_masks(masks, maps.shape, volumes=True)
     pred = _binarize(maps, threshold, top_k).reshape(len(maps), -1)
     true = masks.reshape(len(maps), -1)
     inter = (pred & true).sum(axis=1).astype(np.float64)
@@ -366,8 +369,8 @@ def pixel_average_precision(maps: Any, masks: Any) -> np.ndarray:
         >>> pixel_average_precision(m, np.array([[[True, False], [True, False]]])).round(4)
         array([0.8333])
     """
-    maps = as_maps(maps)
-    masks = as_masks(masks, maps.shape)
+    maps = as_maps(maps, volumes=True)
+    masks = as_masks(masks, maps.shape, volumes=True)
     n = len(maps)
     flat = maps.reshape(n, -1)
     true = masks.reshape(n, -1)
@@ -391,7 +394,7 @@ def uniform_map(shape: Sequence[int]) -> np.ndarray:
     """Reference map giving every pixel the same score (chance level).
 
     Args:
-        shape: ``(N, H, W)``.
+        shape: ``(N, H, W)`` (or ``(N, D, H, W)``).
 
     Returns:
         float32 ones of ``shape``. Every metric scores it at the mask's area
@@ -405,14 +408,14 @@ def uniform_map(shape: Sequence[int]) -> np.ndarray:
 
 
 def center_prior_map(shape: Sequence[int], *, sigma: float = 0.25) -> np.ndarray:
-    """Reference map: an isotropic Gaussian centred on the image.
+    """Reference map: an isotropic Gaussian centred on the image (or the volume).
 
     Tumours (and most objects in curated images) sit near the middle more
     often than at the border; a method that does not beat this prior has not
     shown that it looks at the image.
 
     Args:
-        shape: ``(N, H, W)``.
+        shape: ``(N, H, W)``, or ``(N, D, H, W)`` for volumes.
         sigma: Standard deviation as a fraction of the image side.
 
     Returns:
@@ -422,11 +425,15 @@ def center_prior_map(shape: Sequence[int], *, sigma: float = 0.25) -> np.ndarray
         >>> g = center_prior_map((1, 5, 5)); float(g[0, 2, 2])
         1.0
     """
-    n, h, w = (int(s) for s in shape)
-    yy = (np.arange(h) - (h - 1) / 2.0) / (sigma * h)
-    xx = (np.arange(w) - (w - 1) / 2.0) / (sigma * w)
-    g = np.exp(-0.5 * (yy[:, None] ** 2 + xx[None, :] ** 2)).astype(np.float32)
-    return np.array(np.broadcast_to(g, (n, h, w)), dtype=np.float32)
+    n, *sides = (int(s) for s in shape)
+    if len(sides) not in (2, 3):
+        raise DataError(f"Expected a shape (N, H, W) or (N, D, H, W); got {tuple(shape)}.")
+    squared = np.zeros(tuple(sides), np.float64)
+    for axis, side in enumerate(sides):
+        offset = ((np.arange(side) - (side - 1) / 2.0) / (sigma * side)) ** 2
+        squared = squared + offset.reshape([side if a == axis else 1 for a in range(len(sides))])
+    g = np.exp(-0.5 * squared).astype(np.float32)
+    return np.array(np.broadcast_to(g, (n, *sides)), dtype=np.float32)
 
 
 def localization_scores(
@@ -440,8 +447,8 @@ def localization_scores(
     """All per-image localization metrics at once.
 
     Args:
-        maps: Explanation maps ``[N, H, W]``.
-        masks: Boolean masks ``[N, H, W]`` (each should contain tumour pixels).
+        maps: Explanation maps ``[N, H, W]`` (or ``[N, D, H, W]``).
+        masks: Boolean masks of the same shape (each should contain tumour pixels).
         tolerance: Pointing-game tolerance in pixels at 224 px.
         threshold: Binarisation threshold for IoU and Dice.
         top_k: Binarise to this fraction of top pixels instead.
@@ -455,8 +462,8 @@ def localization_scores(
         >>> {k: float(v[0]) for k, v in localization_scores(m, m > 0).items()}["iou"]
         1.0
     """
-    maps = as_maps(maps)
-    masks = as_masks(masks, maps.shape)
+    maps = as_maps(maps, volumes=True)
+    masks = as_masks(masks, maps.shape, volumes=True)
     return {
         "pointing_game": pointing_game(maps, masks, tolerance=tolerance),
         "energy": energy_pointing_game(maps, masks),
@@ -502,8 +509,8 @@ def localization_report(
     middle" level (``center_prior``) beside it.
 
     Args:
-        maps: Explanation maps ``[N, H, W]``.
-        masks: Masks ``[N, H, W]`` (bool, or float with > 0.5 inside).
+        maps: Explanation maps ``[N, H, W]`` (or ``[N, D, H, W]`` of volumes).
+        masks: Masks of the same shape (bool, or float with > 0.5 inside).
         labels: Integer class per image ``[N]``; ``None`` puts all in one class.
         class_names: Names for the label ids (default ``"0", "1", ...``; ``"all"`` without labels).
         tolerance: Pointing-game tolerance in pixels at 224 px (scaled to the size).
@@ -526,8 +533,8 @@ def localization_report(
         >>> r.n_excluded_no_mask, r.per_class["glioma"].method.iou
         (1, 1.0)
     """
-    maps = as_maps(maps)
-    masks = as_masks(masks, maps.shape)
+    maps = as_maps(maps, volumes=True)
+    masks = as_masks(masks, maps.shape, volumes=True)
     n = len(maps)
     labels_arr = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1)
     if len(labels_arr) != n:

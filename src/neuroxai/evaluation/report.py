@@ -22,6 +22,7 @@ from neuroxai.evaluation.reliance import TumourRelianceResult
 from neuroxai.evaluation.sanity import SanityResult
 
 __all__ = [
+    "REPR_MAX_FIGURES",
     "EvaluationSettings",
     "MethodSummary",
     "MetricFailure",
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Most figures an :class:`XAIReport` draws when it shows itself in a notebook (in :meth:`XAIReport.figures` order).
+REPR_MAX_FIGURES = 5
 
 XR = TypeVar("XR", bound="XAIReport")
 RR = TypeVar("RR", bound="RawResult")
@@ -399,6 +403,66 @@ class XAIReport(Record):
             lines.append(f"{metric}: skipped: {why}")
         lines.extend(f"error: {e.describe()}" for e in self.errors)
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """The notebook view: the headline table per method (with its references), the explainer-free metrics,
+        skips and errors, then the figures (at most :data:`REPR_MAX_FIGURES`, small PNGs)."""
+        import base64
+        import html
+        import io
+
+        def cell(value: Any, *refs: Any) -> str:
+            def fmt(v: Any) -> str:
+                if v is None:
+                    return "-"
+                if isinstance(v, bool):
+                    return "pass" if v else "<b>FAIL</b>"
+                return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
+
+            shown = fmt(value)
+            known = [fmt(r) for r in refs if r is not None]
+            return f"<td>{shown}" + (f" <small>({' / '.join(known)})</small>" if known else "") + "</td>"
+
+        head = (
+            "<tr><th>method</th><th>pointing game <small>(uniform / centre)</small></th><th>energy</th><th>IoU</th>"
+            "<th>deletion AUC <small>(random)</small></th><th>insertion AUC <small>(random)</small></th><th>sanity</th></tr>"
+        )
+        rows = []
+        for m, r in self.summary().items():
+            rows.append(
+                f"<tr><td><code>{html.escape(m)}</code></td>"
+                + cell(r.pointing_game, r.pointing_game_uniform, r.pointing_game_center_prior)
+                + cell(r.energy, r.energy_uniform, r.energy_center_prior)
+                + cell(r.iou, r.iou_uniform, r.iou_center_prior)
+                + cell(r.deletion_auc, r.deletion_auc_random)
+                + cell(r.insertion_auc, r.insertion_auc_random)
+                + cell(r.sanity_passed)
+                + "</tr>"
+            )
+        notes = []
+        if self.reliance is not None and self.reliance.n_scored:
+            o = self.reliance.overall
+            notes.append(
+                f"tumour reliance (model, no explainer): ratio {o.ratio:.2f} (tumour drop {o.tumour_drop:.3f}, control drop "
+                f"{o.control_drop:.3f}, n={o.n})"
+                if o.ratio is not None and o.tumour_drop is not None and o.control_drop is not None
+                else "tumour reliance: not enough images"
+            )
+        notes.extend(f"{metric}: skipped: {why}" for metric, why in self.skipped.items())
+        notes.extend(f"error: {e.describe()}" for e in self.errors)
+        parts = [
+            "<div class='neuroxai-xai-report'>",
+            f"<div><b>Explanation metrics</b> of {len(self.methods)} method(s), classes {html.escape(', '.join(self.class_names))}</div>",
+            f"<table>{head}{''.join(rows)}</table>",
+        ]
+        parts.extend(f"<div><small>{html.escape(n)}</small></div>" for n in notes)
+        for name, fig in list(self.figures().items())[:REPR_MAX_FIGURES]:
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=72)
+            png = base64.b64encode(buf.getvalue()).decode("ascii")
+            parts.append(f"<img src='data:image/png;base64,{png}' alt='{html.escape(name)}' style='max-width:100%'/>")
+        parts.append("</div>")
+        return "".join(parts)
 
     def figures(self) -> dict[str, Any]:
         """Matplotlib figures: ``localization``, ``localization_energy``, ``deletion_insertion``,

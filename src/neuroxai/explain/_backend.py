@@ -20,8 +20,14 @@ and live here only:
   ``torch.autograd.grad`` on PyTorch, with autograd recording switched on from
   the target activation (detached, a leaf) onwards only, so neither the layers
   before it nor any parameter gradient is computed;
+- the gradient of the class score with respect to every attention matrix of a
+  transformer (:func:`attention_gradients`), taken the same way through a
+  zero offset that each ``MultiHeadAttention`` op adds to its output;
 - the few array operations whose ``keras.ops`` form cannot take TensorFlow's
-  dynamic shapes (:func:`resize_bilinear`, :func:`standard_normal`).
+  dynamic shapes (:func:`resize`, :func:`standard_normal`).
+
+The score differentiated is the target class's pre-softmax score, or the value
+of a callable target (:func:`target_scores`).
 
 On every backend, gradients flow back no further than the tensor asked for, and the
 targets are resolved inside the step (``-1``: the predicted class) so the
@@ -45,15 +51,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.models._graph import ForwardResult, TracedModel
 
 __all__ = [
+    "Attend",
     "as_tensor",
+    "attention_gradients",
+    "attention_weights",
     "bind",
     "compile_step",
     "feature_gradients",
     "gather_scores",
     "input_gradients",
+    "resize",
     "resize_bilinear",
     "resolve_targets",
     "standard_normal",
+    "target_probabilities",
+    "target_scores",
     "tensor_spec",
     "to_numpy",
     "tracing_count",
@@ -77,6 +89,24 @@ def gather_scores(scores: Tensor, targets: Tensor) -> Tensor:
 
     picked = ops.take_along_axis(ops.cast(scores, "float32"), ops.expand_dims(ops.cast(targets, "int32"), -1), axis=1)
     return ops.squeeze(picked, axis=1)
+
+
+def target_scores(result: ForwardResult, targets: Tensor) -> Tensor:
+    """float32 ``[B]``: what gradient methods differentiate: the objective of a callable target, else the
+    target class's score (``result.scores[i, targets[i]]``, pre-softmax where reachable)."""
+    if result.objective is not None:
+        return result.objective
+    return gather_scores(result.scores, targets)
+
+
+def target_probabilities(result: ForwardResult, targets: Tensor) -> Tensor:
+    """float32 ``[B]``: what gradient-free methods watch fall: the objective of a callable target, else the
+    target class's probability."""
+    from keras import ops
+
+    if result.objective is not None:
+        return result.objective
+    return gather_scores(ops.cast(result.probabilities, "float32"), targets)
 
 
 def _call_traced(ref: weakref.ReferenceType[Any], fn: Callable[..., Any], *args: Any) -> Any:
@@ -209,7 +239,7 @@ def feature_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> tuple[
 
         result = traced(x, capture)
         resolved = resolve_targets(result.probabilities, targets)
-        score = tf.reduce_sum(gather_scores(result.scores, resolved))
+        score = tf.reduce_sum(target_scores(result, resolved))
     grads = tape.gradient(score, result.features)
     grads = tf.zeros_like(result.features, tf.float32) if grads is None else tf.cast(grads, tf.float32)
     return result, resolved, grads
@@ -223,15 +253,15 @@ def _jax_feature_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> t
 
     shape = jax.eval_shape(lambda: traced(x).features)  # traced abstractly: no computation
 
-    def score(offset: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor]]:
+    def score(offset: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor, Tensor]]:
         result = traced(x, lambda t: t + offset)
         resolved = resolve_targets(result.probabilities, targets)
-        total = jnp.sum(gather_scores(result.scores, resolved))
-        return total, (result.features, result.scores, result.probabilities, resolved)
+        total = jnp.sum(target_scores(result, resolved))
+        return total, (result.features, result.scores, result.probabilities, result.objective, resolved)
 
     offset = jnp.zeros(shape.shape, shape.dtype)
-    (_, (features, scores, probabilities, resolved)), grads = jax.value_and_grad(score, has_aux=True)(offset)
-    result = ForwardResult(features=features, scores=scores, probabilities=probabilities)
+    (_, (features, scores, probabilities, objective, resolved)), grads = jax.value_and_grad(score, has_aux=True)(offset)
+    result = ForwardResult(features=features, scores=scores, probabilities=probabilities, objective=objective)
     return result, resolved, grads.astype(jnp.float32)
 
 
@@ -247,7 +277,7 @@ def _torch_feature_gradients(traced: TracedModel, x: Tensor, targets: Tensor) ->
     try:
         result = traced(x, capture)
         resolved = resolve_targets(result.probabilities, targets)
-        score = torch.sum(gather_scores(result.scores, resolved))
+        score = torch.sum(target_scores(result, resolved))
     finally:
         torch.set_grad_enabled(recording)
     features = result.features
@@ -263,9 +293,127 @@ def _torch_input_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> T
 
     with torch.enable_grad():
         leaf = x.detach().requires_grad_(True)
-        score = torch.sum(gather_scores(traced(leaf).scores, targets))
+        score = torch.sum(target_scores(traced(leaf), targets))
     grads = torch.autograd.grad(score, leaf, allow_unused=True)[0] if score.requires_grad else None
     return torch.zeros_like(leaf, dtype=torch.float32) if grads is None else grads.to(torch.float32)
+
+
+#: How an attention-reading method runs one ``MultiHeadAttention`` op: ``attend(layer, call, args, kwargs, hook)``
+#: returns the op's output; it hands the attention matrix ``[B, heads, T, S]`` to ``hook``, which returns a zero
+#: offset to add to the attention where its output is formed (or ``None``: no gradient wanted).
+Attend = Callable[[Any, Callable[..., Any], tuple[Any, ...], dict[str, Any], Callable[[Tensor], Any]], Any]
+
+
+def attention_weights(traced: TracedModel, x: Tensor, attend: Attend) -> tuple[ForwardResult, list[Tensor]]:
+    """One forward pass, and every attention matrix ``[B, heads, T, S]`` in the order the ops ran (no gradients)."""
+    found = list[Tensor]()  # not an annotated name: AutoGraph cannot convert closures over those
+
+    def hook(attention: Tensor) -> None:
+        found.append(attention)
+
+    result = traced(x, attention=lambda layer, call, args, kwargs: attend(layer, call, args, kwargs, hook))
+    return result, found
+
+
+def attention_gradients(
+    traced: TracedModel, x: Tensor, targets: Tensor, attend: Attend
+) -> tuple[ForwardResult, Tensor, list[Tensor], list[Tensor]]:
+    """One forward pass, every attention matrix, and the gradient of the summed target scores w.r.t. each.
+
+    Each attention ``A`` gets a zero offset ``D`` that ``attend`` adds where the op forms its output (the
+    output is linear in ``A``, so d score / d ``D`` = d score / d ``A``); the gradient is taken w.r.t. the
+    offsets, the same way on every backend as :func:`feature_gradients` takes it w.r.t. a feature map.
+
+    Returns:
+        ``(result, resolved targets [B], attentions, gradients)``, the lists in the order the ops ran.
+    """
+    if current() == "jax":
+        return _jax_attention_gradients(traced, x, targets, attend)
+    if current() == "torch":
+        return _torch_attention_gradients(traced, x, targets, attend)
+    import tensorflow as tf
+
+    offsets = list[Tensor]()  # not annotated names: AutoGraph cannot convert closures over those
+    found = list[Tensor]()
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+
+        def hook(attention: Tensor) -> Tensor:
+            offset = tf.zeros_like(attention)
+            tape.watch(offset)
+            offsets.append(offset)
+            found.append(attention)
+            return offset
+
+        result = traced(x, attention=lambda layer, call, args, kwargs: attend(layer, call, args, kwargs, hook))
+        resolved = resolve_targets(result.probabilities, targets)
+        score = tf.reduce_sum(target_scores(result, resolved))
+    grads = tape.gradient(score, offsets)
+    grads = [tf.zeros_like(o, tf.float32) if g is None else tf.cast(g, tf.float32) for o, g in zip(offsets, grads)]
+    return result, resolved, found, grads
+
+
+def _jax_attention_gradients(
+    traced: TracedModel, x: Tensor, targets: Tensor, attend: Attend
+) -> tuple[ForwardResult, Tensor, list[Tensor], list[Tensor]]:
+    import jax
+    import jax.numpy as jnp
+
+    from neuroxai.models._graph import ForwardResult
+
+    def run(offsets: list[Tensor] | None) -> tuple[ForwardResult, list[Tensor]]:
+        found: list[Tensor] = []
+        given = iter(offsets or ())
+
+        def hook(attention: Tensor) -> Tensor:
+            found.append(attention)
+            return next(given, None) if offsets is not None else jnp.zeros_like(attention)
+
+        result = traced(x, attention=lambda layer, call, args, kwargs: attend(layer, call, args, kwargs, hook))
+        return result, found
+
+    shapes = jax.eval_shape(lambda: run(None)[1])  # traced abstractly: no computation
+
+    def score(offsets: list[Tensor]) -> tuple[Tensor, tuple[Any, ...]]:
+        result, found = run(offsets)
+        resolved = resolve_targets(result.probabilities, targets)
+        total = jnp.sum(target_scores(result, resolved))
+        return total, (result.features, result.scores, result.probabilities, result.objective, resolved, found)
+
+    zeros = [jnp.zeros(s.shape, s.dtype) for s in shapes]
+    (_, aux), grads = jax.value_and_grad(score, has_aux=True)(zeros)
+    features, scores, probabilities, objective, resolved, found = aux
+    result = ForwardResult(features=features, scores=scores, probabilities=probabilities, objective=objective)
+    return result, resolved, found, [g.astype(jnp.float32) for g in grads]
+
+
+def _torch_attention_gradients(
+    traced: TracedModel, x: Tensor, targets: Tensor, attend: Attend
+) -> tuple[ForwardResult, Tensor, list[Tensor], list[Tensor]]:
+    import torch
+
+    offsets: list[Tensor] = []
+    found: list[Tensor] = []
+
+    def hook(attention: Tensor) -> Tensor:  # from the first attention on, record for autograd; offsets are leaves
+        torch.set_grad_enabled(True)
+        offset = torch.zeros_like(attention, requires_grad=True)
+        offsets.append(offset)
+        found.append(attention)
+        return offset
+
+    recording = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)  # nothing before the first attention is recorded
+    try:
+        result = traced(x, attention=lambda layer, call, args, kwargs: attend(layer, call, args, kwargs, hook))
+        resolved = resolve_targets(result.probabilities, targets)
+        score = torch.sum(target_scores(result, resolved))
+    finally:
+        torch.set_grad_enabled(recording)
+    grads: list[Any] = [None] * len(offsets)
+    if offsets and score.requires_grad:
+        grads = list(torch.autograd.grad(score, offsets, allow_unused=True))
+    grads = [torch.zeros_like(o, dtype=torch.float32) if g is None else g.to(torch.float32) for o, g in zip(offsets, grads)]
+    return result, resolved, [a.detach() for a in found], grads
 
 
 def input_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> Tensor:
@@ -275,7 +423,7 @@ def input_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> Tensor:
         import jax.numpy as jnp
 
         def score(inputs: Tensor) -> Tensor:
-            return jnp.sum(gather_scores(traced(inputs).scores, targets))
+            return jnp.sum(target_scores(traced(inputs), targets))
 
         return jax.grad(score)(x).astype(jnp.float32)
     if current() == "torch":
@@ -284,7 +432,7 @@ def input_gradients(traced: TracedModel, x: Tensor, targets: Tensor) -> Tensor:
 
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(x)
-        score = tf.reduce_sum(gather_scores(traced(x).scores, targets))
+        score = tf.reduce_sum(target_scores(traced(x), targets))
     grads = tape.gradient(score, x)
     return tf.zeros_like(x) if grads is None else tf.cast(grads, tf.float32)
 
@@ -302,6 +450,39 @@ def resize_bilinear(images: Tensor, size: Any) -> Tensor:
     import tensorflow as tf
 
     return tf.image.resize(images, tf.stack([height, width]), method="bilinear")
+
+
+def resize(images: Tensor, size: Sequence[Any]) -> Tensor:
+    """Linear resize of ``images`` ``[B, *S, C]`` to ``size``: bilinear for 2 sides, trilinear for 3 (volumes).
+
+    Half-pixel centres, no antialiasing. Trilinear interpolation is separable: each depth slice is resized
+    bilinearly in height and width, then the depth axis is resized linearly (a bilinear resize of
+    ``[depth, height * width]`` that keeps the second axis, where the sample points fall on the pixel
+    centres, so it is exact). ``size`` may hold tensors on TensorFlow.
+    """
+    if len(size) == 2:
+        return resize_bilinear(images, size)
+    if len(size) != 3:
+        raise ExplainError(f"Expected 2 or 3 spatial sides to resize to; got {len(size)}.")
+    from keras import ops
+
+    depth, height, width = size
+    shape = ops.shape(images)  # ints where static, tensors where not (TensorFlow)
+    d0, h0, w0, channels = shape[1], shape[2], shape[3], shape[4]
+    if current() == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.reshape(images, tf.stack([-1, h0, w0, channels]))
+        x = tf.image.resize(x, tf.stack([height, width]), method="bilinear")
+        x = tf.reshape(x, tf.stack([-1, d0, height * width, channels]))
+        x = tf.image.resize(x, tf.stack([depth, height * width]), method="bilinear")
+        return tf.reshape(x, tf.stack([-1, depth, height, width, channels]))
+    depth, height, width = int(depth), int(height), int(width)
+    x = ops.reshape(images, (-1, int(h0), int(w0), int(channels)))
+    x = resize_bilinear(x, (height, width))
+    x = ops.reshape(x, (-1, int(d0), height * width, int(channels)))
+    x = resize_bilinear(x, (depth, height * width))
+    return ops.reshape(x, (-1, depth, height, width, int(channels)))
 
 
 def standard_normal(shape: Sequence[Any], seed: int) -> Tensor:

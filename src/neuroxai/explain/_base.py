@@ -7,9 +7,9 @@ the images, the targets, the :class:`CompileCache` of the
 batch size. So one method instance may serve several explainers at once.
 
 Each family has one base that owns the compiled hot path, the target handling
-and the post-processing (ReLU, bilinear resize to the input size, division by
-the per-map maximum with a guard so an all-zero map stays zero, non-finite
-values set to zero); a method overrides one hook:
+and the post-processing (ReLU, bilinear resize to the input size (trilinear for
+volumes), division by the per-map maximum with a guard so an all-zero map stays
+zero, non-finite values set to zero); a method overrides one hook:
 
 - :class:`CAMMethod`: gradient-weighted CAMs override :meth:`CAMMethod.weigh`
   (activations and their gradients -> map);
@@ -19,11 +19,20 @@ values set to zero); a method overrides one hook:
   :meth:`GradientMethod.samples` (which copies to differentiate) and, where
   needed, :meth:`GradientMethod.combine`;
 - :class:`PerturbationMethod`: the gradient-free base under
-  :class:`GradientFreeCAMMethod` and :class:`~neuroxai.explain.Occlusion`.
+  :class:`GradientFreeCAMMethod` and :class:`~neuroxai.explain.Occlusion`;
+- :class:`~neuroxai.explain.AttentionMethod` (in ``_attention.py``): attention
+  rollout and its gradient-weighted variant, for transformers.
+
+Images are ``[B, H, W, C]``, or volumes ``[B, D, H, W, C]``; feature maps
+``[B, *grid, K]`` (token sequences put on their grid by
+:meth:`~neuroxai.explain.TracedModel.to_grid`), maps ``[B, *grid]``: a hook
+reduces over the spatial axes ``range(1, ndim - 1)`` (:func:`spatial_axes`).
 
 Targets reach the compiled functions as an ``int32`` vector where ``-1``
 means "the predicted class", so the prediction and the explanation come
-from one forward pass.
+from one forward pass. A callable target rides on the traced model
+(:meth:`~neuroxai.explain.TracedModel.with_objective`): the bases explain its
+value instead of a class score (:func:`neuroxai.explain._backend.target_scores`).
 
 The CAM and pixel-gradient families are written on ``keras.ops`` over the
 backend seam (:mod:`neuroxai.explain._backend`: compiling a step, the
@@ -57,47 +66,58 @@ __all__ = [
     "GradientMethod",
     "PerturbationMethod",
     "normalize_maps",
+    "spatial_axes",
 ]
 
 #: A backend tensor (TensorFlow, JAX and PyTorch ship no type information Keras shares).
 Tensor = Any
-#: What :meth:`ExplainMethod.explain_batch` returns: ``(maps [B, H, W], probabilities [B, K], targets [B])``.
+#: What :meth:`ExplainMethod.explain_batch` returns: ``(maps [B, H, W] (or [B, D, H, W]), probabilities [B, K], targets [B])``.
 BatchResult = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
+def spatial_axes(tensor: Any) -> tuple[int, ...]:
+    """The spatial axes of a batch ``[B, *S, C]``: ``(1, 2)`` for images and 2-D maps, ``(1, 2, 3)`` for volumes.
+
+    Example:
+        >>> spatial_axes(np.zeros((2, 7, 7, 16)))
+        (1, 2)
+    """
+    return tuple(range(1, len(tensor.shape) - 1))
+
+
 def normalize_maps(raw: Any, size: Any) -> Any:
-    """ReLU, bilinear resize to ``size`` and scale each map to [0, 1].
+    """ReLU, linear resize to ``size`` and scale each map to [0, 1].
 
     Args:
-        raw: Tensor ``[B, h, w]`` of unnormalised importance.
-        size: ``(height, width)`` of the input images (ints or a 1-D int tensor).
+        raw: Tensor ``[B, h, w]`` (or ``[B, d, h, w]`` for volumes) of unnormalised importance.
+        size: ``(height, width)`` (or ``(depth, height, width)``) of the inputs (ints, or tensors on TensorFlow).
 
     Returns:
-        Tensor ``[B, H, W]`` float32 in [0, 1]; finite; an all-zero (or all
+        Tensor ``[B, H, W]`` (``[B, D, H, W]``) float32 in [0, 1]; finite; an all-zero (or all
         negative) map comes back all zero.
     """
     from keras import ops
 
     raw = ops.cast(raw, "float32")
     raw = ops.relu(ops.where(ops.isfinite(raw), raw, ops.zeros_like(raw)))  # on the small map: cheap
-    # Bilinear weights are convex, so the upsampled map of a non-negative map is non-negative and needs
-    # no second ReLU; dividing by the peak (by +inf for an all-zero map, which gives exact zeros) puts it
+    # Linear interpolation weights are convex, so the upsampled map of a non-negative map is non-negative and
+    # needs no second ReLU; dividing by the peak (by +inf for an all-zero map, which gives exact zeros) puts it
     # in [0, 1] in one pass over the full-size map.
-    resized = _backend.resize_bilinear(ops.expand_dims(raw, -1), size)[..., 0]
-    peak = ops.max(resized, axis=(1, 2), keepdims=True)
+    resized = _backend.resize(ops.expand_dims(raw, -1), tuple(size))[..., 0]
+    axes = tuple(range(1, len(resized.shape)))
+    peak = ops.max(resized, axis=axes, keepdims=True)
     return resized / ops.where(peak > 1e-12, peak, ops.full_like(peak, float("inf")))
 
 
-def _image_size(x: Tensor) -> tuple[Any, Any]:
-    """``(height, width)`` of a batch ``[B, H, W, C]``: ints where static, tensors where not (TensorFlow)."""
+def _image_size(x: Tensor) -> tuple[Any, ...]:
+    """The spatial sides of a batch ``[B, *S, C]`` (``(H, W)`` or ``(D, H, W)``): ints where static, tensors where not."""
     from keras import ops
 
     shape = ops.shape(x)
-    return shape[1], shape[2]
+    return tuple(shape[1 : len(x.shape) - 1])
 
 
 _resolve_targets = _backend.resolve_targets
-_gather = _backend.gather_scores
 
 
 #: Compiled functions per model object, shared by every CompileCache that asks for the same key. Held
@@ -108,9 +128,11 @@ _SHARED: PerModel[dict[tuple[Any, ...], Any]] = PerModel()
 class CompileCache:
     """The compiled hot paths of one :class:`~neuroxai.explain.Explainer` (``tf.function`` or ``jax.jit``).
 
-    Keyed by (model, target layer path, head, output, method class, method
-    options, function name): two method instances with the same class and
-    options share their compiled functions. On TensorFlow each function is
+    Keyed by (model, target layer path and layout, head, output, callable target, method class,
+    method options, function name): two method instances with the same class and
+    options share their compiled functions. A callable target (an objective) keys by value when
+    it is hashable by value (the target helpers are), else by identity: pass the same callable
+    object again to reuse its compiled functions. On TensorFlow each function is
     traced once, with a fixed input signature ``(images [None, H, W, C]
     float32, targets [None] int32, *extra)``; on JAX once per batch shape; on PyTorch not at all (eager).
     All read the model's weights at call time (changing weights in place is
@@ -159,6 +181,8 @@ class CompileCache:
             traced.target_path,
             traced.head,
             traced.output_index,
+            traced.layout,
+            traced.objective_key,
             type(method),
             method.settings_key(),
             name,
@@ -228,6 +252,12 @@ class ExplainMethod:
     #: pixel-gradient bases run on TensorFlow, JAX and PyTorch; a subclass whose hook uses ``tensorflow`` directly
     #: (rather than ``keras.ops``) should narrow this to ``("tensorflow",)``.
     backends: ClassVar[tuple[str, ...]] = ("tensorflow",)
+    #: Whether the method explains a callable target (an objective on the model output, see
+    #: :class:`~neuroxai.models.ModelOutput`); the family bases do, through the traced model's objective.
+    supports_objectives: ClassVar[bool] = False
+    #: Whether the method reads ``MultiHeadAttention`` layers (attention rollout); such methods are only for
+    #: transformers, and the Explainer refuses other models through :meth:`check_model`.
+    needs_attention: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.defaults))
@@ -249,20 +279,31 @@ class ExplainMethod:
         """Forward passes per image in one compiled call (the Explainer sizes batches with it)."""
         return 1
 
+    def check_model(self, traced: TracedModel) -> None:
+        """Refuse a model this method cannot explain, with one clear line (called once by the Explainer).
+
+        Args:
+            traced: The model as the Explainer traced it (target layer, its layout, head).
+
+        Raises:
+            ExplainError: The model lacks what the method reads (the default accepts every model).
+        """
+
     def explain_batch(
         self, traced: TracedModel, x: Tensor, targets: Tensor, *, cache: CompileCache, batch_size: int
     ) -> BatchResult:
         """Explain one batch.
 
         Args:
-            traced: The model, traced to expose its target layer and pre-softmax scores.
-            x: float32 tensor ``[B, H, W, C]``.
+            traced: The model, traced to expose its target layer and pre-softmax scores (and, for a
+                callable target, its objective: ``traced.objective``).
+            x: float32 tensor ``[B, H, W, C]`` (``[B, D, H, W, C]`` for a volume model).
             targets: int32 tensor ``[B]``; ``-1`` means the predicted class.
             cache: The explainer's compiled functions (see :meth:`CompileCache.function`).
             batch_size: Forward passes per compiled call (methods that chunk their work size chunks with it).
 
         Returns:
-            ``(maps [B, H, W] in [0, 1], probabilities [B, K], targets [B])`` as numpy arrays.
+            ``(maps [B, H, W] (or [B, D, H, W]) in [0, 1], probabilities [B, K], targets [B])`` as numpy arrays.
         """
         raise NotImplementedError
 
@@ -283,21 +324,26 @@ class CAMMethod(ExplainMethod):
     runs on every backend). The compiled hot path runs the model once and
     takes the gradient of the target scores with respect to the target
     feature map only (:func:`neuroxai.explain._backend.feature_gradients`),
-    so gradients flow back no further than the target layer.
+    so gradients flow back no further than the target layer. A token target
+    layer's output and gradient are put on their grid first
+    (:meth:`~neuroxai.explain.TracedModel.to_grid`: extra tokens dropped).
     """
 
     uses_layer = True
     backends = EXPLAIN_BACKENDS
+    supports_objectives = True
 
     def weigh(self, activations: Tensor, gradients: Tensor) -> Tensor:
-        """Combine feature maps ``[B, h, w, K]`` and their gradients into a map ``[B, h, w]``.
+        """Combine feature maps ``[B, h, w, K]`` (``[B, d, h, w, K]`` for volumes) and their gradients into a
+        map ``[B, h, w]`` (``[B, d, h, w]``).
 
         Args:
-            activations: The target layer's output.
+            activations: The target layer's output, on its grid.
             gradients: d(target score)/d(activations), same shape.
 
         Returns:
-            The raw (unnormalised) map; the base class applies ReLU, resizing and scaling.
+            The raw (unnormalised) map; the base class applies ReLU, resizing and scaling. Reduce over
+            :func:`spatial_axes` (not a fixed ``(1, 2)``) to serve volume models too.
         """
         raise NotImplementedError
 
@@ -305,7 +351,7 @@ class CAMMethod(ExplainMethod):
         from keras import ops
 
         result, resolved, grads = _backend.feature_gradients(traced, x, targets)
-        raw = self.weigh(ops.cast(result.features, "float32"), grads)
+        raw = self.weigh(ops.cast(traced.to_grid(result.features), "float32"), traced.to_grid(grads))
         maps = normalize_maps(raw, _image_size(x))
         return maps, ops.cast(result.probabilities, "float32"), resolved
 
@@ -327,13 +373,14 @@ class GradientMethod(ExplainMethod):
     """
 
     backends = EXPLAIN_BACKENDS
+    supports_objectives = True
 
     def samples(self, x: Tensor) -> Tensor:
-        """Return ``[S, B, H, W, C]`` inputs to differentiate (default: the batch itself)."""
+        """Return ``[S, B, *spatial, C]`` inputs to differentiate (default: the batch itself)."""
         return x[None]
 
     def combine(self, x: Tensor, samples: Tensor, gradients: Tensor) -> Tensor:
-        """Turn gradients ``[S, B, H, W, C]`` into raw maps ``[B, H, W]`` (default: max over channels of mean ``|grad|``)."""
+        """Turn gradients ``[S, B, *spatial, C]`` into raw maps ``[B, *spatial]`` (default: max over channels of mean ``|grad|``)."""
         from keras import ops
 
         return ops.max(ops.mean(ops.abs(gradients), axis=0), axis=-1)
@@ -366,10 +413,12 @@ class PerturbationMethod(ExplainMethod):
 
     1. one compiled forward pass (``prepare``): probabilities, resolved
        targets, each image's clean target probability and the *units* to
-       perturb with (:meth:`units`, a tensor ``[B or 1, h, w, U]``);
+       perturb with (:meth:`units`, a tensor whose last axis indexes the ``U``
+       units, e.g. ``[B or 1, h, w, U]``);
     2. one compiled call per chunk of ``batch_size // B`` units (``score``):
-       :meth:`perturb` makes ``[B, c, H, W, C]`` copies, the model scores them
-       in one forward pass (target probability, ``[B, c]``);
+       :meth:`perturb` makes ``[B, c, H, W, C]`` copies (``[B, c, D, H, W, C]``
+       for volumes), the model scores them in one forward pass (target
+       probability, or a callable target's value, ``[B, c]``);
     3. one compiled call (``finish``): :meth:`attribute` turns the units and
        their scores into raw maps, normalised like every other method's.
 
@@ -381,38 +430,42 @@ class PerturbationMethod(ExplainMethod):
     """
 
     backends = EXPLAIN_BACKENDS
+    supports_objectives = True
 
     def units(self, x: Tensor, result: ForwardResult) -> Tensor:
-        """What to perturb with, ``[B or 1, h, w, U]``, from the images and their forward pass."""
+        """What to perturb with, a tensor whose last axis indexes the units (e.g. ``[B or 1, h, w, U]``), from
+        the images and their forward pass (its ``features`` on their grid, :meth:`TracedModel.to_grid`)."""
         raise NotImplementedError
 
     def perturb(self, x: Tensor, units: Tensor) -> Tensor:
-        """Perturbed copies ``[B, c, H, W, C]`` of ``x`` ``[B, H, W, C]``, one per unit of ``units`` ``[B or 1, h, w, c]``."""
+        """Perturbed copies ``[B, c, *spatial, C]`` of ``x`` ``[B, *spatial, C]``, one per unit of ``units`` (``c`` of them)."""
         raise NotImplementedError
 
     def attribute(self, x: Tensor, units: Tensor, scores: Tensor, clean: Tensor) -> Tensor:
-        """Raw maps ``[B, h, w]`` from all ``units`` ``[B or 1, h, w, U]``, their ``scores`` ``[B, U]`` and the
+        """Raw maps ``[B, *grid]`` from all ``units`` (``U`` on the last axis), their ``scores`` ``[B, U]`` and the
         clean target probabilities ``clean`` ``[B]``."""
         raise NotImplementedError
 
     def _prepare(self, traced: TracedModel, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        import dataclasses
+
         from keras import ops
 
         result = traced(x)
         probs = ops.cast(result.probabilities, "float32")
         resolved = _resolve_targets(probs, targets)
-        units = ops.cast(self.units(x, result), "float32")
-        return probs, resolved, _gather(probs, resolved), units
+        on_grid = result if result.features is None else dataclasses.replace(result, features=traced.to_grid(result.features))
+        units = ops.cast(self.units(x, on_grid), "float32")
+        return probs, resolved, _backend.target_probabilities(result, resolved), units
 
     def _score(self, traced: TracedModel, x: Tensor, targets: Tensor, units: Tensor) -> Tensor:
         from keras import ops
 
-        images = ops.cast(self.perturb(x, units), "float32")  # [B, c, H, W, C]
+        images = ops.cast(self.perturb(x, units), "float32")  # [B, c, *spatial, C]
         b, c = ops.shape(images)[0], ops.shape(images)[1]  # ints where static (always on JAX and PyTorch), else tensors
         flat = ops.reshape(images, (-1, *ops.shape(x)[1:]))
-        probs = ops.cast(traced(flat).probabilities, "float32")
         tiled = ops.reshape(ops.broadcast_to(targets[:, None], (b, c)), (-1,))  # image-major, like ``flat``
-        return ops.reshape(_gather(probs, tiled), (b, c))
+        return ops.reshape(_backend.target_probabilities(traced(flat), tiled), (b, c))
 
     def _finish(self, traced: TracedModel, x: Tensor, targets: Tensor, units: Tensor, scores: Tensor, clean: Tensor) -> Tensor:
         return normalize_maps(self.attribute(x, units, scores, clean), _image_size(x))
@@ -422,8 +475,9 @@ class PerturbationMethod(ExplainMethod):
     ) -> BatchResult:
         from keras import ops
 
-        units_spec = _backend.tensor_spec((None, None, None, None))
         prepare = cache.function(traced, self, "prepare", self._prepare)
+        probs, resolved, clean, units = prepare(x, targets)
+        units_spec = _backend.tensor_spec((None,) * len(units.shape))  # the units' rank: image, volume or coordinates
         score = cache.function(traced, self, "score", self._score, [units_spec])
         finish = cache.function(
             traced,
@@ -432,7 +486,6 @@ class PerturbationMethod(ExplainMethod):
             self._finish,
             [units_spec, _backend.tensor_spec((None, None)), _backend.tensor_spec((None,))],
         )
-        probs, resolved, clean, units = prepare(x, targets)
         b, n = int(x.shape[0]), int(units.shape[-1])
         per_call = max(1, int(batch_size) // max(b, 1))
         # On JAX each chunk width traces once: the full chunks share one trace, a shorter last chunk adds one.
@@ -488,30 +541,37 @@ class GradientFreeCAMMethod(PerturbationMethod):
     def units(self, x: Tensor, result: ForwardResult) -> Tensor:
         from keras import ops
 
-        acts = ops.cast(result.features, "float32")
+        acts = ops.cast(result.features, "float32")  # [B, *grid, K], tokens already on their grid
         k = int(acts.shape[-1])
         limit = self.options.get("max_channels")
         m = k if limit is None else min(int(limit), k)
         if m == k:
             return acts  # every channel: no selection (the map sums over channels, so their order does not matter)
-        _, idx = ops.top_k(ops.mean(acts, axis=(1, 2)), k=m)  # [B, M]
-        return ops.take_along_axis(acts, idx[:, None, None, :], axis=3)  # [B, h, w, M]
+        axes = spatial_axes(acts)
+        _, idx = ops.top_k(ops.mean(acts, axis=axes), k=m)  # [B, M]
+        index = ops.reshape(idx, (-1, *([1] * len(axes)), m))
+        return ops.take_along_axis(acts, index, axis=len(acts.shape) - 1)  # [B, *grid, M]
 
     def perturb(self, x: Tensor, units: Tensor) -> Tensor:
         from keras import ops
 
-        up = _backend.resize_bilinear(units, _image_size(x))  # [B, H, W, c]
-        lo = ops.min(up, axis=(1, 2), keepdims=True)
-        span = ops.max(up, axis=(1, 2), keepdims=True) - lo
+        up = _backend.resize(units, _image_size(x))  # [B, *spatial, c]
+        axes = spatial_axes(up)
+        lo = ops.min(up, axis=axes, keepdims=True)
+        span = ops.max(up, axis=axes, keepdims=True) - lo
         ok = span > 1e-12
         masks = ops.where(ok, (up - lo) / ops.where(ok, span, ops.ones_like(span)), ops.zeros_like(up))
-        return x[:, None] * ops.expand_dims(ops.transpose(masks, (0, 3, 1, 2)), -1)  # [B, c, H, W, C]
+        rank = len(up.shape)
+        channel_first = ops.transpose(masks, (0, rank - 1, *range(1, rank - 1)))  # [B, c, *spatial]
+        return x[:, None] * ops.expand_dims(channel_first, -1)  # [B, c, *spatial, C]
 
     def attribute(self, x: Tensor, units: Tensor, scores: Tensor, clean: Tensor) -> Tensor:
         from keras import ops
 
-        weights = ops.cast(self.weigh(scores, clean), "float32")
-        return ops.sum(units * weights[:, None, None, :], axis=-1)
+        weights = ops.cast(self.weigh(scores, clean), "float32")  # [B, M]
+        for _ in range(len(units.shape) - 2):
+            weights = ops.expand_dims(weights, 1)  # [B, 1, ..., 1, M]
+        return ops.sum(units * weights, axis=-1)
 
 
 def check_positive_int(method: str, option: str, value: Any) -> int:

@@ -2,14 +2,16 @@
 
 Each class overrides only :meth:`~neuroxai.explain.CAMMethod.weigh`, on
 ``keras.ops``, so every one runs on each backend of
-:attr:`~neuroxai.explain.CAMMethod.backends` (TensorFlow, JAX, PyTorch).
+:attr:`~neuroxai.explain.CAMMethod.backends` (TensorFlow, JAX, PyTorch), and
+reduces over the spatial axes of its input, so it serves 2-D feature maps,
+3-D feature maps of volume models and transformer tokens put on their grid.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from neuroxai.explain._base import CAMMethod
+from neuroxai.explain._base import CAMMethod, spatial_axes
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM"]
 
@@ -26,7 +28,7 @@ class GradCAM(CAMMethod):
     def weigh(self, activations: Any, gradients: Any) -> Any:
         from keras import ops
 
-        weights = ops.mean(gradients, axis=(1, 2), keepdims=True)
+        weights = ops.mean(gradients, axis=spatial_axes(gradients), keepdims=True)
         return ops.sum(weights * activations, axis=-1)
 
 
@@ -43,11 +45,12 @@ class GradCAMPlusPlus(CAMMethod):
 
         g2 = ops.square(gradients)
         g3 = g2 * gradients
-        sum_a = ops.sum(activations, axis=(1, 2), keepdims=True)
+        axes = spatial_axes(activations)
+        sum_a = ops.sum(activations, axis=axes, keepdims=True)
         denom = 2.0 * g2 + sum_a * g3
         denom = ops.where(ops.abs(denom) > 1e-12, denom, ops.ones_like(denom))
         alpha = g2 / denom
-        weights = ops.sum(alpha * ops.relu(gradients), axis=(1, 2), keepdims=True)
+        weights = ops.sum(alpha * ops.relu(gradients), axis=axes, keepdims=True)
         return ops.sum(weights * activations, axis=-1)
 
 

@@ -8,7 +8,7 @@ instance holds settings only, so one instance may serve several explainers.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -18,8 +18,10 @@ from neuroxai.errors import ExplainError
 from neuroxai.explain import _backend
 from neuroxai.explain._base import CompileCache, ExplainMethod
 from neuroxai.explain._explanation import Explanation
-from neuroxai.models._graph import ScoreSource
+from neuroxai.explain._targets import Objective, objective_name
+from neuroxai.models._graph import ScoreSource, TracedModel
 from neuroxai.models._heads import Head
+from neuroxai.models._layout import FeatureLayout, TokenGrid
 
 __all__ = ["Explainer", "InputScale"]
 
@@ -47,7 +49,9 @@ class Explainer:
             holds settings only and may be shared by several explainers).
         target_layer: For CAM methods: a layer name, a tuple path through nested models
             (``("efficientnetb0", "top_conv")``; never a dotted string), or ``None`` for the predictor's
-            default, else the last layer with a 4-D output. Ignored by pixel methods.
+            default, else the last feature map (``(batch, height, width, channels)``, or
+            ``(batch, depth, height, width, channels)`` for a volume model) or token sequence
+            (``(batch, tokens, channels)``: a transformer) the output depends on. Ignored by pixel methods.
         class_names: Names for the model's classes (default: the predictor's, else ``"0"``, ``"1"`` ...).
             A one-unit (binary) output has two classes: negative, positive.
         head: What the model outputs (:data:`~neuroxai.models.Head`): ``"softmax"`` probabilities,
@@ -63,6 +67,9 @@ class Explainer:
             0..255 or 0..1 batch to the range, ``"ignore"`` explains it as given.
         batch_size: Forward passes per compiled call (images x samples for SmoothGrad and integrated
             gradients; images x channels/patches for Score-CAM and occlusion).
+        token_grid: For a token target layer whose grid cannot be inferred: ``(rows, cols)`` (``(depth, rows,
+            cols)`` for volumes) or a :class:`~neuroxai.models.TokenGrid` (with the number and place of the
+            extra tokens); ``None``: inferred from the patch embedding and the input size.
         **method_options: Options of the method (e.g. ``samples=32`` for SmoothGrad).
 
     Attributes:
@@ -70,6 +77,8 @@ class Explainer:
         predictor: The predictor given (or loaded from a path), else ``None``.
         method: The method instance (settings only).
         layer: The target layer (a name, or a tuple path into nested models); ``None`` for pixel methods.
+        layout: How the target layer lies on the input (:class:`~neuroxai.models.FeatureLayout`: a feature
+            map, or tokens on a grid); ``None`` for pixel methods.
         traced: The model traced for the target layer (:class:`~neuroxai.explain.TracedModel`).
         class_names: One name per output unit.
         input_range: The pixel range the model expects (the predictor's or the one given; ``None``: not declared).
@@ -78,8 +87,10 @@ class Explainer:
         cache: The compiled functions (:class:`~neuroxai.explain.CompileCache`), built on first use.
 
     Raises:
-        ExplainError: Unknown option, a target layer that does not exist or is not 4-D (the candidates
-            are listed), class names that do not match the model, or an untraceable model.
+        ExplainError: Unknown option, a target layer that does not exist or is neither a feature map nor
+            tokens (the candidates are listed), a token grid that cannot be inferred (the message says what
+            to pass), class names that do not match the model, an untraceable model, or a method that does
+            not apply to the model (attention rollout without ``MultiHeadAttention``).
         UnknownMethodError: An unknown method name (an ``ExplainError``; the message suggests close names).
         ModelError: A model path that cannot be loaded.
         BackendError: The method does not run on this process's Keras backend (every built-in method runs
@@ -107,9 +118,10 @@ class Explainer:
         input_range: Sequence[float] | None = None,
         input_scale: InputScale = "check",
         batch_size: int = 32,
+        token_grid: TokenGrid | Sequence[int] | None = None,
         **method_options: Any,
     ) -> None:
-        from neuroxai.models._graph import TracedModel, resolve_target_layer
+        from neuroxai.models._graph import resolve_target_layer
 
         if isinstance(model, (str, os.PathLike)):
             from neuroxai.runs import load
@@ -152,9 +164,12 @@ class Explainer:
             wanted = target_layer if target_layer is not None else default_layer
             if isinstance(wanted, list):
                 wanted = tuple(wanted)
-            path = resolve_target_layer(model, wanted, output=output)
-        self.traced = TracedModel(model, path, head=head, output=output)
+            path = resolve_target_layer(model, wanted, output=output, token_grid=token_grid)
+        self.traced = TracedModel(model, path, head=head, output=output, token_grid=token_grid)
         self.layer: str | tuple[str, ...] | None = None if path is None else (path[0] if len(path) == 1 else path)
+        self.layout: FeatureLayout | None = self.traced.layout
+        self.method.check_model(self.traced)
+        self._objective_traced: dict[Any, TracedModel] = {}  # one traced twin per callable target, kept alive
         k = self.traced.num_classes
         if class_names is None:
             class_names = [str(i) for i in range(k or 0)]
@@ -215,7 +230,8 @@ class Explainer:
 
     @property
     def input_shape(self) -> tuple[int | None, ...]:
-        """``(height, width, channels)`` of the model input (``None`` for a free size)."""
+        """``(height, width, channels)`` of the model input, ``(depth, height, width, channels)`` for a volume
+        model (``None`` for a free size)."""
         return self.traced.input_shape
 
     # ---- inputs -------------------------------------------------------------------------------
@@ -231,18 +247,22 @@ class Explainer:
             x = raw.astype(np.float32, copy=False)
         except (TypeError, ValueError) as exc:
             raise ExplainError(f"Expected images as a numeric array [N, H, W, C]; got {type(images).__name__}: {exc}.") from None
-        want = self.traced.input_shape  # (H, W, C)
-        if x.ndim == 3 and want[-1] == 1 and x.shape[-1] != 1 and (want[0] in (None, x.shape[1])):
-            x = x[..., None]  # [N, H, W] grayscale batch
-        elif x.ndim == 3:
-            x = x[None]  # one image [H, W, C]
-        elif x.ndim == 2 and want[-1] == 1:
+        want = self.traced.input_shape  # (H, W, C) or (D, H, W, C)
+        rank = len(want) + 1  # of a batch
+        kind = "volumes [N, D, H, W, C]" if rank == 5 else "images [N, H, W, C]"
+        fits = x.ndim == rank - 1 and all(w in (None, g) for w, g in zip(want[:-1], x.shape[1:]))
+        if x.ndim == rank - 1 and want[-1] == 1 and x.shape[-1] != 1 and fits:
+            x = x[..., None]  # a grayscale batch [N, H, W] ([N, D, H, W])
+        elif x.ndim == rank - 1:
+            x = x[None]  # one image [H, W, C] (one volume [D, H, W, C])
+        elif x.ndim == rank - 2 and want[-1] == 1:
             x = x[None, ..., None]
-        if x.ndim != 4:
-            raise ExplainError(f"Expected images shaped [N, H, W, C] matching the model input {want}; got shape {x.shape}.")
+        if x.ndim != rank:
+            raise ExplainError(f"Expected {kind} matching the model input {want}; got shape {x.shape}.")
+        names = ("depth", "height", "width", "channels")[-len(want) :]
         for axis, (got, exp) in enumerate(zip(x.shape[1:], want)):
             if exp is not None and got != exp:
-                what = ("height", "width", "channels")[axis]
+                what = names[axis]
                 raise ExplainError(
                     f"Image {what} {got} does not match the model input {want} (batch shape {x.shape}). "
                     "Resize/convert the images first (e.g. neuroxai.data.load_images with image_size and channels)."
@@ -258,10 +278,11 @@ class Explainer:
             )
         return x
 
-    def _targets(self, targets: Any, n: int) -> np.ndarray:
+    def _targets(self, targets: Any, n: int) -> tuple[np.ndarray, list[Callable[..., Any] | None] | None]:
+        """``(class per image (-1: predicted or an objective), objective per image or None when all are classes)``."""
         k = len(self.class_names)
         if targets is None:
-            return np.full(n, -1, np.int32)
+            return np.full(n, -1, np.int32), None
 
         def one(value: Any) -> int:
             if isinstance(value, (str, np.str_)):
@@ -269,65 +290,151 @@ class Explainer:
                     return self.class_names.index(str(value))
                 raise ExplainError(f"Unknown target class {value!r}; expected one of {list(self.class_names)} or an index.")
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-                raise ExplainError(f"Target {value!r} is neither a class index nor a class name.")
+                raise ExplainError(
+                    f"Target {value!r} is neither a class index, a class name, None (the predicted class) nor a "
+                    "callable on the model output."
+                )
             if not 0 <= int(value) < k:
                 raise ExplainError(f"Target class index {int(value)} out of range; the model has {k} classes (0..{k - 1}).")
             return int(value)
 
+        def objective(value: Any) -> Callable[..., Any]:
+            if not self.method.supports_objectives:
+                raise ExplainError(
+                    f"Method {self.method.name!r} explains class targets only; got the callable target "
+                    f"{objective_name(value)}. Pass a class index or name, or use a method of the built-in families."
+                )
+            return value.resolve(self.class_names) if isinstance(value, Objective) else value
+
+        if callable(targets) and not isinstance(targets, (str, np.str_)):
+            fn = objective(targets)
+            return np.full(n, -1, np.int32), [fn] * n
         if isinstance(targets, (str, int, np.integer, np.str_)) or np.ndim(targets) == 0:  # one target (1.0 is refused)
-            return np.full(n, one(targets.item() if isinstance(targets, np.generic) else targets), np.int32)
+            return np.full(n, one(targets.item() if isinstance(targets, np.generic) else targets), np.int32), None
         values = list(np.asarray(targets).ravel()) if isinstance(targets, np.ndarray) else list(targets)
         if len(values) != n:
             raise ExplainError(
-                f"Got {len(values)} targets for {n} images; expected one target per image, a single class, or None "
-                "for the predicted class."
+                f"Got {len(values)} targets for {n} images; expected one target per image, a single class or callable, "
+                "or None for the predicted class."
             )
-        return np.asarray([one(v.item() if isinstance(v, np.generic) else v) for v in values], np.int32)
+        classes = np.full(n, -1, np.int32)
+        objectives: list[Callable[..., Any] | None] = [None] * n
+        for i, v in enumerate(values):
+            v = v.item() if isinstance(v, np.generic) else v
+            if v is None:
+                continue
+            if callable(v) and not isinstance(v, str):
+                objectives[i] = objective(v)
+            else:
+                classes[i] = one(v)
+        return classes, (objectives if any(o is not None for o in objectives) else None)
 
-    # ---- the work -----------------------------------------------------------------------------
-    def explain(self, images: Any, targets: Any = None) -> Explanation:
-        """Explain a batch of images.
+    def _traced_for(self, objective: Callable[..., Any] | None) -> TracedModel:
+        """The traced model, or its twin computing ``objective`` (one per objective, kept while the explainer lives)."""
+        if objective is None:
+            return self.traced
+        twin = self.traced.with_objective(objective)
+        key = twin.objective_key
+        if key not in self._objective_traced:
+            self._check_objective(objective)
+            self._objective_traced[key] = twin
+        return self._objective_traced[key]
 
-        Args:
-            images: ``[N, H, W, C]`` (or one ``[H, W, C]`` image, or ``[N, H, W]`` for a grayscale model)
-                already scaled to the model's input range; with a predictor, paths are accepted too.
-            targets: ``None`` (the predicted class), one class index or name for all images, or one per image.
+    def _check_objective(self, objective: Callable[..., Any]) -> None:
+        """Call a callable target once on a made-up output of two images: one value per image, or a clear error
+        now (inside a compiled step the error would come wrapped in the backend's tracing errors)."""
+        from keras import ops
 
-        Returns:
-            An :class:`Explanation` with maps in [0, 1] at the input size.
+        from neuroxai.models._graph import ModelOutput
 
-        Raises:
-            ExplainError: Wrong image shape, non-finite pixels, unknown target class, or a target count
-                that does not match the number of images.
-        """
-        x = self._images(images)
-        t = self._targets(targets, len(x))
+        k = len(self.class_names)
+        probe = ModelOutput(scores=ops.zeros((2, k), "float32"), probabilities=ops.full((2, k), 1.0 / max(k, 1), "float32"))
+        shape = tuple(getattr(objective(probe), "shape", ()))
+        if shape != (2,):
+            raise ExplainError(
+                f"A callable target must return one value per image, shape [batch]; {objective_name(objective)} returned "
+                f"shape {shape} for a batch of 2 (scores {(2, k)}). Reduce over the classes, e.g. "
+                "lambda out: out.scores[:, 0] - out.scores[:, 1]."
+            )
+
+    def _run(self, traced: TracedModel, x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Maps, probabilities and targets of a batch, in compiled calls of ``batch_size`` forward passes."""
         per_call = max(1, self.batch_size // max(1, self.method.samples_per_image()))
         maps: list[np.ndarray] = []
         probs: list[np.ndarray] = []
         used: list[np.ndarray] = []
         for start in range(0, len(x), per_call):
+            chunk = x[start : start + per_call]
             m, p, r = self.method.explain_batch(
-                self.traced,
-                _backend.as_tensor(x[start : start + per_call]),
+                traced,
+                _backend.as_tensor(chunk),
                 _backend.as_tensor(t[start : start + per_call]),
                 cache=self.cache,
                 batch_size=self.batch_size,
             )
+            if m.shape[0] != len(chunk):
+                raise ExplainError(
+                    f"Method {self.method.name!r} returned {m.shape[0]} maps for {len(chunk)} images at layer "
+                    f"{self.layer!r}: its output mixes the images with another axis (a window-partitioned tensor, "
+                    "batch x windows?). Pick a layer whose first axis is the batch, e.g. the stage's output."
+                )
             maps.append(m)
             probs.append(p)
             used.append(r)
         if len(maps) == 1:  # one compiled call: no copies
-            maps_a, probs_a, used_a = maps[0], probs[0], used[0]
-        elif len(x):
-            maps_a, probs_a, used_a = np.concatenate(maps), np.concatenate(probs), np.concatenate(used)
+            return maps[0], probs[0], used[0]
+        if len(x):
+            return np.concatenate(maps), np.concatenate(probs), np.concatenate(used)
+        return (
+            np.zeros((0, *x.shape[1:-1]), np.float32),
+            np.zeros((0, len(self.class_names)), np.float32),
+            np.zeros(0, np.int32),
+        )
+
+    # ---- the work -----------------------------------------------------------------------------
+    def explain(self, images: Any, targets: Any = None) -> Explanation:
+        """Explain a batch of images (or volumes).
+
+        Args:
+            images: ``[N, H, W, C]`` (or one ``[H, W, C]`` image, or ``[N, H, W]`` for a grayscale model;
+                volumes ``[N, D, H, W, C]`` for a volume model) already scaled to the model's input range;
+                with a predictor, paths are accepted too.
+            targets: What to explain: ``None`` (each image's predicted class), one class index or name for
+                all images, a callable on the model output (``fn(output) -> [B]``, see
+                :class:`~neuroxai.models.ModelOutput`; e.g. :class:`~neuroxai.explain.Margin`) for all
+                images, or a list of these, one per image (``None`` inside it: the predicted class).
+
+        Returns:
+            An :class:`Explanation` with maps in [0, 1] at the input size.
+
+        Raises:
+            ExplainError: Wrong image shape, non-finite pixels, unknown target class, a target count that
+                does not match the number of images, or a callable target for a method that takes classes only.
+
+        Example:
+            >>> explainer.explain(images, targets=Margin("glioma", "meningioma"))  # doctest: +SKIP
+        """
+        x = self._images(images)
+        t, objectives = self._targets(targets, len(x))
+        labels: tuple[str | None, ...] = ()
+        if objectives is None:
+            maps_a, probs_a, used_a = self._run(self.traced, x, t)
         else:
-            h, w = x.shape[1:3]
-            maps_a, probs_a, used_a = (
-                np.zeros((0, h, w), np.float32),
-                np.zeros((0, len(self.class_names)), np.float32),
-                np.zeros(0, np.int32),
-            )
+            # one compiled call per distinct target kind (the class targets, each callable): not per image
+            groups: dict[Any, tuple[Callable[..., Any] | None, list[int]]] = {}
+            for i, fn in enumerate(objectives):
+                key = None if fn is None else self._traced_for(fn).objective_key
+                groups.setdefault(key, (fn, []))[1].append(i)
+            maps_a = np.zeros((len(x), *x.shape[1:-1]), np.float32)
+            probs_a = np.zeros((len(x), len(self.class_names)), np.float32)
+            used_a = np.full(len(x), -1, np.int64)
+            for fn, index in groups.values():
+                idx = np.asarray(index)
+                m, p, r = self._run(self._traced_for(fn), x[idx], t[idx])
+                maps_a[idx], probs_a[idx] = m, p
+                if fn is None:
+                    used_a[idx] = r
+            labels = tuple(None if fn is None else objective_name(fn) for fn in objectives)
         return Explanation(
             maps=maps_a.astype(np.float32, copy=False),
             probabilities=probs_a.astype(np.float32, copy=False),
@@ -341,6 +448,7 @@ class Explainer:
             options=dict(self.method.options),
             batch_size=self.batch_size,
             head=self.traced.head,
+            objectives=labels,
         )
 
     def __call__(self, images: Any, targets: Any = None) -> np.ndarray:

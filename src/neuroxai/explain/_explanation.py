@@ -4,10 +4,18 @@ Pictures a person reads (:meth:`Explanation.save`, :meth:`Explanation.picture`) 
 resolution beside the overlay, the map upsampled to the scan's size, titled with the predicted class and
 its probability (and the true class when known), with a colour bar. Maps are min-max scaled per map for
 display by default (:func:`scale_map`); :attr:`Explanation.maps` keeps the method's own values.
+
+An explanation of a volume model (maps ``[N, D, H, W]``) is drawn one axial slice per volume: the slice
+where the map holds the most mass (:meth:`Explanation.peak_slice`), unless another is asked for.
+
+In Jupyter an explanation shows itself (``_repr_html_``, ``_repr_png_``) as a grid of overlays with
+titles and a colour bar, at most :data:`REPR_MAX_IMAGES` of them however large the batch.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import math
 import os
@@ -22,7 +30,7 @@ from neuroxai.errors import ExplainError
 from neuroxai.models._graph import ScoreSource
 from neuroxai.models._heads import Head
 
-__all__ = ["Explanation", "MapScaling", "overlay_image", "scale_map", "upsample_map"]
+__all__ = ["REPR_MAX_IMAGES", "Explanation", "MapScaling", "overlay_image", "scale_map", "upsample_map"]
 
 #: How a map is scaled to [0, 1] for display: ``"minmax"`` (per map, lowest value 0 and highest 1; the
 #: default), ``"max"`` (divided by its maximum: a map whose values all sit near the top fills the frame
@@ -34,6 +42,10 @@ _SCALINGS = ("minmax", "max", "none")
 MIN_PANEL_PX = 256
 #: Resolution of written pictures: one figure pixel per image pixel at this dpi.
 _DPI = 100
+#: Most images an explanation draws when it shows itself in a notebook (the first ones; the rest are counted).
+REPR_MAX_IMAGES = 16
+#: Resolution of the notebook grid (a panel is 2.4 x 2.4 inches: about 170 px).
+_REPR_DPI = 72
 
 
 def _display_image(image: np.ndarray) -> np.ndarray:
@@ -250,17 +262,19 @@ class _PictureCanvas:
 
 @dataclass(frozen=True, eq=False)
 class Explanation:
-    """Explanations for a batch of images (frozen: fields cannot be reassigned).
+    """Explanations for a batch of images or volumes (frozen: fields cannot be reassigned).
 
     Attributes:
-        maps: float32 ``[N, H, W]`` in [0, 1], finite, at the input height and width.
+        maps: float32 ``[N, H, W]`` in [0, 1], finite, at the input height and width; ``[N, D, H, W]`` for a
+            volume model (at the input's depth, height and width).
         probabilities: float32 ``[N, K]`` model probabilities.
         predicted: int ``[N]`` predicted class indices.
-        targets: int ``[N]`` explained class indices.
+        targets: int ``[N]`` explained class indices; ``-1`` where a callable target was explained (see
+            :attr:`objectives`).
         class_names: ``K`` class names (``"0"``, ``"1"`` ... when unknown).
         layer: The target layer (a name, or a tuple path into nested models), ``None`` for pixel methods.
         method: The method's name.
-        images: The input images ``[N, H, W, C]`` as given to the model.
+        images: The input images ``[N, H, W, C]`` (volumes ``[N, D, H, W, C]``) as given to the model.
         score_source: What was explained: ``"logits"`` (pre-softmax scores, reached without touching the
             model), ``"probabilities"`` (a softmax that could not be bypassed) or ``"output"`` (a model
             output without softmax).
@@ -268,6 +282,8 @@ class Explanation:
         batch_size: The explainer's batch size (forward passes per compiled call).
         head: What the model outputs (``"softmax"``, ``"logits"``, ``"sigmoid"``, ``"binary"``); the
             probabilities are probabilities for every head (two columns for a one-unit binary output).
+        objectives: Per image, the name of the callable target explained (``"glioma - meningioma"``), or
+            ``None`` where a class was; empty when every target is a class.
 
     Example:
         >>> exp = Explainer(model).explain(images)  # doctest: +SKIP
@@ -287,9 +303,15 @@ class Explanation:
     options: Mapping[str, Any] = field(default_factory=dict)
     batch_size: int = 32
     head: Head = "softmax"
+    objectives: tuple[str | None, ...] = ()
 
     def __len__(self) -> int:
         return int(self.maps.shape[0])
+
+    @property
+    def is_volume(self) -> bool:
+        """Whether the maps are volumes ``[N, D, H, W]`` (a 3-D model) rather than images."""
+        return bool(self.maps.ndim == 4)
 
     @property
     def predicted_names(self) -> tuple[str, ...]:
@@ -298,8 +320,19 @@ class Explanation:
 
     @property
     def target_names(self) -> tuple[str, ...]:
-        """Explained class names, one per image."""
-        return tuple(self.class_names[int(i)] for i in self.targets)
+        """What was explained, one per image: the class name, or the callable target's name."""
+        return tuple(self._target_name(i) for i in range(len(self)))
+
+    def _target_name(self, i: int) -> str:
+        if self.objectives and self.objectives[i] is not None:
+            return str(self.objectives[i])
+        return self.class_names[int(self.targets[i])]
+
+    def _explained(self, i: int) -> str | None:
+        """What image ``i``'s map explains when it is not simply the predicted class (for titles), else ``None``."""
+        if (self.objectives and self.objectives[i] is not None) or int(self.targets[i]) != int(self.predicted[i]):
+            return self._target_name(i)
+        return None
 
     @property
     def confidence(self) -> np.ndarray:
@@ -313,7 +346,31 @@ class Explanation:
             raise ExplainError(f"Image index {i!r} out of range for an explanation of {n} image(s).")
         return int(i) % n
 
-    def overlay(self, i: int, alpha: float = 0.4, cmap: str = "jet", *, scaling: MapScaling = "minmax") -> np.ndarray:
+    def peak_slice(self, i: int) -> int | None:
+        """For a volume: the axial slice (depth index) of volume ``i`` where its map holds the most mass; else ``None``."""
+        i = self._index(i)
+        return self._view(i)[2] if self.is_volume else None
+
+    def _view(self, i: int, depth: int | None = None) -> tuple[np.ndarray, np.ndarray, int | None]:
+        """``(image [H, W, C], map [H, W], slice)`` of image ``i``: for a volume, one axial slice of both."""
+        if not self.is_volume:
+            if depth is not None:
+                raise ExplainError("depth= picks a slice of a volume; this explanation holds 2-D images.")
+            return self.images[i], self.maps[i], None
+        z = (
+            int(np.argmax(np.nan_to_num(self.maps[i]).reshape(self.maps.shape[1], -1).sum(axis=1)))
+            if depth is None
+            else int(depth)
+        )
+        if not 0 <= z < self.maps.shape[1]:
+            raise ExplainError(
+                f"Slice {depth!r} out of range; the volumes have {self.maps.shape[1]} slices (0..{self.maps.shape[1] - 1})."
+            )
+        return self.images[i, z], self.maps[i, z], z
+
+    def overlay(
+        self, i: int, alpha: float = 0.4, cmap: str = "jet", *, scaling: MapScaling = "minmax", depth: int | None = None
+    ) -> np.ndarray:
         """The map of image ``i`` blended over the image as the model saw it (model input size).
 
         Args:
@@ -321,15 +378,79 @@ class Explanation:
             alpha: Heatmap weight in [0, 1].
             cmap: Matplotlib colormap name.
             scaling: How the map is scaled for display (:func:`scale_map`; default min-max per map).
+            depth: For a volume: the axial slice drawn (default :meth:`peak_slice`). The map is scaled over
+                the whole volume, so slices compare.
 
         Returns:
             ``uint8`` RGB array ``[H, W, 3]``.
 
         Raises:
-            ExplainError: Bad index, alpha, colormap or scaling.
+            ExplainError: Bad index, alpha, colormap, scaling or slice.
         """
         i = self._index(i)
-        return overlay_image(self.images[i], scale_map(self.maps[i], scaling), alpha=alpha, cmap=cmap)
+        image, _, z = self._view(i, depth)
+        scaled = self._scaled(i, scaling)
+        return overlay_image(image, scaled if z is None else scaled[z], alpha=alpha, cmap=cmap)
+
+    def _scaled(self, i: int, scaling: MapScaling) -> np.ndarray:
+        """Map ``i`` scaled for display: per image, or per whole volume."""
+        m = self.maps[i]
+        if m.ndim == 3:  # a volume: one scaling for all its slices
+            whole: np.ndarray = scale_map(m.reshape(1, m.shape[0] * m.shape[1], m.shape[2]), scaling).reshape(m.shape)
+            return whole
+        return scale_map(m, scaling)
+
+    def _panel_title(self, i: int, truth: int | None, z: int | None) -> str:
+        pred = int(self.predicted[i])
+        lines = []
+        if truth is not None:
+            mark = "" if truth == pred else " \u2717"
+            lines.append(f"true: {self.class_names[truth]}{mark}")
+        lines.append(f"pred: {self.class_names[pred]} ({self.probabilities[i, pred]:.2f})")
+        explained = self._explained(i)
+        if explained is not None:
+            lines.append(f"explained: {explained}")
+        if z is not None:
+            lines.append(f"slice {z} of {self.maps.shape[1]}")
+        return "\n".join(lines)
+
+    def _grid(
+        self,
+        fig: Any,
+        count: int,
+        truths: list[int] | None,
+        *,
+        ncols: int,
+        alpha: float,
+        cmap: str,
+        show_image: bool,
+        scaling: MapScaling,
+    ) -> None:
+        """Draw ``count`` titled overlays, a colour bar and a heading into the empty figure ``fig``."""
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        per = 2 if show_image else 1
+        ncols = max(1, min(int(ncols), max(count, 1))) * per
+        nrows = max(1, -(-count * per // ncols))
+        axes = np.asarray(fig.subplots(nrows, ncols, squeeze=False))
+        for ax in axes.ravel():
+            ax.axis("off")
+        for i in range(count):
+            ax = axes.ravel()[i * per]
+            image, _, z = self._view(i)
+            if show_image:
+                ax.imshow(_display_image(image))
+                ax = axes.ravel()[i * per + 1]
+            ax.imshow(self.overlay(i, alpha=alpha, cmap=cmap, scaling=scaling))
+            ax.set_title(self._panel_title(i, None if truths is None else truths[i], z), fontsize=8)
+        what = {"minmax": "min-max per map", "max": "divided by the map's maximum", "none": "as computed"}[scaling]
+        bar = fig.colorbar(ScalarMappable(norm=Normalize(0.0, 1.0), cmap=cmap), ax=axes.ravel().tolist(), shrink=0.8)
+        bar.set_label(f"importance ({what})", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
+        layer = self.layer if isinstance(self.layer, str) or self.layer is None else "/".join(self.layer)
+        shown = f" (first {count} of {len(self)})" if count < len(self) else ""
+        fig.suptitle(f"{self.method}" + (f" @ {layer}" if layer else "") + shown, fontsize=10)
 
     def plot(
         self,
@@ -343,7 +464,9 @@ class Explanation:
         figsize: tuple[float, float] | None = None,
         scaling: MapScaling = "minmax",
     ) -> Any:
-        """A grid of overlays titled with true class, predicted class and confidence.
+        """A grid of overlays titled with true class, predicted class and confidence, with a colour bar.
+
+        A volume is drawn at its :meth:`peak_slice` (the title says which).
 
         Args:
             n: How many images (the first ``n``; default all, at most 32).
@@ -357,7 +480,7 @@ class Explanation:
             scaling: How each map is scaled for display (:func:`scale_map`; default min-max per map).
 
         Returns:
-            The matplotlib ``Figure``.
+            The matplotlib ``Figure`` (a pyplot figure: ``fig.savefig(...)``, ``plt.show()``).
 
         Raises:
             ExplainError: ``true_labels`` has the wrong length or unknown names.
@@ -365,38 +488,63 @@ class Explanation:
         import matplotlib.pyplot as plt
 
         count = min(len(self), 32) if n is None else max(0, min(int(n), len(self)))
-        truths: list[int] | None = None
-        if true_labels is not None:
-            labels = list(true_labels)
-            if len(labels) < count:
-                raise ExplainError(f"true_labels has {len(labels)} entries; expected at least {count} (one per image).")
-            truths = [self._class_index(v) for v in labels[:count]]
-        per = 2 if show_image else 1
-        ncols = max(1, min(int(ncols), max(count, 1))) * per
-        nrows = max(1, -(-count * per // ncols))
-        fig, axes = plt.subplots(
-            nrows, ncols, figsize=figsize or (2.6 * ncols, 3.1 * nrows), squeeze=False, layout="constrained"
-        )  # room for every title, unlike tight_layout
-        for ax in axes.ravel():
-            ax.axis("off")
-        for i in range(count):
-            ax = axes.ravel()[i * per]
-            if show_image:
-                ax.imshow(_display_image(self.images[i]))
-                ax = axes.ravel()[i * per + 1]
-            ax.imshow(self.overlay(i, alpha=alpha, cmap=cmap, scaling=scaling))
-            pred = int(self.predicted[i])
-            lines = []
-            if truths is not None:
-                mark = "" if truths[i] == pred else " \u2717"
-                lines.append(f"true: {self.class_names[truths[i]]}{mark}")
-            lines.append(f"pred: {self.class_names[pred]} ({self.probabilities[i, pred]:.2f})")
-            if int(self.targets[i]) != pred:
-                lines.append(f"explained: {self.class_names[int(self.targets[i])]}")
-            ax.set_title("\n".join(lines), fontsize=8)
-        layer = self.layer if isinstance(self.layer, str) or self.layer is None else "/".join(self.layer)
-        fig.suptitle(f"{self.method}" + (f" @ {layer}" if layer else ""), fontsize=10)
+        truths = self._truths(true_labels, count)
+        fig = plt.figure(figsize=figsize or self._grid_size(count, ncols, show_image), layout="constrained")
+        self._grid(fig, count, truths, ncols=ncols, alpha=alpha, cmap=cmap, show_image=show_image, scaling=scaling)
         return fig
+
+    def _truths(self, true_labels: Sequence[int | str] | None, count: int) -> list[int] | None:
+        if true_labels is None:
+            return None
+        labels = list(true_labels)
+        if len(labels) < count:
+            raise ExplainError(f"true_labels has {len(labels)} entries; expected at least {count} (one per image).")
+        return [self._class_index(v) for v in labels[:count]]
+
+    @staticmethod
+    def _grid_size(count: int, ncols: int, show_image: bool) -> tuple[float, float]:
+        per = 2 if show_image else 1
+        cols = max(1, min(int(ncols), max(count, 1))) * per
+        rows = max(1, -(-count * per // cols))
+        return (2.6 * cols + 0.9, 3.1 * rows)  # room for every title and the colour bar
+
+    def _repr_png_(self) -> bytes:
+        """The notebook picture: the first :data:`REPR_MAX_IMAGES` overlays, titled, with a colour bar (PNG bytes)."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        count = min(len(self), REPR_MAX_IMAGES)
+        fig = Figure(figsize=self._grid_size(count, 4, False), dpi=_REPR_DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        self._grid(fig, count, None, ncols=4, alpha=0.4, cmap="jet", show_image=False, scaling="minmax")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=_REPR_DPI)  # a plain Figure, never pyplot's: nothing else is shown
+        return buf.getvalue()
+
+    def _repr_html_(self) -> str:
+        """The notebook view: a one-line summary above the grid of :meth:`_repr_png_` (bounded in size)."""
+        layer = self.layer if isinstance(self.layer, str) or self.layer is None else " / ".join(self.layer)
+        kind = "volume" if self.is_volume else "image"
+        n = len(self)
+        parts = [f"<b>{html.escape(self.method)}</b>", f"{n} {kind}{'s' if n != 1 else ''}"]
+        if layer:
+            parts.append(f"layer <code>{html.escape(str(layer))}</code>")
+        parts.append(f"gradients of {html.escape(self.score_source)}")
+        if n > REPR_MAX_IMAGES:
+            parts.append(f"showing the first {REPR_MAX_IMAGES}")
+        head = " &middot; ".join(parts)
+        if n == 0:
+            return f"<div class='neuroxai-explanation'>{head}</div>"
+        png = base64.b64encode(self._repr_png_()).decode("ascii")
+        alt = html.escape(f"{self.method} maps of {min(n, REPR_MAX_IMAGES)} {kind}s")
+        return (
+            f"<div class='neuroxai-explanation'><div>{head}</div>"
+            f"<img src='data:image/png;base64,{png}' alt='{alt}' style='max-width:100%'/></div>"
+        )
+
+    def __repr__(self) -> str:
+        layer = f", layer={self.layer!r}" if self.layer is not None else ""
+        return f"Explanation(method={self.method!r}, n={len(self)}, maps={tuple(self.maps.shape)}{layer})"
 
     def _class_index(self, value: int | str) -> int:
         if isinstance(value, (int, np.integer)) and 0 <= int(value) < len(self.class_names):
@@ -421,8 +569,9 @@ class Explanation:
         if true_label is not None:
             truth = self._class_index(true_label)
             lines.append(f"true: {self.class_names[truth]} " + ("\u2713 right" if truth == pred else "\u2717 wrong"))
-        if int(self.targets[i]) != pred:
-            lines.append(f"explained: {self.class_names[int(self.targets[i])]}")
+        explained = self._explained(i)
+        if explained is not None:
+            lines.append(f"explained: {explained}")
         return "\n".join(lines)
 
     def picture(
@@ -477,12 +626,18 @@ class Explanation:
 
         if cmap not in matplotlib.colormaps:
             raise ExplainError(f"Unknown matplotlib colormap {cmap!r}; try 'jet', 'inferno', 'viridis' or 'turbo'.")
-        scaled = scale_map(self.maps[list(indices)], scaling) if len(indices) else np.zeros((0, 1, 1), np.float32)
+        if self.is_volume and any(o is not None for o in originals):
+            raise ExplainError(
+                "originals= gives 2-D scans; a volume explanation is drawn on its own slices. To map a volume's map "
+                "back onto its scanner file, use neuroxai.volumes.explain_volume_3d."
+            )
         out = []
         for n, i in enumerate(indices):
-            scan = _as_scan(self.images[i] if originals[n] is None else originals[n])
+            image, _, z = self._view(i)
+            scaled = self._scaled(i, scaling)
+            scan = _as_scan(image if originals[n] is None else originals[n])
             size = (int(scan.shape[0]), int(scan.shape[1]))
-            heat = upsample_map(scaled[n], size)
+            heat = upsample_map(scaled if z is None else scaled[z], size)
             shown = np.clip(np.round(_display_image(scan) * 255.0), 0, 255).astype(np.uint8)
             over = overlay_image(scan, heat, alpha=alpha, cmap=cmap)
             outline = _as_mask(masks[n], size)
@@ -490,6 +645,8 @@ class Explanation:
                 edge = _outline(outline, max(1, round(max(size) / 256)))
                 shown[edge] = over[edge] = (0, 255, 0)
             title = self.title(i, true_labels[n])
+            if z is not None:
+                title += f"\nslice {z} of {self.maps.shape[1]} (most map mass)"
             canvas = canvases.get(size)
             if canvas is None:
                 canvas = canvases[size] = _PictureCanvas(size[0], size[1], cmap, scaling, self.method)

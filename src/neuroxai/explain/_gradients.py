@@ -51,8 +51,9 @@ class SmoothGrad(GradientMethod):
         from keras import ops
 
         n = int(self.options["samples"])
-        lo = ops.min(x, axis=(1, 2, 3), keepdims=True)
-        hi = ops.max(x, axis=(1, 2, 3), keepdims=True)
+        axes = tuple(range(1, len(x.shape)))  # every axis but the batch: images and volumes
+        lo = ops.min(x, axis=axes, keepdims=True)
+        hi = ops.max(x, axis=axes, keepdims=True)
         sigma = float(self.options["noise"]) * ops.maximum(hi - lo, 1e-6)
         noise = _backend.standard_normal((n, *ops.shape(x)), int(self.options["seed"]))
         return x[None] + noise * sigma[None]
@@ -87,8 +88,9 @@ class IntegratedGradients(GradientMethod):
 
         steps = int(self.options["steps"])
         alphas = (ops.arange(steps, dtype="float32") + 0.5) / steps
+        alphas = ops.reshape(alphas, (steps, *([1] * len(x.shape))))  # [S, 1, ..., 1]: images and volumes
         base = ops.full_like(x, float(self.options["baseline"]))
-        return base[None] + alphas[:, None, None, None, None] * (x - base)[None]
+        return base[None] + alphas * (x - base)[None]
 
     def combine(self, x: Any, samples: Any, gradients: Any) -> Any:
         from keras import ops

@@ -1,23 +1,27 @@
 """Occlusion sensitivity (Zeiler and Fergus, 2014): how much the target probability drops
-when a square patch is covered.
+when a square patch (a cube, for volumes) is covered.
 
 A :class:`~neuroxai.explain.PerturbationMethod`: the patch grid is built in
 the graph, and patches are scored in chunks, one batched, compiled forward
-pass per chunk of ``batch_size // n_images`` patch positions. Written on
+pass per chunk of ``batch_size // n_images`` patch positions. A unit is one
+patch position (its start along each axis); each chunk's masks are built from
+those starts when it is scored, and the map is assembled axis by axis (a
+patch is a product of one interval per axis), so no mask of every patch is
+ever held: a 64^3 volume has thousands of patch positions. Written on
 ``keras.ops``; the patch positions are worked out in Python where the image
-size is static (always on JAX and PyTorch), in the graph where it is not (a free-size
-model on TensorFlow).
+size is static (always on JAX and PyTorch), in the graph where it is not (a
+free-size model on TensorFlow).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from neuroxai.errors import ExplainError
-from neuroxai.explain._base import PerturbationMethod, check_positive_int
+from neuroxai.explain._base import PerturbationMethod, _image_size, check_positive_int
 
 if TYPE_CHECKING:  # pragma: no cover
     from neuroxai.models._graph import ForwardResult
@@ -46,25 +50,40 @@ def _starts(n: Any, patch: Any, stride: Any) -> Any:
     return tf.concat([starts, [last]], axis=0)[: tf.shape(starts)[0] + extra]
 
 
-def _patch_and_stride(height: Any, width: Any, patch_size: int | None, stride: int | None) -> tuple[Any, Any]:
-    """The patch side and stride: Python ints for a static image size, TensorFlow scalars for a dynamic one."""
-    if isinstance(height, int) and isinstance(width, int):
-        patch = max(1, min(height, width) // 8) if patch_size is None else int(patch_size)
+def _patch_and_stride(sides: Sequence[Any], patch_size: int | None, stride: int | None) -> tuple[Any, Any]:
+    """The patch side and stride: Python ints for a static size, TensorFlow scalars for a dynamic one.
+
+    Default patch: 1/8 of the smallest side of an image, 1/4 of a volume's (a volume has a third axis of
+    positions: 7^3 = 343 patches at the default stride rather than 15^3 = 3375).
+    """
+    fraction = 8 if len(sides) == 2 else 4
+    if all(isinstance(s, int) for s in sides):
+        patch = max(1, min(sides) // fraction) if patch_size is None else int(patch_size)
         return patch, (max(1, patch // 2) if stride is None else int(stride))
     import tensorflow as tf
 
-    patch_t = tf.maximum(1, tf.minimum(height, width) // 8) if patch_size is None else tf.constant(int(patch_size), tf.int32)
+    smallest = tf.reduce_min(tf.stack([tf.cast(s, tf.int32) for s in sides]))
+    patch_t = tf.maximum(1, smallest // fraction) if patch_size is None else tf.constant(int(patch_size), tf.int32)
     return patch_t, (tf.maximum(1, patch_t // 2) if stride is None else tf.constant(int(stride), tf.int32))
+
+
+def _inside(n: Any, starts: Any, patch: Any) -> Any:
+    """float32 ``[P, n]``: 1 where position ``0..n-1`` lies in the patch starting at each of ``starts`` ``[P]``."""
+    from keras import ops
+
+    pos = ops.arange(n, dtype="int32")[None, :]
+    first = ops.cast(starts, "int32")[:, None]
+    return ops.cast(ops.logical_and(pos >= first, pos < first + patch), "float32")
 
 
 class Occlusion(PerturbationMethod):
     """Occlusion sensitivity: each pixel's importance is the mean probability drop of the patches covering it.
 
-    A map whose largest mean drop is within float32 rounding of the score (2**-16 of it) is all zero, like the
-    map of a model that does not look at the image.
+    Works on images and on volumes (a cube of side ``patch_size``). A map whose largest mean drop is within float32
+    rounding of the score (2**-16 of it) is all zero, like the map of a model that does not look at the image.
 
     Options:
-        patch_size: Side of the square patch in pixels (default: 1/8 of the smaller image side, at least 1).
+        patch_size: Side of the square (cubic) patch in pixels (default: 1/8 of an image's, 1/4 of a volume's smallest side).
         stride: Step between patches (default: half the patch size, at least 1).
         fill: Value written into the patch, in the model's input range (default 0.0).
     """
@@ -81,39 +100,56 @@ class Occlusion(PerturbationMethod):
         if isinstance(fill, bool) or not isinstance(fill, (int, float)):
             raise ExplainError(f"Option 'fill' of method 'occlusion' must be a number; got {fill!r}.")
 
+    def _geometry(self, x: Any) -> tuple[tuple[Any, ...], Any, Any]:
+        sides = _image_size(x)  # ints where static (always on JAX and PyTorch), else tensors
+        patch, stride = _patch_and_stride(sides, self.options["patch_size"], self.options["stride"])
+        return sides, patch, stride
+
     def units(self, x: Any, result: ForwardResult) -> Any:
-        """Patch masks ``[1, H, W, P]`` (1 inside the patch), rows of patches top to bottom."""
+        """Patch starts ``[1, A, P]`` (``A`` axes, ``P`` patch positions, row-major: the last axis fastest)."""
         from keras import ops
 
-        shape = ops.shape(x)
-        height, width = shape[1], shape[2]  # ints where static (always on JAX and PyTorch), else tensors
-        patch, stride = _patch_and_stride(height, width, self.options["patch_size"], self.options["stride"])
-        ys = ops.convert_to_tensor(_starts(height, patch, stride))  # a tensor: torch compares no tensor with numpy
-        xs = ops.convert_to_tensor(_starts(width, patch, stride))
-        rows = ops.arange(height, dtype="int32")[None, :]
-        cols = ops.arange(width, dtype="int32")[None, :]
-        in_y = ops.logical_and(rows >= ys[:, None], rows < ys[:, None] + patch)  # [Py, H]
-        in_x = ops.logical_and(cols >= xs[:, None], cols < xs[:, None] + patch)  # [Px, W]
-        masks = ops.logical_and(in_y[:, None, :, None], in_x[None, :, None, :])  # [Py, Px, H, W]
-        masks = ops.reshape(ops.cast(masks, "float32"), (-1, height, width))  # [P, H, W]
-        return ops.transpose(masks, (1, 2, 0))[None]  # [1, H, W, P]
+        sides, patch, stride = self._geometry(x)
+        starts = [ops.convert_to_tensor(_starts(n, patch, stride)) for n in sides]  # tensors: torch compares none with numpy
+        grids = ops.meshgrid(*starts, indexing="ij")
+        return ops.cast(ops.stack([ops.reshape(g, (-1,)) for g in grids], axis=0), "float32")[None]
 
     def perturb(self, x: Any, units: Any) -> Any:
         from keras import ops
 
-        m = ops.expand_dims(ops.transpose(units, (0, 3, 1, 2)), -1)  # [1, c, H, W, 1]
+        sides, patch, _ = self._geometry(x)
+        rank = len(sides)
+        mask = None
+        for axis, n in enumerate(sides):
+            inside = _inside(n, units[0, axis], patch)  # [c, n]
+            for _ in range(axis):
+                inside = ops.expand_dims(inside, 1)
+            for _ in range(rank - axis - 1):
+                inside = ops.expand_dims(inside, -1)
+            mask = inside if mask is None else mask * inside  # [c, *spatial]
+        m = ops.expand_dims(mask, -1)[None]  # [1, c, *spatial, 1]
         return x[:, None] * (1.0 - m) + float(self.options["fill"]) * m
 
     def attribute(self, x: Any, units: Any, scores: Any, clean: Any) -> Any:
         from keras import ops
 
-        masks = units[0]  # [H, W, P]
+        sides, patch, stride = self._geometry(x)
+        covers = [_inside(n, ops.convert_to_tensor(_starts(n, patch, stride)), patch) for n in sides]  # [P_a, n_a]
         drop = clean[:, None] - scores  # [B, P]
-        counts = ops.maximum(ops.sum(masks, axis=-1), 1.0)
-        raw = ops.einsum("bp,hwp->bhw", drop, masks) / counts[None]
+        total = ops.reshape(drop, (-1, *(ops.shape(c)[0] for c in covers)))  # [B, P_1, ..., P_A]
+        counts = None
+        for axis, cover in enumerate(covers):  # contract the first patch axis left; its pixel axis goes last
+            total = ops.tensordot(total, cover, axes=[[1], [0]])
+            per_axis = ops.sum(cover, axis=0)  # how many patches cover each position along this axis
+            for _ in range(axis):
+                per_axis = ops.expand_dims(per_axis, 0)
+            counts = per_axis if counts is None else ops.expand_dims(counts, -1) * per_axis
+        raw = total / ops.maximum(counts, 1.0)[None]
         # A drop within float32 rounding of the scores is no drop: the clean and the covered images run in batches of
         # other sizes, where kernels may sum in another order (Eigen's softmax gives 1/3 one ulp apart), and dividing
         # such noise by its own peak would paint a full-scale map for a model the patches do not change.
         noise = _ROUNDING * ops.maximum(clean, ops.max(scores, axis=1))  # [B]
-        peak = ops.max(raw, axis=(1, 2))
-        return ops.where((peak > noise)[:, None, None], raw, ops.zeros_like(raw))
+        spatial = tuple(range(1, len(covers) + 1))
+        peak = ops.max(raw, axis=spatial)
+        keep = ops.reshape(peak > noise, (-1,) + (1,) * len(covers))
+        return ops.where(keep, raw, ops.zeros_like(raw))

@@ -12,12 +12,14 @@ __all__ = ["neuroxai_register_explainers"]
 @hookimpl(tryfirst=True)  # built-ins register first: a plugin replacing one must say override=True
 def neuroxai_register_explainers(registry: Any) -> None:
     """Register gradcam, gradcam++ (alias gradcampp), layercam, hirescam, scorecam, saliency,
-    smoothgrad, integrated_gradients and occlusion."""
+    smoothgrad, integrated_gradients, occlusion, attention_rollout and grad_rollout."""
+    from neuroxai.explain._attention import AttentionRollout, GradientRollout
     from neuroxai.explain._cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
     from neuroxai.explain._gradients import IntegratedGradients, Saliency, SmoothGrad
     from neuroxai.explain._occlusion import Occlusion
     from neuroxai.explain._scorecam import ScoreCAM
 
-    for cls in (GradCAM, GradCAMPlusPlus, LayerCAM, HiResCAM, ScoreCAM, Saliency, SmoothGrad, IntegratedGradients, Occlusion):
+    methods = (GradCAM, GradCAMPlusPlus, LayerCAM, HiResCAM, ScoreCAM, Saliency, SmoothGrad, IntegratedGradients, Occlusion)
+    for cls in (*methods, AttentionRollout, GradientRollout):
         registry.register(cls.name, cls)
     registry.register("gradcampp", GradCAMPlusPlus)

@@ -10,8 +10,11 @@
 * :func:`structure_only` / :func:`is_structure_only`: build for inspection only
   (factories skip weight downloads).
 * :class:`TracedModel`, :func:`resolve_target_layer`, :func:`feature_layer_candidates`:
-  reach any Keras model's feature map (nested backbones too) and pre-softmax
-  scores in one forward pass; explanations and mask-guided training build on it.
+  reach any Keras model's feature map or token sequence (nested backbones too) and
+  pre-softmax scores in one forward pass; explanations and mask-guided training build on it.
+* :class:`FeatureLayout`, :class:`TokenGrid`, :func:`token_layout`: where a target layer's
+  output lies on the input (a 2-D or 3-D feature map, or transformer tokens on a grid).
+* :class:`ModelOutput`: what a callable explanation target receives.
 * :data:`Head`, :func:`detect_head`, :func:`output_probabilities`: what a model outputs (softmax
   probabilities, logits, independent sigmoids, one sigmoid unit) and its class probabilities.
 
@@ -24,16 +27,28 @@ Example:
 from __future__ import annotations
 
 from neuroxai.models._graph import (
+    AttentionCall,
     ForwardResult,
     LayerPath,
+    ModelOutput,
     ScoreSource,
     TracedModel,
     detect_head,
     feature_layer_candidates,
     resolve_output,
     resolve_target_layer,
+    token_layout,
 )
 from neuroxai.models._heads import HEADS, Head, check_head, head_classes, output_probabilities
+from neuroxai.models._layout import (
+    MAX_EXTRA_TOKENS,
+    MAX_INFERRED_EXTRA,
+    ExtraPosition,
+    FeatureKind,
+    FeatureLayout,
+    TokenGrid,
+    check_token_grid,
+)
 from neuroxai.models._pretrained import (
     CARD_FILE,
     ModelCard,
@@ -50,21 +65,30 @@ from neuroxai.models._spec import ModelSpec, TransferSpec, validate_input_range,
 __all__ = [
     "CARD_FILE",
     "HEADS",
+    "MAX_EXTRA_TOKENS",
+    "MAX_INFERRED_EXTRA",
+    "AttentionCall",
+    "ExtraPosition",
+    "FeatureKind",
+    "FeatureLayout",
     "ForwardResult",
     "Head",
     "LayerPath",
     "ModelCard",
     "ModelDescription",
+    "ModelOutput",
     "ModelRegistry",
     "ModelSpec",
     "PluginSummary",
     "PretrainedModel",
     "PretrainedRegistry",
     "ScoreSource",
+    "TokenGrid",
     "TracedModel",
     "TransferSpec",
     "UnknownPretrainedError",
     "check_head",
+    "check_token_grid",
     "detect_head",
     "feature_layer_candidates",
     "file_sha256",
@@ -76,6 +100,7 @@ __all__ = [
     "resolve_output",
     "resolve_target_layer",
     "structure_only",
+    "token_layout",
     "validate_input_range",
     "validate_input_shape",
 ]

@@ -30,24 +30,31 @@ rebuilt, re-configured or re-weighted.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import logging
-from collections.abc import Callable, Sequence
+import math
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from neuroxai.errors import ExplainError
 from neuroxai.models._heads import Head, check_head, head_classes
+from neuroxai.models._layout import MAX_INFERRED_EXTRA, FeatureLayout, TokenGrid, check_token_grid, grid_fits, grid_from_input
 
 __all__ = [
+    "AttentionCall",
     "ForwardResult",
     "LayerPath",
+    "ModelOutput",
     "ScoreSource",
     "TracedModel",
     "detect_head",
     "feature_layer_candidates",
     "resolve_output",
     "resolve_target_layer",
+    "token_layout",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,16 +75,50 @@ class ForwardResult:
     """Tensors from one traced forward pass.
 
     Attributes:
-        features: The target layer's output ``[B, h, w, K]`` (``None`` without a target layer).
+        features: The target layer's output as the model computes it (``None`` without a target layer): a
+            feature map ``[B, *grid, K]``, or tokens ``[B, T, K]``
+            (:meth:`TracedModel.to_grid` puts them on their grid).
         scores: float32 ``[B, C]`` class scores gradients are taken of: pre-activation where reachable
             (``[-z, z]`` for a one-unit binary head), else the probabilities.
         probabilities: float32 ``[B, C]`` class probabilities as the head defines them (``C`` = 2 for a
             one-unit output).
+        objective: float32 ``[B]``: the value of the traced model's objective (a callable target, see
+            :meth:`TracedModel.with_objective`) per image; ``None`` when targets are classes.
     """
 
     features: Any
     scores: Any
     probabilities: Any
+    objective: Any = None
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """What a callable target receives: the model's class scores for a batch, as backend tensors.
+
+    A callable target returns one float per image (``[B]``), computed with ``keras.ops`` from that image's
+    row only (the batch may be split into chunks, and noisy or masked copies of an image are scored the
+    same way); the methods explain that value instead of a class score.
+
+    Attributes:
+        scores: float32 ``[B, C]``: the pre-activation class scores (logits) where the model lets them be
+            reached, as gradient methods use them (``[-z, z]`` for one sigmoid unit); the probabilities
+            when the softmax cannot be bypassed (the Explainer's ``score_source`` says which).
+        probabilities: float32 ``[B, C]``: the class probabilities.
+
+    Example:
+        >>> def why_glioma_not_meningioma(out):  # a margin between two logits
+        ...     return out.scores[:, 0] - out.scores[:, 1]
+    """
+
+    scores: Any
+    probabilities: Any
+
+
+#: How an attention-reading method runs each ``MultiHeadAttention`` op: ``fn(layer, call, args, kwargs)``
+#: returns the op's output; ``call(**extra)`` runs the layer on its own arguments plus ``extra``
+#: (e.g. ``return_attention_scores=True``).
+AttentionCall = Callable[[Any, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
 
 
 def _keras() -> Any:
@@ -117,13 +158,40 @@ def _single(out: Any) -> Any:
     return out
 
 
-def _output_rank(layer: Any) -> int | None:
+def _output_shape(layer: Any) -> tuple[int | None, ...] | None:
     try:
         out = _single(layer.output)
     except (AttributeError, ValueError):  # a layer never called, or called several times, has no single output
         return None
     shape = getattr(out, "shape", None)
+    return None if shape is None else tuple(shape)
+
+
+def _output_rank(layer: Any) -> int | None:
+    shape = _output_shape(layer)
     return None if shape is None else len(shape)
+
+
+def _input_rank(model: Any) -> int:
+    """Rank of the model's one input: 4 for images ``(batch, H, W, C)``, 5 for volumes; 4 when it cannot be read."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if inputs and len(inputs) == 1 and getattr(inputs[0], "shape", None) is not None:
+        return len(inputs[0].shape)
+    return 4
+
+
+def _is_feature_rank(rank: int | None, input_rank: int) -> bool:
+    """Whether an output of ``rank`` can be a target: a feature map of the input's rank, or tokens (rank 3)."""
+    return rank is not None and input_rank in (4, 5) and (rank == input_rank or rank == 3)
+
+
+def _what(input_rank: int) -> str:
+    """What a target layer outputs, in words, for a model whose input has ``input_rank`` dimensions."""
+    spatial = "(batch, depth, height, width, channels)" if input_rank == 5 else "(batch, height, width, channels)"
+    return f"a feature map {spatial} or a token sequence (batch, tokens, channels)"
 
 
 def _output_tensors(model: Any) -> list[Any]:
@@ -162,26 +230,41 @@ def _ancestor_ids(model: Any, output_index: int | None) -> set[int] | None:
     return found
 
 
-def _feature_layers(model: Any, output_index: int | None = None) -> list[Any]:
-    """Layers with a 4-D output that the chosen output depends on, in graph order."""
+def _feature_layers(model: Any, output_index: int | None, input_rank: int) -> list[Any]:
+    """Layers with a feature-map or token output that the chosen output depends on, in graph order."""
     ancestors = _ancestor_ids(model, output_index)
-    return [layer for layer in _layers(model) if (ancestors is None or id(layer) in ancestors) and _output_rank(layer) == 4]
+    return [
+        layer
+        for layer in _layers(model)
+        if (ancestors is None or id(layer) in ancestors) and _is_feature_rank(_output_rank(layer), input_rank)
+    ]
 
 
-def feature_layer_candidates(model: Any, prefix: LayerPath = ()) -> list[LayerPath]:
-    """All layers with a 4-D output (batch, height, width, channels), as paths, in graph order.
+def feature_layer_candidates(model: Any, prefix: LayerPath = (), *, input_rank: int | None = None) -> list[LayerPath]:
+    """All layers a Grad-CAM-family method can read, as paths, in graph order.
 
-    Nested Sequential and functional models appear both as themselves and through their inner
-    layers; a nested subclassed model appears as itself only (it cannot be traced into).
+    Those are feature maps of the input's rank (``(batch, height, width, channels)`` in an image model,
+    ``(batch, depth, height, width, channels)`` in a volume model) and token sequences
+    ``(batch, tokens, channels)``. Nested Sequential and functional models appear both as themselves and
+    through their inner layers; a nested subclassed model appears as itself only (it cannot be traced into).
+
+    Args:
+        model: The Keras model.
+        prefix: The path of ``model`` inside an outer model (for the recursion).
+        input_rank: The outer model's input rank (default: ``model``'s own).
+
+    Returns:
+        Paths (tuples of layer names), first layer first.
     """
     found: list[LayerPath] = []
     if not _is_traceable(model):
         return found
+    rank = _input_rank(model) if input_rank is None else input_rank
     for layer in _layers(model):
         path = (*prefix, layer.name)
         if _is_model(layer):
-            found.extend(feature_layer_candidates(layer, path))
-        if _output_rank(layer) == 4:
+            found.extend(feature_layer_candidates(layer, path, input_rank=rank))
+        if _is_feature_rank(_output_rank(layer), rank):
             found.append(path)
     return found
 
@@ -216,10 +299,19 @@ def _format_path(path: LayerPath) -> str:
 def _candidates_text(model: Any) -> str:
     cands = feature_layer_candidates(model)
     if not cands:
-        return "the model has no layer with a 4-D (batch, height, width, channels) output"
+        return f"the model has no layer with {_what(_input_rank(model))} output"
     shown = [_format_path(p) for p in cands[-12:]]
     more = f" (and {len(cands) - 12} earlier)" if len(cands) > 12 else ""
-    return "candidate 4-D layers, last first: " + ", ".join(reversed(shown)) + more
+    return "candidate layers (feature maps and token sequences), last first: " + ", ".join(reversed(shown)) + more
+
+
+def _found_text(model: Any, output_index: int | None) -> str:
+    """The last few layers on the path to the output with their output shapes, last first (for error messages)."""
+    ancestors = _ancestor_ids(model, output_index)
+    on_path = [layer for layer in _layers(model) if ancestors is None or id(layer) in ancestors]
+    shown = [f"{layer.name} {_output_shape(layer)}" for layer in reversed(on_path[-6:])]
+    more = f" and {len(on_path) - 6} before" if len(on_path) > 6 else ""
+    return ", ".join(shown) + more if shown else "no layers"
 
 
 def _subclassed_message(model: Any) -> str:
@@ -265,55 +357,222 @@ def resolve_output(model: Any, output: int | str | None) -> int:
     return output % n
 
 
-def _auto_path(model: Any, output_index: int | None, prefix: LayerPath = ()) -> LayerPath | None:
-    """The last 4-D layer the output depends on, descending into a traceable nested model that produces it."""
-    top = _feature_layers(model, output_index)
+def _auto_path(model: Any, output_index: int | None, input_rank: int, prefix: LayerPath = ()) -> LayerPath | None:
+    """The last feature-map or token layer the output depends on, descending into a traceable nested model that produces it."""
+    top = _feature_layers(model, output_index, input_rank)
     if not top:
         return None
     layer = top[-1]
     path = (*prefix, layer.name)
     if _is_model(layer) and _is_traceable(layer):
-        return _auto_path(layer, None, path) or path
+        return _auto_path(layer, None, input_rank, path) or path
     return path
 
 
-def resolve_target_layer(model: Any, target_layer: str | Sequence[str] | None, *, output: int | str | None = None) -> LayerPath:
+def _walk_back(model: Any, path: LayerPath) -> Iterator[tuple[LayerPath, Any, Any]]:
+    """``(prefix, op, tensor)`` for the tensors the layer at ``path`` is computed from, nearest first (breadth first).
+
+    ``prefix`` is the path of the model whose graph holds ``op``. The walk descends into traceable nested
+    models through their outputs and stops at inputs; the layer's own output comes first.
+    """
+    layer = _get_by_path(model, path)
+    start = _single(layer.output)
+    queue: deque[tuple[LayerPath, Any]] = deque([(path[:-1], start)])
+    seen: set[tuple[int, int, int]] = set()
+    while queue:
+        prefix, tensor = queue.popleft()
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:
+            continue
+        op, node_index, tensor_index = history[0], history[1], history[2]
+        if (id(op), node_index, tensor_index) in seen:
+            continue
+        seen.add((id(op), node_index, tensor_index))
+        yield prefix, op, tensor
+        if _is_model(op) and _is_traceable(op):
+            inner = _output_tensors(op)
+            if tensor_index < len(inner):
+                queue.append(((*prefix, op.name), _single(inner[tensor_index])))
+            continue
+        try:
+            node = op._inbound_nodes[node_index]
+        except (AttributeError, IndexError):
+            continue
+        queue.extend((prefix, t) for t in getattr(node, "input_tensors", ()) or ())
+
+
+def _container(model: Any, prefix: LayerPath) -> Any:
+    return _get_by_path(model, prefix) if prefix else model
+
+
+def token_layout(model: Any, path: LayerPath, token_grid: TokenGrid | Sequence[int] | None = None) -> FeatureLayout:
+    """How the token sequence at ``path`` lies on the input: its grid, and the extra tokens to drop.
+
+    Args:
+        model: The Keras model (traceable).
+        path: A layer with a ``(batch, tokens, channels)`` output.
+        token_grid: The grid when it is known (``(rows, cols)``, ``(depth, rows, cols)`` or a :class:`TokenGrid`);
+            ``None``: inferred (see :mod:`neuroxai.models._layout`).
+
+    Returns:
+        The layer's :class:`FeatureLayout` (``kind="tokens"``).
+
+    Raises:
+        ExplainError: A given grid that does not fit the token count, or a grid that cannot be inferred
+            (the message says what to pass).
+    """
+    grid_given = check_token_grid(token_grid)
+    layer = _get_by_path(model, path)
+    shape = _output_shape(layer) or (None, None, None)
+    tokens = shape[1]
+    input_size = tuple(model.inputs[0].shape[1:-1])
+    where = f"layer {_format_path(path)!r} of model {model.name!r} (output {shape})"
+    if grid_given is not None:
+        cells = math.prod(grid_given.grid)
+        extra = grid_given.extra_tokens if grid_given.extra_tokens is not None else (tokens - cells if tokens is not None else 0)
+        if len(grid_given.grid) != len(input_size) or extra < 0 or (tokens is not None and cells + extra != tokens):
+            raise ExplainError(
+                f"token_grid {grid_given.grid} with {extra} extra token(s) does not fit {where}: expected "
+                f"{len(input_size)} sides whose cells plus the extra tokens make its {tokens} tokens."
+            )
+        return FeatureLayout(
+            "tokens",
+            grid_given.grid,
+            tokens=cells + extra,
+            extra_tokens=extra,
+            extra_position=grid_given.extra_position,
+            source="given",
+        )
+    if tokens is not None:
+        rank = len(input_size) + 2
+        for prefix, op, tensor in _walk_back(model, path):
+            grid = tuple(getattr(tensor, "shape", ())[1:-1])
+            if len(tensor.shape) == rank and all(g is not None for g in grid) and grid_fits(grid, tokens, input_size):
+                extra = tokens - math.prod(grid)
+                source = f"layer {_format_path((*prefix, op.name))}"
+                return FeatureLayout("tokens", grid, tokens=tokens, extra_tokens=extra, source=source)
+        inferred = grid_from_input(tokens, input_size, max_extra=MAX_INFERRED_EXTRA)
+        if inferred is not None:
+            return FeatureLayout("tokens", inferred[0], tokens=tokens, extra_tokens=inferred[1], source="input size")
+    size = " x ".join("?" if s is None else str(s) for s in input_size)
+    example = "(rows, cols)" if len(input_size) == 2 else "(depth, rows, cols)"
+    raise ExplainError(
+        f"Cannot infer the token grid of {where}: its {tokens if tokens is not None else 'free number of'} tokens fit no "
+        f"spatial layer before it and no grid of the {size} input with at most {MAX_INFERRED_EXTRA} extra tokens. Pass "
+        f"token_grid={example} (the tokens left over are extra tokens, such as a class token, dropped from the front; "
+        "TokenGrid(grid, extra_position='last') when they come last)."
+    )
+
+
+def _layout_of(model: Any, path: LayerPath, token_grid: TokenGrid | Sequence[int] | None) -> FeatureLayout:
+    """The :class:`FeatureLayout` of the target layer at ``path``."""
+    layer = _get_by_path(model, path)
+    shape = _output_shape(layer)
+    if shape is not None and len(shape) == 3:
+        return token_layout(model, path, token_grid)
+    grid = tuple(shape[1:-1]) if shape is not None else (None,) * (_input_rank(model) - 2)
+    input_size = tuple(model.inputs[0].shape[1:-1])
+    sides = [int(g) for g in grid if g is not None]
+    if len(sides) == len(grid) and not grid_fits(sides, math.prod(sides), input_size):
+        logger.warning(
+            "Model %r: layer %s outputs %s, not laid out like the %s input (its cells are far longer on one side: a "
+            "window-partitioned tensor?); its map is stretched onto the image. Pick a layer that keeps the image's layout.",
+            model.name,
+            _format_path(path),
+            shape,
+            " x ".join(str(s) for s in input_size),
+        )
+    return FeatureLayout("spatial", grid)
+
+
+def _attention_input(model: Any, path: LayerPath) -> LayerPath | None:
+    """The layer feeding the last ``MultiHeadAttention`` before ``path`` (its query), or ``None``.
+
+    In a ViT with a class-token head that is the last block's first normalization: its patch tokens
+    reach the class token through the last attention, while the last layer's patch tokens reach nothing.
+    """
+    keras = _keras()
+    for prefix, op, _ in _walk_back(model, path):
+        if not isinstance(op, keras.layers.MultiHeadAttention):
+            continue
+        for node in getattr(op, "_inbound_nodes", ()):
+            arguments = getattr(node, "arguments", None)
+            args = getattr(arguments, "args", ()) if arguments is not None else ()
+            query = args[0] if args else getattr(arguments, "kwargs", {}).get("query")
+            history = getattr(query, "_keras_history", None)
+            if history is None:
+                continue
+            producer = history[0]
+            container = _container(model, prefix)
+            if any(layer is producer for layer in _layers(container)) and _output_rank(producer) == 3:
+                return (*prefix, producer.name)
+        return None
+    return None
+
+
+def resolve_target_layer(
+    model: Any,
+    target_layer: str | Sequence[str] | None,
+    *,
+    output: int | str | None = None,
+    token_grid: TokenGrid | Sequence[int] | None = None,
+) -> LayerPath:
     """Turn a layer name, a tuple path or ``None`` (automatic) into a full path.
+
+    A target layer outputs a feature map of the input's rank (``(batch, height, width, channels)``, or
+    ``(batch, depth, height, width, channels)`` for a volume model) or a token sequence
+    ``(batch, tokens, channels)`` whose grid is known or can be inferred (:func:`token_layout`).
 
     Args:
         model: The Keras model.
         target_layer: A layer name (searched at the top level first, then inside
             nested models when the name is unique there), a tuple of names that
-            walks into nested models, or ``None`` for the last layer with a 4-D
-            output that the explained output depends on (descending into a
-            nested Sequential or functional model that produces it).
+            walks into nested models, or ``None`` for the last feature-map or token
+            layer that the explained output depends on (descending into a nested
+            Sequential or functional model that produces it). When that is a token layer
+            with extra tokens (a class-token head, whose last patch tokens reach nothing),
+            the input of the last ``MultiHeadAttention`` before it is taken instead.
         output: Which output of a multi-output model is explained (index or name), for the automatic search.
+        token_grid: The token grid, when a token layer's cannot be inferred.
 
     Returns:
         The path, a tuple of layer names from the top-level model.
 
     Raises:
-        ExplainError: The name or path does not exist, is ambiguous, goes into a subclassed model, or its
-            output is not 4-D; the message lists the candidate layers.
+        ExplainError: The name or path does not exist, is ambiguous, goes into a subclassed model, its
+            output is neither a feature map nor tokens, or a token grid that cannot be inferred; the
+            message lists the candidate layers or says what to pass.
     """
     model_name = getattr(model, "name", "model")
     if not _is_traceable(model):
         raise ExplainError(_subclassed_message(model))
+    input_rank = _input_rank(model)
     if target_layer is None:
-        found = _auto_path(model, resolve_output(model, output))
+        index = resolve_output(model, output)
+        found = _auto_path(model, index, input_rank)
         if found is None:
-            cands = feature_layer_candidates(model)
-            if cands:
+            if feature_layer_candidates(model):
                 raise ExplainError(
-                    f"Cannot find a target layer automatically in model {model_name!r}: no layer with a 4-D "
-                    "(batch, height, width, channels) output lies on the path to the explained output. Pass "
-                    f"target_layer= (a name, or a tuple path into a nested model); {_candidates_text(model)}."
+                    f"Cannot find a target layer automatically in model {model_name!r}: no layer with {_what(input_rank)} "
+                    "output lies on the path to the explained output. Pass target_layer= (a name, or a tuple path "
+                    f"into a nested model); {_candidates_text(model)}."
                 )
             raise ExplainError(
-                f"Cannot find a target layer automatically in model {model_name!r}: expected a layer with a 4-D "
-                "(batch, height, width, channels) output, found none. Grad-CAM-family methods need a convolutional "
-                "feature map; use a pixel method (saliency, smoothgrad, integrated_gradients, occlusion) instead."
+                f"Model {model_name!r} has no layer a Grad-CAM-family method can read: expected {_what(input_rank)} "
+                f"output on the path to the explained output, found {_found_text(model, index)} (last first). Use a "
+                "pixel method instead: saliency, smoothgrad, integrated_gradients or occlusion."
             )
+        if _output_rank(_get_by_path(model, found)) == 3 and _layout_of(model, found, token_grid).extra_tokens > 0:
+            moved = _attention_input(model, found)
+            if moved is not None and moved != found:
+                logger.info(
+                    "Model %r: %s ends in a class-token head, whose last patch tokens reach nothing; explaining the "
+                    "input of its last attention, %s.",
+                    model_name,
+                    _format_path(found),
+                    _format_path(moved),
+                )
+                found = moved
         return found
     path: LayerPath
     if isinstance(target_layer, str):
@@ -355,11 +614,13 @@ def resolve_target_layer(model: Any, target_layer: str | Sequence[str] | None, *
             ) from None
     layer = _get_by_path(model, path)
     rank = _output_rank(layer)
-    if rank is not None and rank != 4:
+    if rank is not None and not _is_feature_rank(rank, input_rank):
         raise ExplainError(
-            f"Target layer {_format_path(path)!r} in model {model_name!r} has a {rank}-D output; expected a 4-D "
-            f"(batch, height, width, channels) feature map. {_candidates_text(model)}."
+            f"Target layer {_format_path(path)!r} in model {model_name!r} has a {rank}-D output {_output_shape(layer)}; "
+            f"expected {_what(input_rank)}. {_candidates_text(model)}."
         )
+    if rank == 3:
+        token_layout(model, path, token_grid)  # a grid that cannot be inferred fails here, saying what to pass
     return path
 
 
@@ -456,14 +717,15 @@ def _units(tensor: Any) -> int | None:
 
 
 def _subclassed_io(model: Any) -> tuple[tuple[int | None, ...], Any]:
-    """``(input shape (H, W, C), output spec)`` of a built subclassed model."""
+    """``(input shape (H, W, C) or (D, H, W, C), output spec)`` of a built subclassed model."""
     keras = _keras()
     shapes = getattr(model, "_build_shapes_dict", None) or {}
     shape = next(iter(shapes.values()), None) if len(shapes) == 1 else None
-    if shape is None or len(shape) != 4:
+    if shape is None or len(shape) not in (4, 5):
         raise ExplainError(
-            f"Model {model.name!r} is a subclassed keras.Model without one known 4-D input shape; expected a model "
-            "built on (batch, height, width, channels) images. Call it once on a batch, or wrap it: "
+            f"Model {model.name!r} is a subclassed keras.Model without one known input shape; expected a model "
+            "built on (batch, height, width, channels) images or (batch, depth, height, width, channels) volumes. "
+            "Call it once on a batch, or wrap it: "
             "inputs = keras.Input(shape); keras.Model(inputs, net(inputs))."
         )
     try:
@@ -479,13 +741,16 @@ class TracedModel:
     """Run a Keras model on new tensors, exposing a feature map, pre-activation scores and probabilities.
 
     Args:
-        model: A built Keras model with one 4-D image input. Sequential and functional models (nested
-            ones included) can be traced to any layer; a subclassed model can only be run whole
+        model: A built Keras model with one input: images ``(batch, height, width, channels)`` or volumes
+            ``(batch, depth, height, width, channels)``. Sequential and functional models (nested ones
+            included) can be traced to any layer; a subclassed model can only be run whole
             (``target_path=None``: pixel and perturbation methods).
-        target_path: The layer whose output is captured, or ``None`` for none.
+        target_path: The layer whose output is captured (a feature map, or a token sequence), or ``None``.
         head: What the output means (:data:`~neuroxai.models.Head`); ``None``: read from the last layer
             (:func:`detect_head`).
         output: Which output of a multi-output model (index or name); ``None`` for a one-output model.
+        token_grid: The grid of a token target layer when it cannot be inferred (:class:`~neuroxai.models.TokenGrid`
+            or ``(rows, cols)``).
 
     Calling it (``traced(x, capture=None)``) returns a :class:`ForwardResult`;
     it holds no state between calls and never modifies the model.
@@ -493,7 +758,10 @@ class TracedModel:
     Attributes:
         model: The Keras model.
         target_path: The captured layer's path (``None``: no feature map is captured).
-        input_shape: ``(height, width, channels)`` of the model input (``None`` for a free size).
+        layout: How the captured layer lies on the input (:class:`~neuroxai.models.FeatureLayout`;
+            ``None`` without a target layer).
+        input_shape: ``(height, width, channels)`` or ``(depth, height, width, channels)`` of the model input
+            (``None`` for a free size).
         units: The explained output's last dimension (``None`` when unknown).
         num_classes: Classes the head shows (2 for one unit; ``None`` when unknown).
         head: The head used.
@@ -502,10 +770,13 @@ class TracedModel:
         score_source: ``"logits"`` when pre-activation scores are reached (or the output is logits),
             ``"probabilities"`` when a softmax/sigmoid cannot be bypassed, ``"output"`` when the last
             layer's meaning is unknown and the head assumed.
+        objective: A callable target (``fn(ModelOutput) -> [B]``) whose value every call also computes
+            (:attr:`ForwardResult.objective`); ``None`` by default (see :meth:`with_objective`).
 
     Raises:
-        ExplainError: The model is not built, has not one image input, a target path into a model that
-            cannot be traced, an output that does not exist, or a head that does not fit the output.
+        ExplainError: The model is not built, has not one image or volume input, a target path into a model
+            that cannot be traced, an output that does not exist, a head that does not fit the output, or a
+            token grid that cannot be inferred.
     """
 
     def __init__(
@@ -515,10 +786,12 @@ class TracedModel:
         *,
         head: Head | None = None,
         output: int | str | None = None,
+        token_grid: TokenGrid | Sequence[int] | None = None,
     ) -> None:
         _keras()
         self.model = model
         self.target_path = target_path
+        self.objective: Callable[[ModelOutput], Any] | None = None
         if not getattr(model, "built", False):
             raise ExplainError(
                 f"Model {model.name!r} is not built: expected a model with known input shape. Call it once on a "
@@ -527,19 +800,22 @@ class TracedModel:
         self._traceable = _is_traceable(model)
         if self._traceable:
             outputs = _output_tensors(model)
-            if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
+            if len(model.inputs) != 1 or len(model.inputs[0].shape) not in (4, 5):
                 shapes = [tuple(i.shape) for i in model.inputs]
                 raise ExplainError(
-                    f"Model {model.name!r} has inputs {shapes}; expected one image input (batch, height, width, channels)."
+                    f"Model {model.name!r} has inputs {shapes}; expected one image input (batch, height, width, channels) "
+                    "or one volume input (batch, depth, height, width, channels)."
                 )
             self.output_index = resolve_output(model, output)
             self.input_shape: tuple[int | None, ...] = tuple(model.inputs[0].shape[1:])
             self.units: int | None = _units(outputs[self.output_index])
             chain = _output_chain(model, self.output_index)
+            self.layout: FeatureLayout | None = None if target_path is None else _layout_of(model, target_path, token_grid)
         else:
             if target_path:
                 raise ExplainError(_subclassed_message(model))
             self.input_shape, spec = _subclassed_io(model)
+            self.layout = None
             keras = _keras()
             specs = keras.tree.flatten(spec)
             self.output_index = 0 if output is None else int(output) if not isinstance(output, str) else -1
@@ -575,8 +851,69 @@ class TracedModel:
         else:
             self.score_source = "output"
 
+    @property
+    def spatial_rank(self) -> int:
+        """2 for an image model, 3 for a volume model."""
+        return len(self.input_shape) - 1
+
+    def to_grid(self, tensor: Any) -> Any:
+        """The target layer's output (or its gradient) on its grid, ``[B, *grid, K]`` (:meth:`FeatureLayout.to_grid`)."""
+        return tensor if self.layout is None else self.layout.to_grid(tensor)
+
+    def with_objective(self, objective: Callable[[ModelOutput], Any] | None) -> TracedModel:
+        """A copy of this traced model (same model, layer and head) whose calls also compute ``objective``.
+
+        Args:
+            objective: ``fn(ModelOutput) -> [B]`` on ``keras.ops`` (see :class:`ModelOutput`), or ``None``.
+
+        Returns:
+            A new :class:`TracedModel`; this one is unchanged.
+        """
+        twin = copy.copy(self)
+        twin.objective = objective
+        return twin
+
+    @property
+    def objective_key(self) -> Any:
+        """What identifies :attr:`objective` in a compile-cache key: the callable when hashable, else its id."""
+        fn = self.objective
+        if fn is None:
+            return None
+        try:
+            hash(fn)
+        except TypeError:
+            return ("id", id(fn))
+        return fn
+
+    def attention_layers(self) -> list[tuple[LayerPath, Any]]:
+        """The ``MultiHeadAttention`` layers a call runs, ``(path, layer)`` in graph order (nested models included).
+
+        Attention inside a custom layer or a subclassed model is not listed (it cannot be traced into).
+        """
+        if not self._traceable:
+            return []
+        keras = _keras()
+        found: list[tuple[LayerPath, Any]] = []
+
+        def walk(model: Any, prefix: LayerPath) -> None:
+            for layer in _layers(model):
+                if isinstance(layer, keras.layers.MultiHeadAttention):
+                    found.append(((*prefix, layer.name), layer))
+                elif _is_model(layer) and _is_traceable(layer):
+                    walk(layer, (*prefix, layer.name))
+
+        walk(self.model, ())
+        return found
+
     # -- running ---------------------------------------------------------------------------------
-    def __call__(self, x: Any, capture: Callable[[Any], Any] | None = None, *, training: bool = False) -> ForwardResult:
+    def __call__(
+        self,
+        x: Any,
+        capture: Callable[[Any], Any] | None = None,
+        *,
+        training: bool = False,
+        attention: AttentionCall | None = None,
+    ) -> ForwardResult:
         """Run the model on ``x``; ``capture(features)`` may return a replacement tensor.
 
         Args:
@@ -584,6 +921,8 @@ class TracedModel:
             capture: Called with the target layer's output; its return value replaces it downstream.
             training: Run layers in training mode (dropout on, batch statistics updated), as
                 mask-guided training does; explanations run in inference mode (the default).
+            attention: Runs every ``MultiHeadAttention`` op instead of the plain call (see
+                :data:`AttentionCall`): attention-reading methods take the attention weights there.
         """
         from keras import ops
 
@@ -609,7 +948,9 @@ class TracedModel:
             return call
 
         keras = _keras()
-        outputs = _run(self.model, x, self.target_path or (), on_feature, self._chain, on_output, training=training)
+        outputs = _run(
+            self.model, x, self.target_path or (), on_feature, self._chain, on_output, training=training, on_attention=attention
+        )
         raw = ops.cast(keras.tree.flatten(outputs)[self.output_index], "float32")
         if self.target_path and state["features"] is None:
             raise ExplainError(
@@ -617,7 +958,15 @@ class TracedModel:
                 "the output; pick a layer the prediction depends on."
             )
         scores, probabilities = self._head_scores(raw, state["logits"])
-        return ForwardResult(features=state["features"], scores=scores, probabilities=probabilities)
+        objective = None
+        if self.objective is not None:
+            objective = ops.cast(self.objective(ModelOutput(scores=scores, probabilities=probabilities)), "float32")
+            if len(objective.shape) != 1:
+                raise ExplainError(
+                    f"A callable target must return one value per image, shape [batch]; "
+                    f"{getattr(self.objective, '__name__', repr(self.objective))} returned shape {tuple(objective.shape)}."
+                )
+        return ForwardResult(features=state["features"], scores=scores, probabilities=probabilities, objective=objective)
 
     def _head_scores(self, raw: Any, logits: Any) -> tuple[Any, Any]:
         """``(scores, probabilities)`` ``[B, C]`` from the output ``raw`` and the intercepted pre-activation ``logits``."""
@@ -651,27 +1000,43 @@ def _run(
     on_output: Callable[[Any], Callable[..., Any]],
     *,
     training: bool = False,
+    on_attention: AttentionCall | None = None,
 ) -> Any:
     """Run ``model`` on ``x`` op by op, intercepting the layer at ``path`` and the last op of ``chain``.
 
     ``chain`` is ``(nested model, ..., last layer)``: the nested models to descend into on the way to
-    the output's last layer, whose activation ``on_output`` replaces (empty: nothing replaced).
+    the output's last layer, whose activation ``on_output`` replaces (empty: nothing replaced). With
+    ``on_attention``, every ``MultiHeadAttention`` op (nested models included) runs through it.
     """
+    keras = _keras()
+
+    def call(op: Any, a: Sequence[Any], k: dict[str, Any]) -> Any:
+        if on_attention is not None and isinstance(op, keras.layers.MultiHeadAttention):
+            return on_attention(op, lambda **extra: _call_op(op, a, {**k, **extra}, training), tuple(a), dict(k))
+        return _call_op(op, a, k, training)
 
     def wrap(op: Any) -> Callable[..., Any]:
         if len(chain) == 1 and op is chain[0]:
             return on_output(op)
         on_path = bool(path) and getattr(op, "name", None) == path[0]
         if on_path and len(path) == 1:
-            return lambda *a, **k: on_feature(_call_op(op, a, k, training))
+            return lambda *a, **k: on_feature(call(op, a, k))
         into_chain = len(chain) > 1 and op is chain[0]
-        if (on_path and len(path) > 1) or into_chain:
+        into_attention = on_attention is not None and _is_model(op) and _is_traceable(op)
+        if (on_path and len(path) > 1) or into_chain or into_attention:
             inner_path = path[1:] if on_path else ()
             inner_chain = chain[1:] if into_chain else ()
             return lambda *a, **k: _run(
-                op, a[0] if len(a) == 1 else list(a), inner_path, on_feature, inner_chain, on_output, training=training
+                op,
+                a[0] if len(a) == 1 else list(a),
+                inner_path,
+                on_feature,
+                inner_chain,
+                on_output,
+                training=training,
+                on_attention=on_attention,
             )
-        return lambda *a, **k: _call_op(op, a, k, training)
+        return lambda *a, **k: call(op, a, k)
 
     if _is_sequential(model):
         out = x

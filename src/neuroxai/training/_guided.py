@@ -105,8 +105,8 @@ class GuidedModel(keras.Model):  # type: ignore[misc]  # Keras ships no type inf
             result = self._traced(x, capture, training=True)
             score = tf.reduce_sum(tf.gather(tf.cast(result.scores, tf.float32), y, axis=1, batch_dims=1))
         grads = tape.gradient(score, result.features)
-        acts = tf.cast(result.features, tf.float32)
-        grads = tf.zeros_like(acts) if grads is None else tf.cast(grads, tf.float32)
+        acts = tf.cast(self._traced.to_grid(result.features), tf.float32)  # a token layer on its grid
+        grads = tf.zeros_like(acts) if grads is None else tf.cast(self._traced.to_grid(grads), tf.float32)
         cam = tf.reduce_sum(grads * acts, axis=-1)
         # A soft ReLU at the map's own scale: positive evidence counts as the displayed map does, while a map with
         # no positive evidence still has a gradient (a hard ReLU would leave training stuck at "all outside").

@@ -10,13 +10,20 @@ A 2-D slice classifier applied to a 3-D scan (NIfTI, DICOM series; read by :func
   as a NIfTI heatmap on the scan's own grid and affine plus a montage PNG of the slices that carried
   the decision (:meth:`VolumeExplanation.save`).
 
-The per-volume answer summarises slice predictions; it is not a 3-D model and not a diagnosis (see
-the guide page "Volumes").
+A 3-D model (``Conv3D`` networks, input ``(batch, depth, height, width, channels)``) sees the whole scan:
+
+- :func:`explain_volume_3d`: the scan resized to the model's input (:func:`volume_input`), explained in one
+  call, the map resized back onto the scan's grid (:class:`Volume3DExplanation`), saved as a NIfTI heatmap
+  with the scan's affine plus three orthogonal views through its peak.
+
+The per-volume answer of a slice classifier summarises slice predictions; neither it nor a 3-D model's
+answer is a diagnosis (see the guide page "Volumes").
 """
 
 from __future__ import annotations
 
 from neuroxai.volumes._explain import HEATMAP_SUFFIX, MONTAGE_SUFFIX, VolumeExplanation, VolumeOutputs, Weighting, explain_volume
+from neuroxai.volumes._explain3d import VIEWS_SUFFIX, Volume3DExplanation, explain_volume_3d, volume_input
 from neuroxai.volumes._predict import (
     DEFAULT_MAX_ASIDE,
     DEFAULT_MIN_KNOWN,
@@ -49,14 +56,18 @@ __all__ = [
     "NO_TUMOUR_CLASS",
     "REFER",
     "RULES",
+    "VIEWS_SUFFIX",
+    "Volume3DExplanation",
     "VolumeAnswer",
     "VolumeExplanation",
     "VolumeOutputs",
     "VolumePrediction",
     "Weighting",
     "explain_volume",
+    "explain_volume_3d",
     "model_slices",
     "predict_volume",
     "slice_ranges",
     "volume_answer",
+    "volume_input",
 ]

@@ -259,6 +259,11 @@ def _predictor_of(explainer: Explainer) -> Predictor:
 
     if isinstance(explainer.predictor, Predictor):
         return explainer.predictor
+    if len(explainer.input_shape) != 3:
+        raise ExplainError(
+            f"Model {explainer.model.name!r} takes volumes {explainer.input_shape}; explain_volume explains a 2-D slice "
+            "classifier slice by slice. Use neuroxai.volumes.explain_volume_3d for a volume model."
+        )
     h, w, c = explainer.input_shape
     if h is None or w is None or c is None:
         raise ExplainError(f"Model {explainer.model.name!r} has no fixed input size; volumes need (H, W, C) with H and W set.")
