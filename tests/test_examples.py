@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +41,7 @@ def test_every_example_script_is_covered_here():
 
 def test_quickstart(tmp_path):
     out = run_example("quickstart.py", "--n-per-class", "12", "--image-size", "32", "--epochs", "1", "--out", "run", cwd=tmp_path)
-    assert "test accuracy:" in out
+    assert re.search(r"test accuracy \d\.\d{3}, Grad-CAM pointing game \d\.\d{2} \(centre prior \d\.\d{2}\)", out), out
     assert (tmp_path / "run" / "model.keras").is_file()
     assert len(list((tmp_path / "run" / "explanations").glob("*.png"))) == 8
 

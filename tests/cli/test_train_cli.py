@@ -87,7 +87,8 @@ def test_predict_folder_with_a_corrupt_file_skips_and_reports_it(run_dir, data_d
     with open(out_csv, newline="") as f:
         rows = list(csv.DictReader(f))
     assert sorted(r["path"].rsplit("/", 1)[-1] for r in rows) == sorted(s.name for s in sources)
-    assert set(rows[0]) == {"path", "predicted", "confidence", "p_glioma", "p_meningioma", "p_notumor", "p_pituitary"}
+    probabilities = {"p_glioma", "p_meningioma", "p_notumor", "p_pituitary"}
+    assert set(rows[0]) == {"path", "predicted", "confidence", *probabilities, "ood_score", "ood"}  # trained runs have a score
     for r in rows:
         probs = [float(r[f"p_{c}"]) for c in ("glioma", "meningioma", "notumor", "pituitary")]
         assert abs(sum(probs) - 1) < 1e-4 and r["predicted"] in ("glioma", "meningioma", "notumor", "pituitary")
