@@ -12,7 +12,7 @@ export PYTHONHASHSEED ?= 0
 # Test processes (pytest-xdist); each test file stays in one process, so its module fixtures are built once.
 # `make test TEST_WORKERS=auto` uses every core; `TEST_WORKERS=0` runs in this process.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test test-readme test-kernels test-jax test-torch lint docs bench install install-jax install-torch clean
 

@@ -1,6 +1,6 @@
 """Quickstart: train the built-in CNN on synthetic phantoms, then measure where its Grad-CAM maps point.
 
-Run:  python examples/quickstart.py            (about README_SECONDS seconds on 2 CPU cores)
+Run:  python examples/quickstart.py            (about 80 seconds on 2 CPU cores)
 The phantoms are drawn pictures with known tumour masks, NOT medical data. This is the README's "Ten lines",
 commented.
 """

@@ -32,10 +32,10 @@ PLACEHOLDERS = {
     "path/to/scans/": "phantom-data/Testing/glioma/",
 }
 
-#: How far a quoted figure may be from what a run prints. Accuracy: one test phantom in 90 either way
-#: (another CPU's kernels can flip one borderline image); pointing game: the map's peak moves by a pixel on a few
-#: of the 90 test phantoms between CPUs, and the text gives two decimals.
-TOLERANCE = {"accuracy": 0.012, "pointing": 0.05, "centre": 0.05}
+#: How far a printed figure may lie outside the range the README quotes for it (the range measured across CPU kernel
+#: families): one of the 72 test phantoms either way (1/72 = 0.0139) plus the printed rounding; the centre prior
+#: does not depend on the model (the masks alone): its rounding only.
+TOLERANCE = {"accuracy": 1 / 72 + 0.0005, "pointing": 1 / 72 + 0.005, "centre": 0.005}
 
 
 def python_blocks(path: Path) -> list[str]:
@@ -100,13 +100,26 @@ def run_block(code: str, folder: Path, timeout: int = 900) -> str:
     return proc.stdout
 
 
+def quoted_ranges(text: str) -> dict[str, tuple[float, float]]:
+    """The spread a text quotes: ``accuracy measured A to B``, ``pointing game P to Q``."""
+    found = {}
+    for key, pattern in (
+        ("accuracy", r"accuracy\s+measured\s+(\d\.\d+)\s+to\s+(\d\.\d+)"),
+        ("pointing", r"pointing\s+game\s+(\d\.\d+)\s+to\s+(\d\.\d+)"),
+    ):
+        m = re.search(pattern, text)
+        if m:
+            found[key] = (float(m.group(1)), float(m.group(2)))
+    return found
+
+
 def quoted_figures(text: str) -> dict[str, float]:
     """The figures a text quotes in the form the blocks print: ``test accuracy A``, ``pointing game P (centre prior C)``."""
     found = {}
     for key, pattern in (
-        ("accuracy", r"test accuracy (\d\.\d+)"),
-        ("pointing", r"Grad-CAM pointing game (\d\.\d+)"),
-        ("centre", r"centre prior (\d\.\d+)"),
+        ("accuracy", r"test\s+accuracy\s+(\d\.\d+)"),
+        ("pointing", r"Grad-CAM\s+pointing\s+game\s+(\d\.\d+)"),
+        ("centre", r"centre\s+prior\s+(\d\.\d+)"),
     ):
         m = re.search(pattern, text)
         if m:
@@ -131,11 +144,17 @@ def test_the_readme_blocks_run_and_keep_their_promise(folder):
     assert figures["pointing"] > figures["centre"] + 0.5  # the maps point at the tumours, not at the middle
     overlays = list((folder / "runs" / "cnn" / "explanations").glob("*.png"))
     assert len(overlays) == 8, "the ten lines write one overlay per explained image"
-    # what the README says the run prints is what it printed
-    claimed = quoted_figures(README.read_text(encoding="utf-8").split("```python")[1].split("## ")[0])
+    # what the README says the run prints is what it printed: within the spread it quotes across CPU kernels
+    text = README.read_text(encoding="utf-8").split("```python")[1].split("## ")[0]
+    claimed, spread = quoted_figures(text), quoted_ranges(text)
     assert claimed.keys() == {"accuracy", "pointing", "centre"}, "the README quotes the three figures the block prints"
-    for key, value in claimed.items():
-        assert abs(value - figures[key]) <= TOLERANCE[key], f"README quotes {key} {value}, a fresh run printed {figures[key]}"
+    assert spread.keys() == {"accuracy", "pointing"}, "the README says how much accuracy and pointing game vary"
+    spread["centre"] = (claimed["centre"], claimed["centre"])
+    for key, (lo, hi) in spread.items():
+        assert lo <= claimed[key] <= hi, f"the README's {key} {claimed[key]} lies outside its own range {lo} to {hi}"
+        assert lo - TOLERANCE[key] <= figures[key] <= hi + TOLERANCE[key], (
+            f"README quotes {key} {lo} to {hi}, a fresh run printed {figures[key]}"
+        )
 
 
 def test_the_readme_command_lines_run(folder):
