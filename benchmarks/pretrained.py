@@ -944,7 +944,7 @@ def card_rst(card: dict[str, Any], summary: dict[str, Any], ood: dict[str, Any] 
             f"     - {_fmt(b['center_prior_pointing_game'])}",
         ]
     if ood is not None:
-        lines += ["", "**Knowing what it does not know** (``benchmarks/ood.py``; :doc:`guide/volumes`):", ""]
+        lines += ["", "**Knowing what it does not know** (``benchmarks/ood.py``; :doc:`/guide/volumes`):", ""]
         for group, g in ood["slices"]["groups"].items():
             lines.append(
                 f"* {group} ({g['n']} images): AUROC {g['auroc']:.3f} against the test slices, {g['flagged']:.0%} flagged;"

@@ -68,7 +68,10 @@ def command_lines(path: Path) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "NEUROXAI_NO_PROGRESS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0"}
+    """The user's environment, with the ``neuroxai`` command of the Python running the tests first on ``PATH``
+    (``make`` runs the venv's Python without activating it)."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return {**os.environ, "PATH": path, "NEUROXAI_NO_PROGRESS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0"}
 
 
 def _materials(folder: Path) -> None:
