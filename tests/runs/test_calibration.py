@@ -14,6 +14,7 @@ from neuroxai.runs import expected_calibration_error
 from neuroxai.runs._calibration import (
     Calibration,
     CalibrationReport,
+    all_classified_right,
     brier_score,
     calibrate,
     calibration_metrics,
@@ -90,6 +91,20 @@ def test_a_model_right_with_huge_margins_stops_at_the_smallest_temperature():
     y = np.array([0, 1, 2, 0])
     z = 50.0 * np.eye(3)[y]
     assert fit_temperature(y, z, bounds=(0.05, 20.0)) == pytest.approx(0.05)
+
+
+def test_a_validation_split_classified_all_right_keeps_temperature_one():
+    # the NLL of a split with no mistake falls without end as T -> 0: the search would sharpen to its bound (0.05)
+    # and make every later mistake near-certain
+    y = np.array([0, 1, 2, 0, 1, 2])
+    z = np.eye(3)[y] * 2.0 + 0.1
+    assert all_classified_right(y, z) and fit_temperature(y, z) == pytest.approx(0.05)
+    cal = calibrate(y, z)
+    assert cal.temperature == 1.0 and cal.nll_after == pytest.approx(cal.nll_before)
+    wrong = z.copy()
+    wrong[0] = [0.0, 3.0, 0.0]  # one mistake: a temperature is fitted again
+    assert not all_classified_right(y, wrong) and calibrate(y, wrong).temperature != 1.0
+    assert not all_classified_right(np.zeros(0, int), np.zeros((0, 3)))
 
 
 def test_calibrate_records_temperature_and_sorted_conformal_scores():

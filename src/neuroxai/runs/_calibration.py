@@ -61,6 +61,7 @@ __all__ = [
     "ReliabilityBins",
     "RiskCoverage",
     "UncertaintyMetrics",
+    "all_classified_right",
     "brier_score",
     "calibrate",
     "calibration_metrics",
@@ -783,8 +784,19 @@ class CalibrationReport(Record):
         return self.dedup if self.dedup is not None else self.metrics
 
 
+def all_classified_right(y_true: Any, logits: Any) -> bool:
+    """True when the top class of every row of ``logits`` ``[N, K]`` is its label (and ``N > 0``): temperature
+    scaling then has nothing to fit (:func:`calibrate` keeps ``T = 1``)."""
+    y, z = _check(y_true, logits)
+    return bool(y.size) and bool(np.all(z.argmax(axis=1) == y))
+
+
 def calibrate(y_true: Any, logits: Any, split: str = "val", n_bins: int = ECE_BINS) -> Calibration:
     """Fit a :class:`Calibration` on held-out logits: the temperature, then the conformal scores at that temperature.
+
+    Where every held-out sample is classified right, the NLL has no minimum (it falls as ``T`` goes to 0: a
+    temperature search ends on its lower bound and would make every later mistake near-certain), so the temperature
+    stays 1 (:func:`all_classified_right` tells the caller why).
 
     Args:
         y_true: Integer labels ``[N]`` of the held-out split.
@@ -798,7 +810,7 @@ def calibrate(y_true: Any, logits: Any, split: str = "val", n_bins: int = ECE_BI
     y, z = _check(y_true, logits)
     if y.size == 0:
         raise DataError(f"Cannot calibrate on an empty {split!r} split; give the dataset a validation split.")
-    t = fit_temperature(y, z)
+    t = 1.0 if all_classified_right(y, z) else fit_temperature(y, z)
     before, after = softmax(z), softmax(z, t)
     return Calibration(
         temperature=t,

@@ -16,7 +16,14 @@ import numpy as np
 
 from neuroxai._cache import PerModel
 from neuroxai.errors import DataError
-from neuroxai.runs._calibration import TEMPERATURE_BOUNDS, Calibration, calibrate, log_probabilities, softmax
+from neuroxai.runs._calibration import (
+    TEMPERATURE_BOUNDS,
+    Calibration,
+    all_classified_right,
+    calibrate,
+    log_probabilities,
+    softmax,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -113,7 +120,8 @@ def fit_calibration(
         log.info("Not calibrating %s: no image of the %r split of %s could be read", model.name, split, dataset.source)
         return None
     proba = output_probabilities(predict_array(model, x, batch_size), head)  # type: ignore[arg-type]  # a Head string
-    calibration = calibrate(y, log_probabilities(proba), split=split)
+    logits = log_probabilities(proba)
+    calibration = calibrate(y, logits, split=split)
     if calibration.n < MIN_CALIBRATION_SAMPLES:
         log.warning(
             "Calibrated %s on only %d %s image(s), fewer than %d: its temperature %.3f is little more than a guess; "
@@ -123,6 +131,14 @@ def fit_calibration(
             split,
             MIN_CALIBRATION_SAMPLES,
             calibration.temperature,
+        )
+    elif all_classified_right(y, logits):
+        log.info(
+            "Every one of the %d %s images is classified right, so temperature scaling has nothing to fit (the NLL "
+            "falls without end as the temperature goes to 0): %s keeps temperature 1",
+            calibration.n,
+            split,
+            model.name,
         )
     elif min(abs(calibration.temperature - b) for b in TEMPERATURE_BOUNDS) < 1e-3 * calibration.temperature:
         log.warning(
