@@ -13,10 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_runs import CLASSES, make_run
 
 from neuroxai.cli import main
-
-CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
 
 
 @pytest.fixture(scope="module")
@@ -26,21 +25,9 @@ def data_dir(tmp_path_factory):
     return write_phantoms(tmp_path_factory.mktemp("rel") / "data", n_per_class=3, image_size=32, seed=2)
 
 
-def _make_run(path: Path, class_names=CLASSES, model_source="neuroxai") -> Path:
-    from neuroxai.models import ModelRegistry
-    from neuroxai.runs import RunDirectory, RunSpec
-
-    model = ModelRegistry(autoload=False).create("cnn", num_classes=len(class_names), input_shape=(32, 32, 1))
-    spec = RunSpec(
-        model="cnn", model_source=model_source, class_names=tuple(class_names), input_shape=(32, 32, 1), input_range=(0.0, 1.0)
-    )
-    RunDirectory(path).commit(model, spec, {"epoch": [1], "loss": [1.0]}, None)
-    return path
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    return _make_run(tmp_path_factory.mktemp("rel-run") / "run")
+    return make_run(tmp_path_factory.mktemp("rel-run") / "run")
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -287,7 +274,7 @@ def test_an_unexpected_error_is_one_line_and_a_traceback_with_v(run_dir, data_di
 # ---------------------------------------------------------------------------------------------------- hostile names
 def test_class_names_cannot_become_spreadsheet_formulas(data_dir, tmp_path, capsys):
     names = ("=HYPERLINK(1)", "+1", "-2+3", "@SUM(A1)")
-    run = _make_run(tmp_path / "run", class_names=names, model_source="user")
+    run = make_run(tmp_path / "run", class_names=names, model_source="user")
     scans = str(data_dir / "Testing")
     assert main(["predict", str(run), scans, "--csv", str(tmp_path / "p.csv"), "--no-progress"]) == 0
     assert main(["predict", str(run), scans, "--no-progress"]) == 0

@@ -7,7 +7,6 @@ Tiny hand-built runs (no training), phantom images and volumes; the memory findi
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import gzip
 import json
@@ -15,12 +14,12 @@ import os
 import shutil
 import struct
 import sys
-import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runs import make_run
 
 from neuroxai._io import OUTPUT_MARKER
 from neuroxai.cli import main
@@ -29,27 +28,15 @@ _DATA_HELPERS = str(Path(__file__).resolve().parents[1] / "data")  # the NIfTI a
 if _DATA_HELPERS not in sys.path:
     sys.path.append(_DATA_HELPERS)
 
+from datatest_helpers import no_hang  # noqa: E402
 from medical_helpers import make_dicom_series, make_nifti, phantom_volume  # noqa: E402
 
-CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="named pipes and file names with newlines are POSIX")
-
-
-def _make_run(path: Path, class_names=CLASSES, model_source="neuroxai") -> Path:
-    from neuroxai.models import ModelRegistry
-    from neuroxai.runs import RunDirectory, RunSpec
-
-    model = ModelRegistry(autoload=False).create("cnn", num_classes=len(class_names), input_shape=(32, 32, 1))
-    spec = RunSpec(
-        model="cnn", model_source=model_source, class_names=tuple(class_names), input_shape=(32, 32, 1), input_range=(0.0, 1.0)
-    )
-    RunDirectory(path).commit(model, spec, {"epoch": [1], "loss": [1.0]}, None)
-    return path
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    return _make_run(tmp_path_factory.mktemp("rel2-run") / "run")
+    return make_run(tmp_path_factory.mktemp("rel2-run") / "run")
 
 
 @pytest.fixture(scope="module")
@@ -98,16 +85,10 @@ def test_a_volume_bomb_is_refused_with_the_size_it_claims_and_the_limit(run_dir,
 
 # ---------------------------------------------------------------------------------------------------- 2. named pipes
 def _no_hang(argv: list[str], fifos: list[Path], seconds: float = 120.0) -> int:
-    out: dict[str, int] = {}
-    worker = threading.Thread(target=lambda: out.setdefault("rc", main(argv)), daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        for fifo in fifos:  # release the reader so the thread can end
-            with contextlib.suppress(OSError):
-                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        pytest.fail(f"`neuroxai {argv[0]}` opened a named pipe and waited for a writer")
-    return out["rc"]
+    """``main(argv)``'s exit status; the test fails if the command waits on a named pipe."""
+    rc = no_hang(lambda: main(argv), fifos, seconds, what=f"`neuroxai {argv[0]}`")
+    assert isinstance(rc, int)
+    return rc
 
 
 @posix_only
@@ -317,7 +298,7 @@ def test_calibrate_refuses_a_one_image_validation_split(data_dir, tmp_path, caps
     from neuroxai.data import Dataset
     from neuroxai.runs import MIN_CALIBRATION_SAMPLES, RunDirectory, fit_calibration, load
 
-    run = _make_run(tmp_path / "run")
+    run = make_run(tmp_path / "run")
     rows = ["path,label,split"]
     for split in ("Training", "Testing"):
         for p in sorted((data_dir / split).rglob("ph-*.png")):
@@ -351,7 +332,7 @@ def _pixdim_nifti(path: Path) -> Path:
 
 def test_third_party_warnings_reach_the_terminal_as_one_neuroxai_line_each(images, tmp_path, capsys):
     scan = _pixdim_nifti(tmp_path / "pixdim.nii")
-    cjk = _make_run(tmp_path / "cjk", class_names=("腫瘍", "正常"), model_source="user")
+    cjk = make_run(tmp_path / "cjk", class_names=("腫瘍", "正常"), model_source="user")
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         assert main(["predict", str(cjk), str(scan), "--no-progress"]) == 0

@@ -1,10 +1,16 @@
-"""Helpers for the data tests: tiny generated images (unique module name to avoid clashes)."""
+"""Helpers for the data tests: tiny generated images, and a guard against calls that hang on a named pipe (unique
+module name to avoid clashes; tests/cli imports it too)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
@@ -42,3 +48,29 @@ def make_class_tree(root: Path, n_per_class: int = 4, classes=CLASSES, ext: str 
             write_image(root / c / f"img{i:03d}{ext}", pattern(k))
             k += 1
     return root
+
+
+def no_hang(fn: Callable[[], object], fifos: list[Path], seconds: float = 60.0, what: str = "the call") -> object:
+    """``fn()`` run on a thread; a call still blocked (on opening a pipe) after ``seconds`` fails the test.
+
+    An exception ``fn`` raises is raised again in the test's thread; its result is returned.
+    """
+    out: dict[str, object] = {}
+
+    def call() -> None:
+        try:
+            out["result"] = fn()
+        except BaseException as exc:  # raised again in the test's thread
+            out["error"] = exc
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        for fifo in fifos:  # release the reader so the thread can end
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"a named pipe was opened: {what} waited for a writer")
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return out.get("result")

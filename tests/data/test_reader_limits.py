@@ -3,12 +3,10 @@ only regular files opened, valid big images read, EXIF orientation applied, dama
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
 import socket
 import sys
-import threading
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +15,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from datatest_helpers import make_class_tree, pattern, write_image
+from datatest_helpers import make_class_tree, no_hang, pattern, write_image
 from medical_helpers import file_to_display, make_dicom_series, make_nifti, oblique_affine, phantom_volume
 from PIL import Image
 
@@ -146,27 +144,6 @@ def test_a_nan_rescale_slope_skips_that_slice_with_the_reason(tmp_path: Path) ->
 
 
 # ---------------------------------------------------------------------------------------------------- only regular files
-def _no_hang(fn: Callable[[], object], fifos: list[Path], seconds: float = 60.0) -> object:
-    """``fn()`` run on a thread; a call still blocked (on opening a pipe) after ``seconds`` fails the test."""
-    out: dict[str, object] = {}
-
-    def call() -> None:
-        try:
-            out["result"] = fn()
-        except BaseException as exc:  # raised again in the test's thread
-            out["error"] = exc
-
-    worker = threading.Thread(target=call, daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        for fifo in fifos:  # release the reader so the thread can end
-            with contextlib.suppress(OSError):
-                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        pytest.fail("a named pipe was opened: the call waited for a writer")
-    if "error" in out:
-        raise out["error"]  # type: ignore[misc]
-    return out.get("result")
 
 
 @posix_only
@@ -180,20 +157,20 @@ def test_pipes_sockets_and_devices_are_never_opened(tmp_path: Path) -> None:
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(folder / "sock.dcm"))
     try:
-        found = _no_hang(lambda: find_images([folder, "/dev/null"]), fifos)
+        found = no_hang(lambda: find_images([folder, "/dev/null"]), fifos)
         assert found.paths == [str(folder / "scan.png")]
         reasons = {Path(m.path).name: m.reason for m in found.missing}  # reported, with what they are
         assert set(reasons) == {"pipe", "pipe.dcm", "pipe.png", "pipe.nii.gz", "sock.dcm", "null"}
         assert "named pipe" in reasons["pipe.dcm"] and "socket" in reasons["sock.dcm"] and "device" in reasons["null"]
-        volumes = _no_hang(lambda: find_volumes([folder, folder / "pipe.nii.gz"]), fifos)
+        volumes = no_hang(lambda: find_volumes([folder, folder / "pipe.nii.gz"]), fifos)
         assert volumes.nifti == () and volumes.dicom == ()
         for fifo in fifos:
-            assert "named pipe" in str(_no_hang(lambda f=fifo: images_module.probe_file(str(f)), fifos))
-            assert "named pipe" in str(_no_hang(lambda f=fifo: images_module.open_image(f), fifos))
+            assert "named pipe" in str(no_hang(lambda f=fifo: images_module.probe_file(str(f)), fifos))
+            assert "named pipe" in str(no_hang(lambda f=fifo: images_module.open_image(f), fifos))
         with pytest.raises(DataError, match="named pipe"):
-            _no_hang(lambda: read_volume(folder / "pipe.nii.gz"), fifos)
+            no_hang(lambda: read_volume(folder / "pipe.nii.gz"), fifos)
         assert not files_module.has_dicom_marker(folder / "pipe")
-        ds = _no_hang(lambda: Dataset(tmp_path, progress=False), fifos)  # a class folder with a pipe in it
+        ds = no_hang(lambda: Dataset(tmp_path, progress=False), fifos)  # a class folder with a pipe in it
         assert any("named pipe" in s.reason for s in ds.skipped)
     finally:
         server.close()

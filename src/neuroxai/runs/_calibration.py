@@ -788,6 +788,11 @@ def all_classified_right(y_true: Any, logits: Any) -> bool:
     """True when the top class of every row of ``logits`` ``[N, K]`` is its label (and ``N > 0``): temperature
     scaling then has nothing to fit (:func:`calibrate` keeps ``T = 1``)."""
     y, z = _check(y_true, logits)
+    return _no_mistake(y, z)
+
+
+def _no_mistake(y: np.ndarray, z: np.ndarray) -> bool:
+    """:func:`all_classified_right` of checked arrays."""
     return bool(y.size) and bool(np.all(z.argmax(axis=1) == y))
 
 
@@ -810,7 +815,7 @@ def calibrate(y_true: Any, logits: Any, split: str = "val", n_bins: int = ECE_BI
     y, z = _check(y_true, logits)
     if y.size == 0:
         raise DataError(f"Cannot calibrate on an empty {split!r} split; give the dataset a validation split.")
-    t = 1.0 if all_classified_right(y, z) else fit_temperature(y, z)
+    t = 1.0 if _no_mistake(y, z) else fit_temperature(y, z)
     before, after = softmax(z), softmax(z, t)
     return Calibration(
         temperature=t,

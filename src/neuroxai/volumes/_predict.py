@@ -551,14 +551,16 @@ def predict_volume(
     shown = volume.slices_uint8()
     brain = np.asarray(brain_slices(shown, level=level, min_fraction=min_fraction), dtype=bool)
     index = np.flatnonzero(brain)
-    proba = np.zeros((0, len(names)), np.float32)
-    scores: np.ndarray | None = np.zeros(0, np.float32) if predictor.ood is not None else None
+    probas = [np.zeros((0, len(names)), np.float32)]
+    parts_scores = [np.zeros(0, np.float32)]
     for part in _slice_passes(index, batch_size):  # the model input of a few hundred slices at a time, never the volume's
         x = model_slices(shown[part], predictor.input_shape, predictor.input_range, batch_size=batch_size)
         part_proba, part_scores = predictor.predict_with_ood(x, batch_size, calibrated=calibrated, tta=tta)
-        proba = np.concatenate([proba, np.asarray(part_proba, np.float32)])
-        if scores is not None and part_scores is not None:
-            scores = np.concatenate([scores, np.asarray(part_scores, np.float32)])
+        probas.append(np.asarray(part_proba, np.float32))
+        if part_scores is not None:
+            parts_scores.append(np.asarray(part_scores, np.float32))
+    proba = np.concatenate(probas)
+    scores = np.concatenate(parts_scores) if predictor.ood is not None else None
     flags = predictor.ood.flags(scores) if predictor.ood is not None and scores is not None else None
     answer = volume_answer(
         proba,
